@@ -1,0 +1,38 @@
+# Two commands matter: `make demo` and `make test`. Both create .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+# Everything runs offline: the hub is only contacted by `source: hub` on a real run.
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: demo test venv lint format bench rulegraph clean
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0  # first and alone: takes the local CPU build
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	$(OFFLINE) $(BIN)/snakemake --configfile demo/config.yaml --cores $(CORES)
+	$(OFFLINE) $(BIN)/snakemake --configfile demo/config.yaml --report results/report.html
+	@echo "Demo done (SYNTHETIC data): results/tables/, results/plots/, results/report.html"
+
+test: venv
+	$(OFFLINE) $(BIN)/pytest
+
+lint: venv
+	$(BIN)/snakefmt --check .
+	$(BIN)/snakemake --lint
+
+format: venv
+	$(BIN)/snakefmt .
+
+clean:
+	rm -rf results resources logs benchmarks checkpoints .snakemake

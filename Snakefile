@@ -1,0 +1,27 @@
+# Diverging preferences in reward modeling: from raw annotations to Table 2 and beyond.
+# This file is an index; every stage lives in rules/, every helper in rules/common.smk.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/select.smk"
+include: "rules/evaluate.smk"
+include: "rules/detection.smk"
+include: "rules/taxonomy.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

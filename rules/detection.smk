@@ -1,0 +1,1 @@
+# rules for the detection stage (being written)

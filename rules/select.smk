@@ -1,0 +1,1 @@
+# rules for the select stage (being written)

@@ -1,0 +1,278 @@
+"""Reward-model training methods: a registry of losses, dev metrics and score columns.
+
+A method turns the per-response head outputs of a pair into a loss, dev metrics and score-file columns.
+Both responses of every row are encoded in ONE forward pass (A rows then B rows); the trainer splits the
+head output into ``out_a`` and ``out_b``, each of shape ``[batch, head_outputs]``.
+
+Extending: define a :class:`RewardMethod` in your own module and call :func:`register` at import time.
+Modules named in :data:`EXTENSION_MODULES` are imported by :func:`get_method` / :func:`method_names`,
+so their methods are available wherever the registry is used.
+
+torch is imported inside the functions only, so this module is cheap to import at Snakefile parse time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from divpref.losses import bradley_terry_loss, mean_or_nan, pairwise_accuracy, paired_mse_loss, signed_margin
+
+if TYPE_CHECKING:
+    import polars as pl
+    from torch import Tensor
+
+SCORE_COLUMNS = ("reward_a", "reward_b", "sigma_a", "sigma_b", "label_probs")
+"""Columns of ``results/scores/...parquet`` besides ``pair_id`` (ARCHITECTURE.md)."""
+
+EXTENSION_MODULES = ("divpref.distributional",)
+"""Modules that register further methods (imported lazily, skipped if absent)."""
+
+Targets = Mapping[str, "Tensor"]
+"""A batch's targets: name -> tensor with the batch as first dimension (see ``RewardMethod.encode_targets``)."""
+
+
+@dataclass(frozen=True)
+class RewardMethod:
+    """Everything the trainer, the selector and the scorer need to know about one training method.
+
+    Attributes:
+        name: registry key, the ``method`` of a condition (``bt``, ``mse``, ...).
+        head_outputs: ``num_labels`` of the per-response sequence-classification head.
+        target_columns: trainset columns (besides pair_id/prompt/responses) that feed the targets.
+        encode_targets: ``(frame, source) -> {target_name: float32/int64 array [rows, ...]}``;
+            raises ``ValueError`` naming ``source``, the pair_id and the value on bad input.
+        loss: ``(out_a, out_b, targets) -> scalar Tensor`` (mean over the batch).
+        dev_metrics: ``(out_a, out_b, targets) -> {metric: float}`` over the WHOLE dev set; includes
+            ``selection_metric`` and ``mean_margin``.
+        selection_metric: the dev metric that picks the best checkpoint.
+        greater_is_better: direction of ``selection_metric``.
+        score_columns: ``(out_a, out_b) -> {column: array or None}`` with every key of :data:`SCORE_COLUMNS`;
+            ``None`` means the column is null for this method. Inputs are numpy ``[n, head_outputs]``.
+    """
+
+    name: str
+    head_outputs: int
+    target_columns: tuple[str, ...]
+    encode_targets: Callable[[pl.DataFrame, str], dict[str, np.ndarray]]
+    loss: Callable[[Tensor, Tensor, Targets], Tensor]
+    dev_metrics: Callable[[Tensor, Tensor, Targets], dict[str, float]]
+    selection_metric: str
+    greater_is_better: bool
+    score_columns: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray | None]]
+
+    def is_better(self, candidate: float, incumbent: float) -> bool:
+        """Strictly better in this method's direction; NaN is never better, anything beats NaN."""
+        if math.isnan(candidate):
+            return False
+        if math.isnan(incumbent):
+            return True
+        return candidate > incumbent if self.greater_is_better else candidate < incumbent
+
+
+REGISTRY: dict[str, RewardMethod] = {}
+_extensions_loaded = False
+
+
+def register(method: RewardMethod) -> RewardMethod:
+    """Add ``method`` to the registry (re-registering the identical object is a no-op)."""
+    existing = REGISTRY.get(method.name)
+    if existing is not None and existing is not method:
+        raise ValueError(f"reward method {method.name!r} is already registered")
+    if method.selection_metric in ("", None):
+        raise ValueError(f"reward method {method.name!r} needs a selection_metric")
+    REGISTRY[method.name] = method
+    return method
+
+
+def _load_extensions() -> None:
+    global _extensions_loaded
+    if _extensions_loaded:
+        return
+    _extensions_loaded = True
+    for module in EXTENSION_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:  # the extension exists but one of ITS imports is missing
+                raise
+
+
+def get_method(name: str) -> RewardMethod:
+    """The registered method called ``name``; ``KeyError`` lists the known ones."""
+    _load_extensions()
+    if name not in REGISTRY:
+        raise KeyError(f"unknown reward method {name!r}; known: {sorted(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def method_names() -> list[str]:
+    """Names of all registered methods, sorted."""
+    _load_extensions()
+    return sorted(REGISTRY)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _pair_keys(frame: pl.DataFrame) -> list[Any]:
+    return frame["pair_id"].to_list() if "pair_id" in frame.columns else list(range(frame.height))
+
+
+def require_columns(frame: pl.DataFrame, columns: Sequence[str], source: str) -> None:
+    """Raise ``ValueError`` naming ``source`` if any of ``columns`` is missing."""
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {missing}; has {frame.columns}")
+
+
+def finite_float_column(frame: pl.DataFrame, column: str, source: str) -> np.ndarray:
+    """``frame[column]`` as float32; ``ValueError`` naming the first null/non-finite row's pair_id and value."""
+    values = frame[column].to_list()
+    for key, value in zip(_pair_keys(frame), values, strict=True):
+        if value is None or not math.isfinite(float(value)):
+            raise ValueError(f"{source}: pair_id {key!r}: {column}={value!r} is not a finite number")
+    return np.asarray(values, dtype=np.float32)
+
+
+def scalar_rewards(out_a: Tensor | np.ndarray, out_b: Tensor | np.ndarray) -> tuple[Any, Any]:
+    """The single head output of each response as a 1-d vector."""
+    return out_a[:, 0], out_b[:, 0]
+
+
+def _scalar_score_columns(out_a: np.ndarray, out_b: np.ndarray) -> dict[str, np.ndarray | None]:
+    reward_a, reward_b = scalar_rewards(np.asarray(out_a, dtype=np.float64), np.asarray(out_b, dtype=np.float64))
+    return {"reward_a": reward_a, "reward_b": reward_b, "sigma_a": None, "sigma_b": None, "label_probs": None}
+
+
+def scores_frame(method: RewardMethod, pair_ids: Sequence[Any], out_a: np.ndarray, out_b: np.ndarray) -> pl.DataFrame:
+    """The score-file frame (``pair_id`` + :data:`SCORE_COLUMNS`, nulls typed) for one method's outputs."""
+    import polars as pl
+
+    columns = method.score_columns(np.asarray(out_a), np.asarray(out_b))
+    if set(columns) != set(SCORE_COLUMNS):
+        raise ValueError(f"method {method.name!r} returned score columns {sorted(columns)}, want {SCORE_COLUMNS}")
+    n = len(pair_ids)
+    data: dict[str, pl.Series] = {"pair_id": pl.Series("pair_id", list(pair_ids))}
+    for name in ("reward_a", "reward_b", "sigma_a", "sigma_b"):
+        values = columns[name]
+        data[name] = (
+            pl.Series(name, [None] * n, dtype=pl.Float64)
+            if values is None
+            else pl.Series(name, np.asarray(values, dtype=np.float64))
+        )
+    probs = columns["label_probs"]
+    data["label_probs"] = (
+        pl.Series("label_probs", [None] * n, dtype=pl.List(pl.Float64))
+        if probs is None
+        else pl.Series("label_probs", np.asarray(probs, dtype=np.float64).tolist(), dtype=pl.List(pl.Float64))
+    )
+    return pl.DataFrame(data)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bradley-Terry: P(A > B) = logistic(r_A - r_B); loss = -log sigma(r_chosen - r_rejected)
+
+
+def _bt_encode(frame: pl.DataFrame, source: str) -> dict[str, np.ndarray]:
+    require_columns(frame, ["chosen"], source)
+    a_preferred = np.empty(frame.height, dtype=np.float32)
+    for index, (key, chosen) in enumerate(zip(_pair_keys(frame), frame["chosen"].to_list(), strict=True)):
+        if chosen not in ("a", "b"):
+            raise ValueError(f"{source}: pair_id {key!r}: chosen={chosen!r} is not 'a' or 'b'")
+        a_preferred[index] = 1.0 if chosen == "a" else 0.0
+    return {"a_preferred": a_preferred}
+
+
+def _bt_margin(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
+    reward_a, reward_b = scalar_rewards(out_a, out_b)
+    return signed_margin(reward_a, reward_b, targets["a_preferred"])
+
+
+def bt_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
+    """Bradley-Terry negative log-likelihood: mean of ``-logsigmoid(r_chosen - r_rejected)``."""
+    reward_a, reward_b = scalar_rewards(out_a, out_b)
+    return bradley_terry_loss(reward_a, reward_b, targets["a_preferred"])
+
+
+def bt_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:
+    """Pairwise accuracy (selection metric), mean margin ``r_chosen - r_rejected``, and the BT loss."""
+    out_a, out_b = out_a.double(), out_b.double()
+    margin = _bt_margin(out_a, out_b, targets)
+    empty = margin.numel() == 0
+    return {
+        "accuracy": pairwise_accuracy(margin),
+        "mean_margin": mean_or_nan(margin),
+        "loss": float("nan") if empty else float(bt_loss(out_a, out_b, targets)),
+    }
+
+
+BT = register(
+    RewardMethod(
+        name="bt",
+        head_outputs=1,
+        target_columns=("chosen",),
+        encode_targets=_bt_encode,
+        loss=bt_loss,
+        dev_metrics=bt_dev_metrics,
+        selection_metric="accuracy",
+        greater_is_better=True,
+        score_columns=_scalar_score_columns,
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MSE regression of each response's reward onto its (mean or per-annotator) Likert score
+
+
+def _mse_encode(frame: pl.DataFrame, source: str) -> dict[str, np.ndarray]:
+    require_columns(frame, ["score_a", "score_b"], source)
+    return {
+        "score_a": finite_float_column(frame, "score_a", source),
+        "score_b": finite_float_column(frame, "score_b", source),
+    }
+
+
+def mse_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
+    """Mean squared error of every response's reward against its score (both responses of every row)."""
+    reward_a, reward_b = scalar_rewards(out_a, out_b)
+    return paired_mse_loss(reward_a, reward_b, targets["score_a"], targets["score_b"])
+
+
+def mse_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:
+    """MSE (selection metric, lower is better); mean margin and accuracy over pairs with unequal scores.
+
+    The margin is ``r_better - r_worse``, "better" being the response with the higher target score.
+    """
+    out_a, out_b = out_a.double(), out_b.double()
+    reward_a, reward_b = scalar_rewards(out_a, out_b)
+    score_difference = targets["score_a"].double() - targets["score_b"].double()
+    decided = score_difference != 0
+    margin = (reward_a - reward_b)[decided] * score_difference[decided].sign()
+    return {
+        "mse": float("nan") if reward_a.numel() == 0 else float(mse_loss(out_a, out_b, targets)),
+        "mean_margin": mean_or_nan(margin),
+        "accuracy": pairwise_accuracy(margin),
+    }
+
+
+MSE = register(
+    RewardMethod(
+        name="mse",
+        head_outputs=1,
+        target_columns=("score_a", "score_b"),
+        encode_targets=_mse_encode,
+        loss=mse_loss,
+        dev_metrics=mse_dev_metrics,
+        selection_metric="mse",
+        greater_is_better=False,
+        score_columns=_scalar_score_columns,
+    )
+)
