@@ -34,5 +34,13 @@ lint: venv
 format: venv
 	$(BIN)/snakefmt .
 
+# --- rulegraph (cluster/dry-run engineer) ---
+# The README's rule graph of the paper config, drawn from the Snakefile itself so it cannot go stale.
+# Needs Debian's graphviz (`dot`); written to a temporary name first, so a failure leaves the old image.
+rulegraph: venv
+	mkdir -p docs
+	set -o pipefail; $(BIN)/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg.tmp
+	mv docs/rulegraph.svg.tmp docs/rulegraph.svg
+
 clean:
 	rm -rf results resources logs benchmarks checkpoints .snakemake

@@ -107,26 +107,185 @@ def get_final_outputs():
 
 # --- data stage helpers ---
 
+# The configured hub file names, so the download rule's `{hub_file}` wildcard matches nothing else.
+HUB_FILES = sorted({spec["hub"]["filename"] for spec in config["datasets"].values()})
+
+
+wildcard_constraints:
+    hub_file="|".join(map(re.escape, HUB_FILES)),
+
+
+def get_raw_annotations(wildcards):
+    """Raw file of a dataset: resources/hub/<dataset>/<filename> for `source: hub`, else the local path.
+
+    A relative local path stays relative, so snakemake resolves it against the working directory.
+    """
+    spec = config["datasets"][wildcards.dataset]
+    if spec["source"] == "hub":
+        return f"resources/hub/{wildcards.dataset}/{spec['hub']['filename']}"
+    return os.path.expanduser(spec["source"])
+
+
+def get_hub_params(wildcards):
+    """repo_id, revision and filename of a dataset's hub file (checked against the requested file)."""
+    hub = config["datasets"][wildcards.dataset]["hub"]
+    if hub["filename"] != wildcards.hub_file:
+        raise ValueError(
+            f"config key datasets.{wildcards.dataset}.hub.filename is {hub['filename']!r}, "
+            f"but {wildcards.hub_file!r} was requested"
+        )
+    return hub
+
 
 # --- training stage helpers ---
+
+BUILT_BACKBONES = "resources/backbones/"
+
+
+wildcard_constraints:
+    backbone=r"[^/]+",
+
+
+def get_backbone_input(wildcards):
+    """The built backbone folder when `model.name_or_path` points into resources/backbones/, else nothing."""
+    path = config["model"]["name_or_path"]
+    return path.rstrip("/") if path.startswith(BUILT_BACKBONES) else []
+
+
+def get_backbone_build(wildcards):
+    """The `model.build` block (architecture and sizes of the offline demo/CI backbone)."""
+    return lookup(dpath="model/build", within=config, default={})
+
+
+def get_checkpoint_root(wildcards):
+    """Where a run's checkpoints live (outside snakemake's outputs, so a failed job resumes)."""
+    return f"checkpoints/{wildcards.dataset}/{wildcards.condition}/seed{wildcards.seed}"
 
 
 # --- evaluation helpers ---
 
 
+# Table 2 and the score plots cover these methods (the distributional ones have their own detection table).
+TABLE2_METHODS = ("bt", "mse")
+
+
+def get_score_max_length(wildcards):
+    """Token limit of scoring: the condition's training max_length, so scoring sees what training saw."""
+    return get_training_params(wildcards)["max_length"]
+
+
+def get_table2_runs():
+    """Every bt/mse training run as {dataset, condition, method, labels, seed, scores (path)}."""
+    return [
+        {
+            "dataset": dataset,
+            "condition": condition,
+            "method": CONDITIONS[condition]["method"],
+            "labels": CONDITIONS[condition]["labels"],
+            "seed": seed,
+            "scores": f"results/scores/{dataset}/{condition}/seed{seed}.parquet",
+        }
+        for dataset, condition, seed in training_runs()
+        if CONDITIONS[condition]["method"] in TABLE2_METHODS
+    ]
+
+
+def get_table2_tests():
+    """{dataset: test.parquet} for the datasets that Table 2 covers, in config order."""
+    covered = {run["dataset"] for run in get_table2_runs()}
+    return {d: f"results/{d}/test.parquet" for d in DATASETS if d in covered}
+
+
 def get_evaluation_outputs():
-    return [f"results/tables/table2.{ext}" for ext in ("csv", "md", "tex")]
+    tables = [f"results/tables/table2.{ext}" for ext in ("csv", "md", "tex", "html")]
+    tables += ["results/tables/divergence.csv", "results/tables/divergence.html"]
+    plots = ["score_distributions", "divergence_rates", "decisiveness_vs_agreement"]
+    plots = [f"results/plots/{name}.{ext}" for name in plots for ext in ("png", "pdf")]
+    config_snapshot = [f"results/report/config_used.{ext}" for ext in ("yaml", "html")]
+    return tables + plots + config_snapshot
 
 
 # --- detection helpers ---
 
+# Methods whose divergence score has a weight (lambda) tuned on dev scores: Mean-Var only.
+DEV_SCORED_METHODS = {"mean_var"}
+
+
+def detection_datasets():
+    """Datasets with at least one trained condition, in config order."""
+    trained = {dataset for dataset, _, _ in training_runs()}
+    return [dataset for dataset in DATASETS if dataset in trained]
+
 
 def get_detection_outputs():
-    return ["results/tables/divergence_detection.csv"]
+    """The divergence-detection table (csv, md) and one ROC plot (png, pdf) per dataset."""
+    tables = [f"results/tables/divergence_detection.{ext}" for ext in ("csv", "md")]
+    plots = [
+        f"results/plots/roc_{dataset}.{ext}"
+        for dataset in detection_datasets()
+        for ext in ("png", "pdf")
+    ]
+    return tables + plots
+
+
+def detection_runs():
+    """One record per trained model: its keys, its test-score file and (Mean-Var only) its dev-score file."""
+    runs = []
+    for dataset, condition, seed in training_runs():
+        spec = CONDITIONS[condition]
+        dev_scores = None
+        if spec["method"] in DEV_SCORED_METHODS:
+            dev_scores = f"results/scores_dev/{dataset}/{condition}/seed{seed}.parquet"
+        runs.append(
+            {
+                "dataset": dataset,
+                "condition": condition,
+                "method": spec["method"],
+                "labels": spec["labels"],
+                "seed": seed,
+                "scores": f"results/scores/{dataset}/{condition}/seed{seed}.parquet",
+                "dev_scores": dev_scores,
+            }
+        )
+    return runs
+
+
+def get_detection_inputs(wildcards):
+    """Test pairs and all pairs of each dataset, every test-score file, and the Mean-Var dev-score files."""
+    runs = detection_runs()
+    datasets = detection_datasets()
+    return {
+        "tests": [f"results/{dataset}/test.parquet" for dataset in datasets],
+        "pairs": [f"results/{dataset}/pairs.parquet" for dataset in datasets],
+        "scores": [run["scores"] for run in runs],
+        "dev_scores": [run["dev_scores"] for run in runs if run["dev_scores"]],
+    }
+
+
+def get_dev_pairs(wildcards):
+    """The condition's dev trainset: the dev pairs its checkpoint was selected on (texts + label_dist)."""
+    return get_trainset(wildcards)["dev"]
 
 
 # --- taxonomy helpers ---
 
 
+def filled_sheets(dataset):
+    """Filled annotation sheets of a dataset (config taxonomy.filled_sheets), one per annotator."""
+    return lookup(dpath=f"taxonomy/filled_sheets/{dataset}", within=config, default=[])
+
+
+def get_filled_sheets(wildcards):
+    return filled_sheets(wildcards.dataset)
+
+
 def get_taxonomy_outputs():
-    return [f"results/taxonomy/{dataset}_sheet.csv" for dataset in DATASETS]
+    """Sheets for every dataset; agreement where at least two filled sheets are configured."""
+    targets = []
+    for dataset in DATASETS:
+        targets += [f"results/taxonomy/{dataset}_sheet.csv"]
+        targets += [f"results/taxonomy/{dataset}_instructions.md"]
+        if len(filled_sheets(dataset)) >= 2:
+            targets += [f"results/taxonomy/{dataset}_agreement.json"]
+            targets += [f"results/taxonomy/{dataset}_cause_frequencies.csv"]
+    return targets

@@ -1,1 +1,183 @@
-# rules for the evaluate stage (being written)
+# Evaluation: score the test pairs with every selected model, then Table 2, the divergence table and plots.
+
+
+rule score:
+    input:
+        adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
+        test="results/{dataset}/test.parquet",
+    output:
+        scores="results/scores/{dataset}/{condition}/seed{seed}.parquet",
+    log:
+        "logs/score/{dataset}/{condition}/seed{seed}.log",
+    benchmark:
+        "benchmarks/score/{dataset}/{condition}/seed{seed}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        # Runs on GPU where one is visible; profiles/slurm may ask for one (gpu=1) for this rule.
+        gpu=0,
+        mem_mb=lambda wildcards, attempt: 24000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        method=condition_method,
+        model=config["model"],
+        max_length=get_score_max_length,
+        batch_size=config["evaluation"]["batch_size"],
+    script:
+        "../scripts/score.py"
+
+
+rule table2:
+    input:
+        scores=[run["scores"] for run in get_table2_runs()],
+        tests=list(get_table2_tests().values()),
+    output:
+        csv=report(
+            "results/tables/table2.csv",
+            caption="../report/table2_csv.rst",
+            category="Table 2",
+            labels={"table": "Table 2 (long form, CSV)"},
+        ),
+        md="results/tables/table2.md",
+        tex="results/tables/table2.tex",
+        html=report(
+            "results/tables/table2.html",
+            caption="../report/table2.rst",
+            category="Table 2",
+            labels={"table": "Table 2 (paper layout)"},
+        ),
+    log:
+        "logs/table2.log",
+    benchmark:
+        "benchmarks/table2.tsv"
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        runs=get_table2_runs(),
+        tests=get_table2_tests(),
+        evaluation=config["evaluation"],
+    script:
+        "../scripts/table2.py"
+
+
+rule divergence_table:
+    input:
+        summaries=expand("results/{dataset}/divergence_summary.csv", dataset=DATASETS),
+    output:
+        csv=report(
+            "results/tables/divergence.csv",
+            caption="../report/divergence_csv.rst",
+            category="Divergence",
+            labels={"table": "Agreement categories (CSV)"},
+        ),
+        html=report(
+            "results/tables/divergence.html",
+            caption="../report/divergence.rst",
+            category="Divergence",
+            labels={"table": "Agreement categories"},
+        ),
+    log:
+        "logs/divergence_table.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        summaries={
+            dataset: f"results/{dataset}/divergence_summary.csv"
+            for dataset in DATASETS
+        },
+    script:
+        "../scripts/divergence_table.py"
+
+
+rule plot_scores:
+    input:
+        scores=[run["scores"] for run in get_table2_runs()],
+        tests=list(get_table2_tests().values()),
+    output:
+        png=report(
+            "results/plots/score_distributions.png",
+            caption="../report/plot_scores.rst",
+            category="Plots",
+            labels={"figure": "Chosen vs. rejected by agreement subset"},
+        ),
+        pdf="results/plots/score_distributions.pdf",
+    log:
+        "logs/plot_scores.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        runs=get_table2_runs(),
+        tests=get_table2_tests(),
+        seed=config["evaluation"]["seed"],
+    script:
+        "../scripts/plot_scores.py"
+
+
+rule plot_divergence:
+    input:
+        divergence="results/tables/divergence.csv",
+    output:
+        png=report(
+            "results/plots/divergence_rates.png",
+            caption="../report/plot_divergence.rst",
+            category="Plots",
+            labels={"figure": "Agreement categories per dataset"},
+        ),
+        pdf="results/plots/divergence_rates.pdf",
+    log:
+        "logs/plot_divergence.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../scripts/plot_divergence.py"
+
+
+rule plot_decisiveness:
+    input:
+        scores=[run["scores"] for run in get_table2_runs()],
+        tests=list(get_table2_tests().values()),
+    output:
+        png=report(
+            "results/plots/decisiveness_vs_agreement.png",
+            caption="../report/plot_decisiveness.rst",
+            category="Plots",
+            labels={"figure": "Decisiveness vs. annotator agreement"},
+        ),
+        pdf="results/plots/decisiveness_vs_agreement.pdf",
+    log:
+        "logs/plot_decisiveness.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        runs=get_table2_runs(),
+        tests=get_table2_tests(),
+        seed=config["evaluation"]["seed"],
+    script:
+        "../scripts/plot_decisiveness.py"
+
+
+# snakemake's HTML report does not show the config: a snapshot of it is a report() output.
+rule config_snapshot:
+    output:
+        yaml="results/report/config_used.yaml",
+        html=report(
+            "results/report/config_used.html",
+            caption="../report/config.rst",
+            category="Configuration",
+            labels={"file": "merged config"},
+        ),
+    log:
+        "logs/config_snapshot.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        config=config,
+    script:
+        "../scripts/config_snapshot.py"

@@ -1,0 +1,45 @@
+"""Rule detection_table: preference accuracy and divergence AUROC of every trained model, per dataset."""
+
+from divpref.logutil import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
+
+import polars as pl  # noqa: E402
+
+from divpref.detection import detection_table, pair_scores, prepare_run, render_markdown  # noqa: E402
+from divpref.io_utils import atomic_path  # noqa: E402
+
+
+def main(smk) -> None:
+    datasets = list(smk.params.datasets)
+    tests = {dataset: pl.read_parquet(path) for dataset, path in zip(datasets, smk.input.tests, strict=True)}
+    pairs = {dataset: pl.read_parquet(path) for dataset, path in zip(datasets, smk.input.pairs, strict=True)}
+    runs = []
+    for spec in smk.params.runs:
+        dev_path = spec["dev_scores"]
+        runs.append(
+            prepare_run(
+                spec,
+                tests[spec["dataset"]],
+                pl.read_parquet(spec["scores"]),
+                pairs=pairs[spec["dataset"]],
+                dev_scores=pl.read_parquet(dev_path) if dev_path else None,
+                lambda_grid=smk.params.lambda_grid,
+            )
+        )
+    table = detection_table(
+        runs,
+        n_samples=int(smk.params.bootstrap_samples),
+        ci=float(smk.params.confidence),
+        seed=int(smk.params.seed),
+    )
+    with atomic_path(smk.output.pair_scores) as tmp:
+        pl.concat([pair_scores(run) for run in runs]).write_parquet(tmp)
+    with atomic_path(smk.output.csv) as tmp:
+        table.write_csv(tmp)
+    with atomic_path(smk.output.md) as tmp:
+        tmp.write_text(render_markdown(table, ci=float(smk.params.confidence)))
+    print(render_markdown(table, ci=float(smk.params.confidence)))
+
+
+main(snakemake)  # noqa: F821

@@ -1,0 +1,22 @@
+"""Rule divergence_table: both datasets' divergence summaries in one CSV (and an HTML view for the report)."""
+
+import polars as pl
+
+from divpref.io_utils import atomic_path
+from divpref.logutil import log_to_file
+from divpref.table2 import frame_to_html, gather_divergence
+
+
+def main(smk) -> None:
+    log_to_file(smk.log[0])
+    summaries = {dataset: pl.read_csv(path) for dataset, path in smk.params.summaries.items()}
+    table = gather_divergence(summaries)
+    with atomic_path(smk.output.csv) as tmp:
+        table.write_csv(tmp)
+    with atomic_path(smk.output.html) as tmp:
+        tmp.write_text(
+            frame_to_html(table, title="Agreement categories per dataset", note="percent: share of all pairs")
+        )
+
+
+main(snakemake)  # noqa: F821 - injected by snakemake

@@ -1,0 +1,480 @@
+"""Do reward models know when annotators disagree? Preference accuracy and divergence AUROC per condition.
+
+* Preference accuracy, on high-agreement preference pairs: the model's side is the sign of
+  reward_a - reward_b (BT/MSE: the rewards; Mean-Var: mu_A - mu_B, the side of the predicted margin's mean;
+  Classification: P(A better) - P(B better), the score file's reward columns), compared with the annotators'
+  ``chosen`` side; an exact tie counts one half.
+* Divergence AUROC (sklearn ``roc_auc_score``): how well a per-pair score ranks ``diverging`` pairs above
+  high-agreement pairs (``high_agreement_pref`` and ``high_agreement_tie``); ``other`` pairs are left out.
+  Higher scores mean "more likely diverging" for every method:
+
+  - BT, MSE: -|r_A - r_B| (an undecided model);
+  - Mean-Var: lambda (sigma_A + sigma_B) - |mu_A - mu_B|, the negation of the full paper's agreement score
+    |mu_A - mu_B| - lambda (sigma_A + sigma_B), with lambda >= 0 tuned for dev AUROC;
+  - Classification: the mass on the side opposite the predicted one, min(P(A better), P(B better)). Chosen
+    over the entropy because high-agreement ties are uncertain too (mass spread over tie and both slight
+    labels) yet are not diverging; annotators on both sides is what defines divergence.
+
+Confidence intervals: percentile bootstrap over test pairs, stratified by agreement category (so both AUROC
+classes keep their sizes), seeded per row key. With several seeds a pooled row (seed ``all``) averages the
+per-seed metrics and its bootstrap also resamples seeds, as in :mod:`divpref.bootstrap`.
+"""
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.metrics import roc_auc_score
+
+from divpref.bootstrap import Estimate, stable_seed
+
+log = logging.getLogger(__name__)
+
+DIVERGING = "diverging"
+HIGH_AGREEMENT = ("high_agreement_pref", "high_agreement_tie")
+POOLED_SEED = "all"
+METRICS = ("accuracy", "auroc")
+METHOD_ORDER = ("bt", "mse", "mean_var", "classification")
+METHOD_NAMES = {"bt": "BT", "mse": "MSE", "mean_var": "Mean-Var", "classification": "Classification"}
+DISTRIBUTIONAL_METHODS = ("mean_var", "classification")
+DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
+SCORE_DESCRIPTIONS = {
+    "bt": "-|r_A - r_B|",
+    "mse": "-|r_A - r_B|",
+    "mean_var": "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
+    "classification": "min(P(A better), P(B better))",
+}
+TEST_COLUMNS = ("pair_id", "agreement", "chosen")
+SCORE_INPUTS = {
+    "bt": ("reward_a", "reward_b"),
+    "mse": ("reward_a", "reward_b"),
+    "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
+    "classification": ("reward_a", "reward_b", "label_probs"),
+}
+"""Score-file columns each method's accuracy and divergence score read."""
+TABLE_SCHEMA = {
+    "dataset": pl.String,
+    "condition": pl.String,
+    "method": pl.String,
+    "labels": pl.String,
+    "seed": pl.String,
+    "metric": pl.String,
+    "n": pl.Int64,
+    "n_diverging": pl.Int64,
+    "n_high_agreement": pl.Int64,
+    "value": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "lambda": pl.Float64,
+    "score": pl.String,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-pair scores
+
+
+def margin_divergence_score(reward_a: np.ndarray, reward_b: np.ndarray) -> np.ndarray:
+    """BT/MSE divergence score -|r_A - r_B|: the closer the two rewards, the more likely diverging."""
+    return -np.abs(np.asarray(reward_a, dtype=float) - np.asarray(reward_b, dtype=float))
+
+
+def mean_var_divergence_score(
+    mu_a: np.ndarray, mu_b: np.ndarray, sigma_a: np.ndarray, sigma_b: np.ndarray, lam: float
+) -> np.ndarray:
+    """lambda (sigma_A + sigma_B) - |mu_A - mu_B| (the paper's agreement score, negated)."""
+    spread = np.asarray(sigma_a, dtype=float) + np.asarray(sigma_b, dtype=float)
+    return lam * spread - np.abs(np.asarray(mu_a, dtype=float) - np.asarray(mu_b, dtype=float))
+
+
+def opposite_side_mass(label_probs: np.ndarray) -> np.ndarray:
+    """min(P(A better), P(B better)) of ``[n, 5]`` probabilities ordered B clearly .. A clearly."""
+    label_probs = np.asarray(label_probs, dtype=float)
+    return np.minimum(label_probs[:, 3] + label_probs[:, 4], label_probs[:, 0] + label_probs[:, 1])
+
+
+def divergence_scores(method: str, scores: pl.DataFrame, lam: float | None = None) -> np.ndarray:
+    """The per-pair divergence score of ``method`` from score-file columns (``lam`` for mean_var only)."""
+    if method in ("bt", "mse"):
+        return margin_divergence_score(scores["reward_a"].to_numpy(), scores["reward_b"].to_numpy())
+    if method == "mean_var":
+        if lam is None:
+            raise ValueError("the mean_var divergence score needs lambda")
+        return mean_var_divergence_score(
+            scores["reward_a"].to_numpy(),
+            scores["reward_b"].to_numpy(),
+            scores["sigma_a"].to_numpy(),
+            scores["sigma_b"].to_numpy(),
+            lam,
+        )
+    if method == "classification":
+        return opposite_side_mass(np.asarray(scores["label_probs"].to_list(), dtype=float).reshape(-1, 5))
+    raise ValueError(f"no divergence score for method {method!r}; known: {list(METHOD_ORDER)}")
+
+
+def preference_correct(reward_a: np.ndarray, reward_b: np.ndarray, chosen: Sequence[str]) -> np.ndarray:
+    """Per pair: 1 if the model's side (sign of reward_a - reward_b) is ``chosen``, 0.5 on an exact tie, else 0."""
+    margin = np.asarray(reward_a, dtype=float) - np.asarray(reward_b, dtype=float)
+    towards_chosen = np.where(np.asarray(chosen) == "a", margin, -margin)
+    return (towards_chosen > 0) + 0.5 * (towards_chosen == 0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# AUROC and the choice of lambda
+
+
+def detection_mask(agreement: Sequence[str]) -> np.ndarray:
+    """Pairs that take part in divergence detection: diverging or high-agreement."""
+    agreement = np.asarray(agreement)
+    return (agreement == DIVERGING) | np.isin(agreement, HIGH_AGREEMENT)
+
+
+def divergence_auroc(agreement: Sequence[str], score: np.ndarray) -> float:
+    """sklearn AUROC of ``score`` for diverging (positive) vs high-agreement (negative) pairs.
+
+    Raises ValueError if either class is empty.
+    """
+    agreement = np.asarray(agreement)
+    mask = detection_mask(agreement)
+    is_diverging = agreement[mask] == DIVERGING
+    if is_diverging.all() or not is_diverging.any():
+        raise ValueError(
+            f"divergence AUROC needs diverging and high-agreement pairs; got {int(is_diverging.sum())} diverging "
+            f"and {int((~is_diverging).sum())} high-agreement"
+        )
+    return float(roc_auc_score(is_diverging, np.asarray(score, dtype=float)[mask]))
+
+
+def tune_lambda(
+    dev_agreement: Sequence[str], dev_scores: pl.DataFrame, grid: Sequence[float]
+) -> tuple[float, float]:
+    """(lambda, dev AUROC): the ``grid`` value whose Mean-Var divergence score has the best dev AUROC.
+
+    Ties go to the smallest lambda.
+    """
+    if not grid or min(grid) < 0:
+        raise ValueError(f"lambda grid must be non-empty and non-negative, got {list(grid)}")
+    best_lambda, best_auroc = float("nan"), -np.inf
+    for lam in sorted(grid):
+        auroc = divergence_auroc(dev_agreement, divergence_scores("mean_var", dev_scores, lam))
+        if auroc > best_auroc:
+            best_lambda, best_auroc = float(lam), auroc
+    return best_lambda, best_auroc
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Joining and bootstrapping
+
+
+@dataclass(frozen=True)
+class DetectionRun:
+    """One trained model's test scores joined with the pairs, and the lambda tuned on its dev scores."""
+
+    dataset: str
+    condition: str
+    method: str
+    labels: str
+    seed: int
+    pairs: pl.DataFrame  # TEST_COLUMNS + the method's score columns, in test-set order
+    lam: float | None = None
+
+
+def join_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, scores_source: str) -> pl.DataFrame:
+    """``pairs`` (pair_id, agreement, chosen) with the score columns ``method`` needs, in ``pairs`` order.
+
+    Every pair needs exactly one score row with finite values; otherwise ValueError naming ``scores_source``,
+    the pair_id and the value. Score rows for pairs not in ``pairs`` are an error too.
+    """
+    if method not in SCORE_INPUTS:
+        raise ValueError(
+            f"{scores_source}: no detection scores for method {method!r}; known: {list(SCORE_INPUTS)}"
+        )
+    needed = list(SCORE_INPUTS[method])
+    missing_columns = [column for column in ["pair_id", *needed] if column not in scores.columns]
+    if missing_columns:
+        raise ValueError(f"{scores_source}: missing column(s) {missing_columns} (has {scores.columns})")
+    duplicated = scores.filter(pl.col("pair_id").is_duplicated())
+    if duplicated.height:
+        raise ValueError(f"{scores_source}: pair_id {duplicated['pair_id'][0]!r} is scored more than once")
+    unknown = scores.join(pairs, on="pair_id", how="anti")
+    if unknown.height:
+        raise ValueError(
+            f"{scores_source}: pair_id {unknown['pair_id'][0]!r} is not among the pairs it should score"
+        )
+    absent = pairs.join(scores, on="pair_id", how="anti")
+    if absent.height:
+        raise ValueError(f"{scores_source}: pair_id {absent['pair_id'][0]!r} has no score")
+    joined = pairs.select(TEST_COLUMNS).join(
+        scores.select("pair_id", *needed), on="pair_id", maintain_order="left"
+    )
+    for column in needed:
+        values = joined[column]
+        if column == "label_probs":
+            finite = values.list.len().eq(5) & values.list.eval(pl.element().is_finite()).list.all()
+        else:
+            finite = values.cast(pl.Float64).is_finite()
+        bad = joined.filter(~finite.fill_null(False))
+        if bad.height:
+            raise ValueError(
+                f"{scores_source}: pair_id {bad['pair_id'][0]!r} has invalid {column} = {bad[column][0]!r}"
+            )
+    return joined
+
+
+def prepare_run(
+    spec: Mapping[str, Any],
+    test: pl.DataFrame,
+    scores: pl.DataFrame,
+    *,
+    pairs: pl.DataFrame | None = None,
+    dev_scores: pl.DataFrame | None = None,
+    lambda_grid: Sequence[float] = (),
+) -> DetectionRun:
+    """A :class:`DetectionRun` from one run record (see ``detection_runs`` in rules/common.smk) and its frames.
+
+    Mean-Var runs also need the dataset's ``pairs`` (for the dev pairs' agreement) and their ``dev_scores``;
+    lambda is tuned there. Errors name the offending score file.
+    """
+    joined = join_scores(test, scores, spec["method"], spec["scores"])
+    lam = None
+    if spec["method"] == "mean_var":
+        if pairs is None or dev_scores is None:
+            raise ValueError(f"{spec['scores']}: Mean-Var needs dev scores and pairs to tune lambda")
+        scored_pairs = pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
+        dev = join_scores(scored_pairs, dev_scores, "mean_var", spec["dev_scores"])
+        try:
+            lam, dev_auroc = tune_lambda(dev["agreement"].to_numpy(), dev, lambda_grid)
+        except ValueError as error:
+            raise ValueError(f"{spec['dev_scores']}: cannot tune lambda: {error}") from error
+        log.info(
+            "%s/%s seed %s: lambda %.3g (dev AUROC %.3f)",
+            spec["dataset"],
+            spec["condition"],
+            spec["seed"],
+            lam,
+            dev_auroc,
+        )
+    return DetectionRun(
+        spec["dataset"], spec["condition"], spec["method"], spec["labels"], int(spec["seed"]), joined, lam
+    )
+
+
+def stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_samples: int) -> np.ndarray:
+    """``[n_samples, n]`` bootstrap indices that resample within each stratum (stratum sizes stay fixed)."""
+    columns = []
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
+        columns.append(members[rng.integers(0, members.size, size=(n_samples, members.size))])
+    return np.concatenate(columns, axis=1) if columns else np.zeros((n_samples, 0), dtype=int)
+
+
+def bootstrap_metric(
+    metric: Callable[[int, np.ndarray], float],
+    n_seeds: int,
+    strata: np.ndarray,
+    *,
+    n_samples: int,
+    ci: float,
+    seed: np.random.SeedSequence | int,
+) -> Estimate:
+    """Mean over seeds of ``metric(seed_index, pair_indices)`` with a stratified percentile bootstrap CI.
+
+    Each replicate resamples pairs within strata and, when ``n_seeds > 1``, resamples seeds too.
+    """
+    everything = np.arange(len(strata))
+    value = float(np.mean([metric(seed_index, everything) for seed_index in range(n_seeds)]))
+    rng = np.random.default_rng(seed)
+    pair_draws = stratified_indices(rng, np.asarray(strata), n_samples)
+    seed_draws = (
+        rng.integers(0, n_seeds, size=(n_samples, n_seeds)) if n_seeds > 1 else np.zeros((n_samples, 1), int)
+    )
+    replicates = np.array(
+        [
+            np.mean([metric(s, pairs) for s in seeds])
+            for pairs, seeds in zip(pair_draws, seed_draws, strict=True)
+        ]
+    )
+    tail = (1.0 - ci) / 2.0 * 100.0
+    low, high = np.percentile(replicates, [tail, 100.0 - tail])
+    return Estimate(value, float(low), float(high))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The table
+
+
+def pair_scores(run: DetectionRun) -> pl.DataFrame:
+    """Per test pair: its agreement, the model's divergence score, and whether its preference is correct."""
+    return pl.DataFrame(
+        {
+            "dataset": run.dataset,
+            "condition": run.condition,
+            "method": run.method,
+            "labels": run.labels,
+            "seed": run.seed,
+            "pair_id": run.pairs["pair_id"],
+            "agreement": run.pairs["agreement"],
+            "divergence_score": divergence_scores(run.method, run.pairs, run.lam),
+            "preference_correct": preference_correct(
+                run.pairs["reward_a"].to_numpy(),
+                run.pairs["reward_b"].to_numpy(),
+                run.pairs["chosen"].to_numpy(),
+            ),
+            "lambda": run.lam,
+        },
+        schema_overrides={"lambda": pl.Float64, "seed": pl.Int64},
+    )
+
+
+def _metric_function(
+    metric: str, per_seed: list[pl.DataFrame]
+) -> tuple[Callable[[int, np.ndarray], float], np.ndarray]:
+    """``metric(seed_index, indices)`` over the pairs that metric uses, and those pairs' strata."""
+    agreement = per_seed[0]["agreement"].to_numpy()
+    if metric == "accuracy":
+        keep = agreement == "high_agreement_pref"
+        correct = [frame["preference_correct"].to_numpy()[keep] for frame in per_seed]
+        return (lambda s, idx: float(correct[s][idx].mean()) if idx.size else float("nan")), agreement[keep]
+    keep = detection_mask(agreement)
+    is_diverging = agreement[keep] == DIVERGING
+    scores = [frame["divergence_score"].to_numpy()[keep] for frame in per_seed]
+    return (lambda s, idx: float(roc_auc_score(is_diverging[idx], scores[s][idx]))), agreement[keep]
+
+
+def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, seed: int) -> pl.DataFrame:
+    """Long table: per (dataset, condition, seed or pooled ``all``) the accuracy and AUROC with bootstrap CIs.
+
+    All seeds of a condition must have been scored on the same test pairs.
+    """
+    grouped: dict[tuple[str, str], list[DetectionRun]] = {}
+    for run in runs:
+        grouped.setdefault((run.dataset, run.condition), []).append(run)
+    rows = []
+    for (dataset, condition), group in grouped.items():
+        group = sorted(group, key=lambda run: run.seed)
+        reference = group[0].pairs["pair_id"].to_list()
+        for run in group[1:]:
+            if run.pairs["pair_id"].to_list() != reference:
+                raise ValueError(
+                    f"{dataset}/{condition}: seed {run.seed} was scored on other test pairs than seed {group[0].seed}"
+                )
+        frames = [pair_scores(run) for run in group]
+        agreement = frames[0]["agreement"].to_numpy()
+        counts = {
+            "n_diverging": int((agreement == DIVERGING).sum()),
+            "n_high_agreement": int(np.isin(agreement, HIGH_AGREEMENT).sum()),
+        }
+        seed_choices = [(str(run.seed), [index]) for index, run in enumerate(group)]
+        if len(group) > 1:
+            seed_choices.append((POOLED_SEED, list(range(len(group)))))
+        for seed_label, indices in seed_choices:
+            chosen_frames = [frames[index] for index in indices]
+            lambdas = [group[index].lam for index in indices]
+            for metric in METRICS:
+                function, strata = _metric_function(metric, chosen_frames)
+                estimate = bootstrap_metric(
+                    function,
+                    len(chosen_frames),
+                    strata,
+                    n_samples=n_samples,
+                    ci=ci,
+                    seed=stable_seed(seed, dataset, condition, seed_label, metric),
+                )
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "condition": condition,
+                        "method": group[0].method,
+                        "labels": group[0].labels,
+                        "seed": seed_label,
+                        "metric": metric,
+                        "n": len(strata),
+                        **counts,
+                        "value": estimate.value,
+                        "ci_low": estimate.ci_low,
+                        "ci_high": estimate.ci_high,
+                        "lambda": float(np.mean(lambdas)) if None not in lambdas else None,
+                        "score": SCORE_DESCRIPTIONS[group[0].method],
+                    }
+                )
+    return pl.DataFrame(rows, schema=TABLE_SCHEMA, orient="row")
+
+
+def row_label(method: str, labels: str) -> str:
+    """The paper's row name: ``BT (Agg)``, ``Mean-Var (KL)``; a distributional model on agg labels says so."""
+    name = METHOD_NAMES.get(method, method)
+    if method in DISTRIBUTIONAL_METHODS:
+        return f"{name} (KL)" if labels == "all" else f"{name} (KL, {labels.capitalize()})"
+    return f"{name} ({labels.capitalize()})"
+
+
+def _summary(table: pl.DataFrame) -> pl.DataFrame:
+    """One row per (dataset, condition, metric): the pooled seed when there is one, else the only seed."""
+    pooled = table.filter(pl.col("seed") == POOLED_SEED).select("dataset", "condition").unique()
+    single = table.join(pooled, on=["dataset", "condition"], how="anti")
+    return pl.concat([table.filter(pl.col("seed") == POOLED_SEED), single])
+
+
+def _number(value: float | None) -> str:
+    """Three decimals without the leading zero, as in the paper (``.663``); ``-`` when missing."""
+    if value is None or np.isnan(value):
+        return "-"
+    text = f"{value:.3f}"
+    return text[1:] if text.startswith("0.") else text.replace("-0.", "-.")
+
+
+def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per condition (method order, then labels), one ``acc / AUROC`` column per dataset."""
+    summary = _summary(table)
+    datasets = summary["dataset"].unique(maintain_order=True).to_list()
+    conditions = summary.select("condition", "method", "labels").unique(maintain_order=True).to_dicts()
+    rank = {method: index for index, method in enumerate(METHOD_ORDER)}
+    conditions.sort(key=lambda row: (rank.get(row["method"], len(rank)), row["labels"], row["condition"]))
+    cells = {(row["dataset"], row["condition"], row["metric"]): row for row in summary.iter_rows(named=True)}
+
+    def cell(dataset: str, condition: str) -> str:
+        parts = []
+        for metric in METRICS:
+            row = cells.get((dataset, condition, metric))
+            if row is None:
+                return "-"
+            text = _number(row["value"])
+            if with_ci:
+                text += f" [{_number(row['ci_low'])}, {_number(row['ci_high'])}]"
+            parts.append(text)
+        return " / ".join(parts)
+
+    header = ["Model", *(DATASET_NAMES.get(dataset, dataset) for dataset in datasets)]
+    body = [
+        [row_label(row["method"], row["labels"]), *(cell(dataset, row["condition"]) for dataset in datasets)]
+        for row in conditions
+    ]
+    return header, body
+
+
+def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
+    """The paper-layout table (``acc / AUROC``), the same with CIs, and how each method's score is computed."""
+    lines = ["### Divergence detection: preference accuracy / divergence AUROC", ""]
+    for with_ci in (False, True):
+        header, body = paper_layout(table, with_ci)
+        if with_ci:
+            lines += ["", f"With {ci:.0%} bootstrap confidence intervals:", ""]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    lines += [
+        "",
+        "Accuracy: high-agreement preference pairs, the model's side vs. the annotators'. "
+        "AUROC: diverging vs. high-agreement (prefs + ties) pairs. Divergence scores: "
+        + "; ".join(
+            f"{METHOD_NAMES[method]}: {text}"
+            for method, text in SCORE_DESCRIPTIONS.items()
+            if method != "mse"
+        )
+        + " (MSE as BT). Mean-Var's lambda is tuned on the dev set.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Loading the reward-model backbone: sequence-classification head, pad handling, 8-bit, LoRA.
+
+torch/transformers/peft are imported inside the functions (this module is imported by rule scripts only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+HEAD_MODULE_NAMES = ("score", "classifier")
+"""Names of the freshly initialised sequence-classification head (decoder families: ``score``; BERT: ``classifier``)."""
+
+HEAD_INFO_FILE = "reward_head.json"
+"""Written beside an exported adapter: ``num_labels`` and ``pad_token_id`` the base model must be loaded with."""
+
+
+def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Give the tokenizer a pad token (decoder models such as Llama have none: reuse EOS) and right padding.
+
+    The classification head scores the rightmost token that is not the pad token, so padding on the right with
+    ``pad = eos`` scores the last real token before any trailing EOS, identically for every sequence.
+    """
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def head_module_name(model: Any) -> str:
+    """Name of the model's classification head module; ``ValueError`` if none of the known names exists."""
+    names = {name for name, _ in model.named_children()}
+    for candidate in HEAD_MODULE_NAMES:
+        if candidate in names:
+            return candidate
+    raise ValueError(f"no classification head among {HEAD_MODULE_NAMES} in {type(model).__name__}: {sorted(names)}")
+
+
+def lora_config(model_cfg: Mapping[str, Any], head_name: str) -> Any:
+    """peft LoRA config for sequence classification; the head is fully trained and saved (modules_to_save)."""
+    from peft import LoraConfig, TaskType
+
+    lora = model_cfg["lora"]
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=int(lora.get("r", 16)),
+        lora_alpha=float(lora.get("alpha", 32)),
+        lora_dropout=float(lora.get("dropout", 0.0)),
+        target_modules=list(lora["target_modules"]),
+        modules_to_save=[head_name],
+    )
+
+
+def quantization_config(model_cfg: Mapping[str, Any]) -> Any | None:
+    """``BitsAndBytesConfig(load_in_8bit=True)`` when config asks for 8 bits, else ``None``.
+
+    The new head is skipped: on CPU an int8 head fails with ``'Parameter' object has no attribute 'CB'``.
+    """
+    if not model_cfg.get("load_in_8bit", False):
+        return None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(HEAD_MODULE_NAMES))
+
+
+def load_backbone(
+    model_cfg: Mapping[str, Any], num_labels: int, for_training: bool = True
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load ``model_cfg['name_or_path']`` with a ``num_labels`` head; wrap in LoRA when ``for_training``.
+
+    Returns ``(model, tokenizer)``; ``model.config.pad_token_id`` is the tokenizer's pad token so the last
+    non-pad token of every sequence is scored.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = model_cfg["name_or_path"]
+    common = {
+        "revision": model_cfg.get("revision", None),
+        "trust_remote_code": bool(model_cfg.get("trust_remote_code", False)),
+    }
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source, **common))
+    quantization = quantization_config(model_cfg)
+    placement = {}
+    if quantization is not None:
+        import torch
+
+        # bitsandbytes quantizes while loading, so the device is chosen here (the trainer does not move it).
+        placement["device_map"] = {"": 0 if torch.cuda.is_available() else "cpu"}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source,
+        num_labels=num_labels,
+        pad_token_id=tokenizer.pad_token_id,
+        quantization_config=quantization,
+        **placement,
+        **common,
+    )
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if not for_training:
+        return model, tokenizer
+    if quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
+        # No gradient checkpointing: it only trades speed for memory, and LoRA on 8 bits fits without it.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    from peft import get_peft_model
+
+    model = get_peft_model(model, lora_config(model_cfg, head_module_name(model)))
+    return model, tokenizer
+
+
+def write_head_info(adapter_dir: str | Path, num_labels: int, pad_token_id: int) -> None:
+    """Record the base-model kwargs an exported adapter needs (:func:`load_for_inference` reads them)."""
+    info = {"num_labels": int(num_labels), "pad_token_id": int(pad_token_id)}
+    Path(adapter_dir, HEAD_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def load_for_inference(adapter_dir: str | Path, device: str = "cpu", **kwargs: Any) -> tuple[Any, Any]:
+    """Load an exported adapter folder for scoring: ``(model in eval mode on device, tokenizer)``.
+
+    Plain ``AutoPeftModelForSequenceClassification.from_pretrained(adapter_dir, num_labels=n, pad_token_id=p)``
+    does the same; ``n`` and ``p`` come from ``reward_head.json`` in the folder. ``kwargs`` go to
+    ``from_pretrained`` (e.g. ``dtype`` or ``quantization_config``).
+    """
+    from peft import AutoPeftModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    adapter_dir = Path(adapter_dir)
+    info = json.loads((adapter_dir / HEAD_INFO_FILE).read_text())
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(adapter_dir))
+    model = AutoPeftModelForSequenceClassification.from_pretrained(
+        str(adapter_dir), num_labels=info["num_labels"], pad_token_id=info["pad_token_id"], **kwargs
+    )
+    model.config.pad_token_id = info["pad_token_id"]
+    return model.to(device).eval(), tokenizer

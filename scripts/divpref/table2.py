@@ -1,0 +1,408 @@
+"""Table 2: how decisively reward models separate chosen from rejected, per annotator-agreement subset.
+
+SPEC: "chosen" is the annotators' side (pairs.parquet ``chosen``). BT reports mean P(chosen > rejected) =
+sigmoid(r_chosen - r_rejected); MSE reports mean r_chosen - r_rejected. Side-free figures are added: for BT
+the decisiveness mean |P(A > B) - 0.5| (mean P(model's chosen > model's rejected) is 0.5 + decisiveness), for
+MSE mean |r_A - r_B|; for both the preference accuracy (share of pairs with r_chosen > r_rejected).
+"""
+
+import math
+from html import escape
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy.special import expit
+
+from divpref.bootstrap import bootstrap_mean, bootstrap_mean_over_seeds, stable_seed
+
+SUBSETS = ("high_agreement_pref", "high_agreement_tie", "diverging", "diverging_substantial", "all")
+SUBSET_LABELS = {
+    "high_agreement_pref": "High-agreement prefs",
+    "high_agreement_tie": "High-agreement ties",
+    "diverging": "Diverging (all)",
+    "diverging_substantial": "Diverging (substantial)",
+    "all": "All examples",
+}
+METRICS = {
+    "bt": ("p_chosen", "decisiveness", "accuracy"),
+    "mse": ("margin", "abs_margin", "accuracy"),
+}
+HEADLINE_METRIC = {"bt": "p_chosen", "mse": "margin"}
+SIDE_FREE_METRIC = {"bt": "decisiveness", "mse": "abs_margin"}
+DATASET_ABBREVIATIONS = {"multipref": "MP", "helpsteer2": "HS2"}
+POOLED_SEED = "all"
+TABLE2_COLUMNS = (
+    "dataset",
+    "method",
+    "labels",
+    "seed",
+    "subset",
+    "n",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+)
+SCORE_COLUMNS = ("pair_id", "reward_a", "reward_b")
+TEST_COLUMNS = ("pair_id", "agreement", "substantial", "chosen")
+
+
+@dataclass(frozen=True)
+class ScoredRun:
+    """One trained model's scores on a dataset's test pairs, joined with the pairs' agreement columns."""
+
+    dataset: str
+    method: str
+    labels: str
+    seed: int
+    pairs: pl.DataFrame  # TEST_COLUMNS + reward_a, reward_b, in test-set order
+
+
+def join_scores(test: pl.DataFrame, scores: pl.DataFrame, scores_source: str) -> pl.DataFrame:
+    """Attach ``scores`` to the ``test`` pairs; every test pair needs exactly one finite score row.
+
+    Raises ValueError naming ``scores_source``, the pair_id and the offending value otherwise.
+    """
+    for column in SCORE_COLUMNS:
+        if column not in scores.columns:
+            raise ValueError(f"{scores_source}: missing column {column!r} (has {scores.columns})")
+    duplicated = scores.filter(pl.col("pair_id").is_duplicated())
+    if duplicated.height:
+        raise ValueError(f"{scores_source}: pair_id {duplicated['pair_id'][0]!r} is scored more than once")
+    unknown = scores.join(test, on="pair_id", how="anti")
+    if unknown.height:
+        raise ValueError(f"{scores_source}: pair_id {unknown['pair_id'][0]!r} is not a test pair")
+    missing = test.join(scores, on="pair_id", how="anti")
+    if missing.height:
+        raise ValueError(f"{scores_source}: test pair_id {missing['pair_id'][0]!r} has no score")
+    joined = test.select(TEST_COLUMNS).join(
+        scores.select(SCORE_COLUMNS), on="pair_id", how="left", maintain_order="left"
+    )
+    for column in ("reward_a", "reward_b"):
+        bad = joined.filter(~pl.col(column).cast(pl.Float64).is_finite().fill_null(False))
+        if bad.height:
+            raise ValueError(
+                f"{scores_source}: pair_id {bad['pair_id'][0]!r} has non-finite {column} = {bad[column][0]!r}"
+            )
+    bad_chosen = joined.filter(~pl.col("chosen").is_in(["a", "b"]).fill_null(False))
+    if bad_chosen.height:
+        raise ValueError(
+            f"test pairs: pair_id {bad_chosen['pair_id'][0]!r} has chosen = {bad_chosen['chosen'][0]!r}"
+        )
+    return joined
+
+
+def load_scored_runs(
+    runs: Sequence[dict], test_paths: dict[str, str]
+) -> tuple[list[ScoredRun], dict[str, pl.DataFrame]]:
+    """Each run's scores joined to its test set (``runs``: dicts of dataset, method, labels, seed, scores)."""
+    tests = {dataset: pl.read_parquet(path) for dataset, path in test_paths.items()}
+    scored = [
+        ScoredRun(
+            dataset=run["dataset"],
+            method=run["method"],
+            labels=run["labels"],
+            seed=int(run["seed"]),
+            pairs=join_scores(tests[run["dataset"]], pl.read_parquet(run["scores"]), run["scores"]),
+        )
+        for run in runs
+    ]
+    return scored, tests
+
+
+def per_pair_metrics(method: str, reward_a: np.ndarray, reward_b: np.ndarray, chosen: np.ndarray) -> dict:
+    """Each metric of ``method`` per pair (its mean over pairs is the table's value)."""
+    reward_a = np.asarray(reward_a, dtype=float)
+    reward_b = np.asarray(reward_b, dtype=float)
+    chosen_is_a = np.asarray(chosen) == "a"
+    margin = np.where(chosen_is_a, reward_a - reward_b, reward_b - reward_a)
+    accuracy = (margin > 0).astype(float)
+    if method == "bt":
+        return {
+            "p_chosen": expit(margin),
+            "decisiveness": np.abs(expit(reward_a - reward_b) - 0.5),
+            "accuracy": accuracy,
+        }
+    if method == "mse":
+        return {"margin": margin, "abs_margin": np.abs(reward_a - reward_b), "accuracy": accuracy}
+    raise ValueError(f"Table 2 covers methods {sorted(METRICS)}, not {method!r}")
+
+
+def subset_masks(agreement: Sequence[str], substantial: Sequence[bool]) -> dict[str, np.ndarray]:
+    """Boolean mask of each Table 2 subset over the pairs."""
+    agreement = np.asarray(agreement)
+    substantial = np.asarray(substantial, dtype=bool)
+    return {
+        "high_agreement_pref": agreement == "high_agreement_pref",
+        "high_agreement_tie": agreement == "high_agreement_tie",
+        "diverging": agreement == "diverging",
+        "diverging_substantial": (agreement == "diverging") & substantial,
+        "all": np.ones(agreement.shape, dtype=bool),
+    }
+
+
+def _row(run_key: tuple, seed: str, subset: str, n: int, metric: str, estimate) -> dict:
+    dataset, method, labels = run_key
+    return {
+        "dataset": dataset,
+        "method": method,
+        "labels": labels,
+        "seed": seed,
+        "subset": subset,
+        "n": n,
+        "metric": metric,
+        "value": estimate.value,
+        "ci_low": estimate.ci_low,
+        "ci_high": estimate.ci_high,
+    }
+
+
+def table2_long(runs: Iterable[ScoredRun], *, n_samples: int, ci: float, seed: int) -> pl.DataFrame:
+    """The long Table 2: one row per (dataset, method, labels, seed, subset, metric).
+
+    Each model seed gets its own rows with a bootstrap CI over pairs. A condition with several seeds also gets
+    ``seed == "all"`` rows: the mean over seeds with a CI that resamples seeds and pairs
+    (see :func:`divpref.bootstrap.bootstrap_mean_over_seeds`). A condition's runs must share the test pairs.
+    """
+    grouped: dict[tuple, list[ScoredRun]] = {}
+    for run in runs:
+        grouped.setdefault((run.dataset, run.method, run.labels), []).append(run)
+    rows = []
+    for run_key, group in grouped.items():
+        group = sorted(group, key=lambda run: run.seed)
+        seeds = [run.seed for run in group]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(
+                f"{run_key}: two runs share a seed: {seeds} (two conditions with the same method and labels?)"
+            )
+        reference = group[0].pairs
+        for run in group[1:]:
+            if run.pairs["pair_id"].to_list() != reference["pair_id"].to_list():
+                raise ValueError(
+                    f"{run_key}: seed {run.seed} was scored on different test pairs than seed {seeds[0]}"
+                )
+        masks = subset_masks(reference["agreement"].to_numpy(), reference["substantial"].to_numpy())
+        metrics_by_seed = [
+            per_pair_metrics(run_key[1], run.pairs["reward_a"], run.pairs["reward_b"], run.pairs["chosen"])
+            for run in group
+        ]
+        for subset in SUBSETS:
+            mask = masks[subset]
+            for metric in METRICS[run_key[1]]:
+                keys = (*run_key, subset, metric)
+                for run, metrics in zip(group, metrics_by_seed, strict=True):
+                    estimate = bootstrap_mean(
+                        metrics[metric][mask],
+                        n_samples=n_samples,
+                        ci=ci,
+                        seed=stable_seed(seed, *keys, str(run.seed)),
+                    )
+                    rows.append(_row(run_key, str(run.seed), subset, int(mask.sum()), metric, estimate))
+                if len(group) > 1:
+                    matrix = np.stack([metrics[metric][mask] for metrics in metrics_by_seed])
+                    estimate = bootstrap_mean_over_seeds(
+                        matrix, n_samples=n_samples, ci=ci, seed=stable_seed(seed, *keys, POOLED_SEED)
+                    )
+                    rows.append(_row(run_key, POOLED_SEED, subset, int(mask.sum()), metric, estimate))
+    schema = {
+        "dataset": pl.String,
+        "method": pl.String,
+        "labels": pl.String,
+        "seed": pl.String,
+        "subset": pl.String,
+        "n": pl.Int64,
+        "metric": pl.String,
+        "value": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+def condition_label(dataset: str, method: str, labels: str) -> str:
+    """Column header in the paper's style, e.g. ``MP BT-Agg``."""
+    return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} {method.upper()}-{labels.capitalize()}"
+
+
+def summary_rows(table: pl.DataFrame, metric_by_method: dict[str, str]) -> pl.DataFrame:
+    """One value per (dataset, method, labels, subset): the pooled seed when present, else the only seed."""
+    wanted = pl.DataFrame(
+        {"method": list(metric_by_method), "metric": list(metric_by_method.values())},
+        schema={"method": pl.String, "metric": pl.String},
+    )
+    chosen = table.join(wanted, on=["method", "metric"], how="semi", maintain_order="left")
+    keys = ["dataset", "method", "labels", "subset"]
+    seeds_per_condition = chosen.group_by(keys).agg(pl.col("seed").n_unique().alias("n_seeds"))
+    chosen = chosen.join(seeds_per_condition, on=keys, maintain_order="left")
+    return chosen.filter((pl.col("seed") == POOLED_SEED) | (pl.col("n_seeds") == 1)).drop("n_seeds")
+
+
+def _fmt(value: float) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _cell(value: float, low: float, high: float) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:.3f} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def paper_layout(table: pl.DataFrame, metric_by_method: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the paper's layout: a row per subset; per dataset ``n``, then the conditions."""
+    summary = summary_rows(table, metric_by_method)
+    method_order = {method: index for index, method in enumerate(METRICS)}
+    conditions = (
+        summary.select("dataset", "method", "labels")
+        .unique(maintain_order=True)
+        .with_columns(
+            pl.col("method").replace_strict(method_order, default=len(method_order)).alias("method_rank")
+        )
+    )
+    datasets = conditions["dataset"].unique(maintain_order=True).to_list()
+    header = ["Subset"]
+    columns: list[tuple] = []
+    for dataset in datasets:
+        header.append(f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} # Ex.")
+        columns.append((dataset, None, None))
+        for method, labels, _ in (
+            conditions.filter(pl.col("dataset") == dataset)
+            .sort("method_rank", "labels")
+            .select("method", "labels", "method_rank")
+            .iter_rows()
+        ):
+            header.append(condition_label(dataset, method, labels))
+            columns.append((dataset, method, labels))
+    lookup = {
+        (row["dataset"], row["method"], row["labels"], row["subset"]): row
+        for row in summary.iter_rows(named=True)
+    }
+    body = []
+    for subset in SUBSETS:
+        cells = [SUBSET_LABELS[subset]]
+        for dataset, method, labels in columns:
+            if method is None:
+                counts = [row["n"] for key, row in lookup.items() if key[0] == dataset and key[3] == subset]
+                cells.append(str(counts[0]) if counts else "–")
+            else:
+                row = lookup.get((dataset, method, labels, subset))
+                cells.append("–" if row is None else _cell(row["value"], row["ci_low"], row["ci_high"]))
+        body.append(cells)
+    return header, body
+
+
+def _metric_note(metric_by_method: dict[str, str]) -> str:
+    names = {
+        "p_chosen": "mean P(chosen > rejected)",
+        "margin": "mean r_chosen - r_rejected",
+        "decisiveness": "mean |P(A > B) - 0.5|",
+        "abs_margin": "mean |r_A - r_B|",
+    }
+    return "; ".join(f"{method.upper()}: {names[metric]}" for method, metric in metric_by_method.items())
+
+
+def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
+    """Table 2 (headline metrics) and the side-free decisiveness table, as markdown."""
+    parts = []
+    for title, metric_by_method in (
+        ("Table 2: chosen vs. rejected", HEADLINE_METRIC),
+        ("Side-free decisiveness", SIDE_FREE_METRIC),
+    ):
+        header, body = paper_layout(table, metric_by_method)
+        parts.append(f"### {title}\n\n{_metric_note(metric_by_method)}; [{ci:.0%} bootstrap CI].\n")
+        parts.append("| " + " | ".join(header) + " |")
+        parts.append("|" + "---|" * len(header))
+        parts.extend("| " + " | ".join(cells) + " |" for cells in body)
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _latex_escape(text: str) -> str:
+    return text.replace("#", r"\#").replace("%", r"\%").replace("_", r"\_").replace("–", "--")
+
+
+def render_latex(table: pl.DataFrame, *, ci: float) -> str:
+    """Table 2 (headline metrics) as a booktabs LaTeX table."""
+    header, body = paper_layout(table, HEADLINE_METRIC)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+        r"\toprule",
+        " & ".join(_latex_escape(cell) for cell in header) + r" \\",
+        r"\midrule",
+        *(" & ".join(_latex_escape(cell) for cell in cells) + r" \\" for cells in body),
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\caption{"
+        + _latex_escape(_metric_note(HEADLINE_METRIC))
+        + f" ({ci:.0%} bootstrap CI in brackets).".replace("%", r"\%")
+        + "}",
+        r"\label{tab:table2}",
+        r"\end{table}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+HTML_STYLE = (
+    "body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse;margin-bottom:1em}"
+    "th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}"
+    "td:first-child,th:first-child{text-align:left}"
+)
+
+
+def html_page(body: str) -> str:
+    """A self-contained HTML page (inline style, no external resources) around ``body``."""
+    head = f"<head><meta charset='utf-8'><style>{HTML_STYLE}</style></head>"
+    return f"<!DOCTYPE html><html>{head}<body>{body}</body></html>\n"
+
+
+def html_table(header: Sequence[str], body: Iterable[Sequence[str]]) -> str:
+    """An HTML table of already formatted cells (escaped here)."""
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
+    rows = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>" for cells in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def render_html(table: pl.DataFrame, *, ci: float) -> str:
+    """Both tables of :func:`render_markdown` as a self-contained HTML page (for the Snakemake report)."""
+    sections = []
+    for title, metric_by_method in (
+        ("Table 2: chosen vs. rejected", HEADLINE_METRIC),
+        ("Side-free decisiveness", SIDE_FREE_METRIC),
+    ):
+        header, body = paper_layout(table, metric_by_method)
+        note = escape(f"{_metric_note(metric_by_method)}; [{ci:.0%} bootstrap CI]")
+        sections.append(f"<h3>{escape(title)}</h3><p>{note}</p>{html_table(header, body)}")
+    return html_page("".join(sections))
+
+
+def gather_divergence(summaries: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """All datasets' divergence summaries in one frame with a leading ``dataset`` column."""
+    expected = ["category", "count", "percent"]
+    for dataset, summary in summaries.items():
+        if summary.columns != expected:
+            raise ValueError(f"divergence summary of {dataset!r}: columns {summary.columns}, want {expected}")
+    return pl.concat(
+        [
+            summary.with_columns(pl.col("percent").cast(pl.Float64)).select(
+                pl.lit(dataset).alias("dataset"), *expected
+            )
+            for dataset, summary in summaries.items()
+        ]
+    )
+
+
+def frame_to_html(frame: pl.DataFrame, *, title: str, note: str = "") -> str:
+    """A self-contained HTML page showing ``frame`` as a table (floats with 1 decimal, nulls as a dash)."""
+
+    def cell(value: object) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+    body = [[cell(value) for value in row] for row in frame.iter_rows()]
+    return html_page(f"<h3>{escape(title)}</h3><p>{escape(note)}</p>{html_table(frame.columns, body)}")

@@ -1,0 +1,16 @@
+"""Rule download: one file of a Hugging Face hub dataset repository at a pinned revision, with provenance."""
+
+from divpref.logutil import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+
+from divpref.sources import download_hub_file, write_json  # noqa: E402
+
+
+def main(smk) -> None:
+    hub = smk.params.hub
+    provenance = download_hub_file(hub["repo_id"], hub["filename"], hub["revision"], smk.output.raw)
+    write_json(provenance, smk.output.provenance)
+
+
+main(snakemake)  # noqa: F821

@@ -1,0 +1,24 @@
+"""Rule normalize: a raw dataset file -> long per-annotation table, rejects and data-quality report."""
+
+from divpref.logutil import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+
+import logging  # noqa: E402
+
+from divpref.normalize import normalize_to_files  # noqa: E402
+
+
+def main(smk) -> None:
+    report = normalize_to_files(
+        smk.wildcards.dataset,
+        smk.input.raw,
+        smk.output.annotations,
+        smk.output.rejects,
+        smk.output.quality,
+        helpsteer2_strength_options=dict(smk.params.helpsteer2_strength),
+    )
+    logging.info("data quality: %s", report)
+
+
+main(snakemake)  # noqa: F821

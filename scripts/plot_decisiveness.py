@@ -1,0 +1,17 @@
+"""Rule plot_decisiveness: side-free model decisiveness vs. the share of annotators on the majority side."""
+
+from divpref.io_utils import atomic_path
+from divpref.logutil import log_to_file
+from divpref.plots import pair_scores, plot_decisiveness
+from divpref.table2 import load_scored_runs
+
+
+def main(smk) -> None:
+    log_to_file(smk.log[0])
+    runs, tests = load_scored_runs(smk.params.runs, dict(smk.params.tests))
+    scores = pair_scores(runs, tests)
+    with atomic_path(smk.output.png) as png, atomic_path(smk.output.pdf) as pdf:
+        plot_decisiveness(scores, png, pdf, seed=int(smk.params.seed))
+
+
+main(snakemake)  # noqa: F821 - injected by snakemake

@@ -1,0 +1,17 @@
+"""Rule plot_divergence: share of pairs in each agreement category, per dataset."""
+
+import polars as pl
+
+from divpref.io_utils import atomic_path
+from divpref.logutil import log_to_file
+from divpref.plots import plot_divergence_rates
+
+
+def main(smk) -> None:
+    log_to_file(smk.log[0])
+    divergence = pl.read_csv(smk.input.divergence)
+    with atomic_path(smk.output.png) as png, atomic_path(smk.output.pdf) as pdf:
+        plot_divergence_rates(divergence, png, pdf)
+
+
+main(snakemake)  # noqa: F821 - injected by snakemake

@@ -1,0 +1,19 @@
+"""Rule plot_roc: ROC curves of divergence detection for one dataset."""
+
+from divpref.logutil import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
+
+import polars as pl  # noqa: E402
+
+from divpref.detection_plot import plot_roc_curves  # noqa: E402
+from divpref.io_utils import atomic_path  # noqa: E402
+
+
+def main(smk) -> None:
+    pair_scores = pl.read_parquet(smk.input.pair_scores)
+    with atomic_path(smk.output.png) as png, atomic_path(smk.output.pdf) as pdf:
+        plot_roc_curves(pair_scores, smk.wildcards.dataset, png, pdf)
+
+
+main(snakemake)  # noqa: F821

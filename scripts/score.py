@@ -1,0 +1,37 @@
+"""Rule score: the selected model's scores for every test pair of a dataset."""
+
+import polars as pl
+
+from divpref.io_utils import atomic_path
+from divpref.logutil import log_to_file
+from divpref.modeling import load_for_inference
+from divpref.scoring import (
+    check_test_pairs,
+    inference_device,
+    inference_load_kwargs,
+    score_test_pairs,
+)
+
+
+def main(smk) -> None:
+    log_to_file(smk.log[0])
+    test = pl.read_parquet(smk.input.test)
+    check_test_pairs(test, smk.input.test)
+    device = inference_device()
+    model, tokenizer = load_for_inference(
+        smk.input.adapter, device, **inference_load_kwargs(smk.params.model, device)
+    )
+    scores = score_test_pairs(
+        model,
+        tokenizer,
+        test,
+        method=smk.params.method,
+        max_length=int(smk.params.max_length),
+        batch_size=int(smk.params.batch_size),
+        device=device,
+    )
+    with atomic_path(smk.output.scores) as tmp:
+        scores.write_parquet(tmp)
+
+
+main(snakemake)  # noqa: F821 - injected by snakemake

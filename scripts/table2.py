@@ -1,0 +1,23 @@
+"""Rule table2: Table 2 in long form (CSV) and in the paper's layout (markdown, LaTeX, HTML)."""
+
+from divpref.io_utils import atomic_path
+from divpref.logutil import log_to_file
+from divpref.table2 import load_scored_runs, render_html, render_latex, render_markdown, table2_long
+
+
+def main(smk) -> None:
+    log_to_file(smk.log[0])
+    runs, _ = load_scored_runs(smk.params.runs, dict(smk.params.tests))
+    evaluation = smk.params.evaluation
+    confidence = float(evaluation["confidence"])
+    table = table2_long(
+        runs, n_samples=int(evaluation["bootstrap_samples"]), ci=confidence, seed=int(evaluation["seed"])
+    )
+    with atomic_path(smk.output.csv) as tmp:
+        table.write_csv(tmp)
+    for key, render in (("md", render_markdown), ("tex", render_latex), ("html", render_html)):
+        with atomic_path(smk.output[key]) as tmp:
+            tmp.write_text(render(table, ci=confidence))
+
+
+main(snakemake)  # noqa: F821 - injected by snakemake

@@ -1,0 +1,28 @@
+"""Rule taxonomy_agreement: cause frequencies (Table 1), Cohen's kappa and Krippendorff's alpha (MASI)."""
+
+from pathlib import Path
+
+from divpref.io_utils import atomic_path
+from divpref.logutil import log_to_file
+from divpref.taxonomy import annotator_agreement, frequency_table, read_filled_sheet
+
+
+def main(smk) -> None:
+    log_to_file(smk.log[0])
+    sheets = {}
+    for path in smk.input.sheets:
+        name = Path(path).stem
+        if name in sheets:
+            raise ValueError(
+                f"two filled sheets share the annotator name {name!r} (file stem): {smk.input.sheets}"
+            )
+        sheets[name] = read_filled_sheet(path)
+    result = annotator_agreement(sheets)
+    print(result.to_json())
+    with atomic_path(smk.output.agreement) as tmp:
+        tmp.write_text(result.to_json())
+    with atomic_path(smk.output.frequencies) as tmp:
+        frequency_table(smk.wildcards.dataset, result).write_csv(tmp)
+
+
+main(snakemake)  # noqa: F821 - injected by snakemake

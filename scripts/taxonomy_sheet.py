@@ -1,0 +1,25 @@
+"""Rule taxonomy_sheet: a seeded sample of diverging pairs to annotate with causes, plus instructions."""
+
+from pathlib import Path
+
+import polars as pl
+
+from divpref.io_utils import atomic_path
+from divpref.logutil import log_to_file
+from divpref.taxonomy import sample_sheet, sheet_instructions
+
+
+def main(smk) -> None:
+    log_to_file(smk.log[0])
+    pairs = pl.read_parquet(smk.input.pairs)
+    sheet = sample_sheet(pairs, size=int(smk.params.size), seed=int(smk.params.seed))
+    print(
+        f"{sheet.height} of {pairs.filter(pl.col('agreement') == 'diverging').height} diverging pairs sampled"
+    )
+    with atomic_path(smk.output.sheet) as tmp:
+        sheet.write_csv(tmp)
+    with atomic_path(smk.output.instructions) as tmp:
+        tmp.write_text(sheet_instructions(smk.wildcards.dataset, Path(smk.output.sheet).name))
+
+
+main(snakemake)  # noqa: F821 - injected by snakemake

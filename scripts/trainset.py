@@ -1,0 +1,27 @@
+"""Rule trainset: train and dev tables for one method and label scheme."""
+
+from divpref.logutil import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+
+import polars as pl  # noqa: E402
+from divpref.io_utils import atomic_path  # noqa: E402
+from divpref.splits import rows_of_split  # noqa: E402
+from divpref.trainsets import build_parts  # noqa: E402
+
+
+def main(smk) -> None:
+    pairs = pl.read_parquet(smk.input.pairs)
+    splits = pl.read_parquet(smk.input.splits)
+    annotations = pl.read_parquet(smk.input.annotations)
+    by_split = {part: rows_of_split(pairs, splits, part) for part in ("train", "dev")}
+    parts = build_parts(
+        smk.wildcards.method, smk.wildcards.labels, by_split, annotations, no_majority=smk.params.no_majority
+    )
+    with atomic_path(smk.output.train) as train_tmp, atomic_path(smk.output.dev) as dev_tmp:
+        parts["train"].write_parquet(train_tmp)
+        parts["dev"].write_parquet(dev_tmp)
+    print({part: table.height for part, table in parts.items()})
+
+
+main(snakemake)  # noqa: F821

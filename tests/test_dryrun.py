@@ -1,0 +1,71 @@
+"""`snakemake -n` on the paper config: the whole plan, no data, no network, under 2 s, no torch at parse time."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+import bench_dryrun  # noqa: E402  (bench/ is not a package on the test path)
+
+
+def expected_training_runs(config: dict) -> int:
+    """Training runs of the condition grid: datasets of each condition (default: all) times seeds."""
+    seeds = len(config["training"]["seeds"])
+    all_datasets = list(config["datasets"])
+    return sum(len(spec.get("datasets", all_datasets)) * seeds for spec in config["conditions"].values())
+
+
+def test_planned_jobs_reads_the_job_stats_table():
+    output = (
+        "Building DAG of jobs...\nJob stats:\njob        count\n-------  -------\n"
+        "download       2\ntrain         10\nall            1\ntotal         13\n\nReasons:\n"
+    )
+    assert bench_dryrun.planned_jobs(output) == {"download": 2, "train": 10, "all": 1}
+
+
+def test_imported_heavy_modules_reads_importtime_lines():
+    log = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       120 |        120 |   torch._C\n"
+        "import time:        80 |         80 | polars\n"
+        "import time:        50 |         50 |     transformers.utils\n"
+    )
+    assert bench_dryrun.imported_heavy_modules(log) == ["torch", "transformers"]
+
+
+@pytest.fixture(scope="module")
+def measurement() -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_dryrun.py"), "--repeat", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout)
+
+
+def test_dry_run_plans_the_whole_paper_grid_without_data(measurement):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    jobs = measurement["planned_jobs"]
+    assert jobs["train"] == expected_training_runs(config)
+    assert jobs["select_checkpoint"] == jobs["score"] == jobs["train"]
+    hub_datasets = [name for name, spec in config["datasets"].items() if spec["source"] == "hub"]
+    assert jobs.get("download", 0) == len(hub_datasets)
+    assert jobs["all"] == 1
+    # A dry-run writes no data: only snakemake's own bookkeeping folder may appear.
+    assert set(measurement["files_created"]) <= {".snakemake"}
+
+
+def test_dry_run_imports_no_model_libraries(measurement):
+    assert measurement["heavy_modules_imported"] == []
+
+
+def test_dry_run_takes_under_two_seconds(measurement):
+    # CPU time (user + sys): the cost of parsing and planning, independent of other load on a shared machine.
+    assert min(measurement["dryrun_cpu_s"]) < bench_dryrun.BUDGET_SECONDS, measurement

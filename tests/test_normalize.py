@@ -1,0 +1,342 @@
+"""Normalize stage: both layouts and strength mappings, rejects that reconcile, and schema errors."""
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from divpref.normalize import (
+    MULTIPREF_STRENGTH,
+    InputDataError,
+    helpsteer2_strength,
+    helpsteer2_strength_expr,
+    normalize_helpsteer2,
+    normalize_multipref,
+    normalize_to_files,
+)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def mp_annotation(label: str | None, evaluator: str = "w") -> dict:
+    return {
+        "evaluator": evaluator,
+        "overall_pref": label,
+        "overall_confidence": "c",
+        "helpful_pref": label,
+        "time_spent": 10,
+        "timestamp": "2024-01-01",
+    }
+
+
+def mp_record(comparison_id: str, crowd: list, experts: list, text: str = "q") -> dict:
+    return {
+        "comparison_id": comparison_id,
+        "prompt_id": "p",
+        "text": text,
+        "completion_a": f"A of {comparison_id}",
+        "model_a": "m1",
+        "completion_b": f"B of {comparison_id}",
+        "model_b": "m2",
+        "source": "s",
+        "category": "c",
+        "subject_study": "x",
+        "highest_level_degree": "y",
+        "normal_worker_annotations": [mp_annotation(label) for label in crowd],
+        "expert_worker_annotations": [mp_annotation(label) for label in experts],
+    }
+
+
+def hs2_record(prompt: str, response: str, helpfulness: list | None) -> dict:
+    n = len(helpfulness or [0])
+    return {
+        "prompt": prompt,
+        "response": response,
+        "helpfulness": helpfulness,
+        "correctness": [3] * n,
+        "coherence": [3] * n,
+        "complexity": [2] * n,
+        "verbosity": [2] * n,
+    }
+
+
+# --- strength mappings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("label", "strength"),
+    [
+        ("A-is-clearly-better", 2),
+        ("A-is-slightly-better", 1),
+        ("Tie", 0),
+        ("B-is-slightly-better", -1),
+        ("B-is-clearly-better", -2),
+    ],
+)
+def test_multipref_strength_mapping(label, strength):
+    assert MULTIPREF_STRENGTH[label] == strength
+
+
+@pytest.mark.parametrize(
+    ("diff", "thresholds", "strength"),
+    [
+        (0, (1, 2), 0),
+        (1, (1, 2), 1),
+        (-1, (1, 2), -1),
+        (2, (1, 2), 2),
+        (-3, (1, 2), -2),
+        (4, (1, 2), 2),
+        (2, (1, 3), 1),
+        (-3, (1, 3), -2),
+        (1, (2, 3), 0),
+        (-2, (2, 3), -1),
+    ],
+)
+def test_helpsteer2_strength_mapping(diff, thresholds, strength):
+    assert helpsteer2_strength(diff, *thresholds) == strength
+    expr = helpsteer2_strength_expr(pl.col("d"), *thresholds)
+    assert pl.DataFrame({"d": [diff]}).select(expr).item() == strength
+
+
+# --- MultiPref -----------------------------------------------------------------------------------
+
+
+def test_multipref_long_table_by_hand(tmp_path):
+    path = write_jsonl(
+        tmp_path / "mp.jsonl",
+        [
+            mp_record("c1", ["A-is-clearly-better", "Tie"], ["B-is-slightly-better", "A-is-slightly-better"]),
+            mp_record("c2", ["B-is-clearly-better", "B-is-clearly-better"], ["Tie", "B-is-slightly-better"]),
+        ],
+    )
+    result = normalize_multipref(path)
+    table = result.annotations
+    assert table.columns == [
+        "pair_id",
+        "prompt",
+        "response_a",
+        "response_b",
+        "annotator",
+        "strength",
+        "helpfulness_a",
+        "helpfulness_b",
+    ]
+    assert table["pair_id"].to_list() == ["c1"] * 4 + ["c2"] * 4
+    assert table["annotator"].to_list() == [0, 1, 2, 3] * 2  # crowdworkers first, then experts
+    assert table["strength"].to_list() == [2, 0, -1, 1, -2, -2, 0, -1]
+    assert table["strength"].dtype == pl.Int8
+    assert table["response_b"][4] == "B of c2"
+    assert table["helpfulness_a"].is_null().all()
+    assert result.quality_report() == {
+        "rows_in": 2,
+        "rows_kept": 2,
+        "rows_rejected": 0,
+        "pairs": 2,
+        "annotations": 8,
+        "reasons": {},
+    }
+
+
+def test_multipref_parquet_and_gzip_give_the_same_table(tmp_path):
+    records = [
+        mp_record("c1", ["Tie", "Tie"], ["A-is-clearly-better", "Tie"]),
+        mp_record("c2", ["B-is-clearly-better", "Tie"], ["Tie", "Tie"]),
+    ]
+    jsonl = normalize_multipref(write_jsonl(tmp_path / "mp.jsonl.gz", records)).annotations
+    pl.DataFrame(records).write_parquet(tmp_path / "mp.parquet")
+    parquet = normalize_multipref(tmp_path / "mp.parquet").annotations
+    assert parquet.equals(jsonl)
+
+
+def test_multipref_rejects_reconcile(tmp_path):
+    path = write_jsonl(
+        tmp_path / "mp.jsonl",
+        [
+            mp_record("c1", ["Tie", "Tie"], ["Tie", "Tie"]),
+            mp_record("c1", ["Tie", "Tie"], ["Tie", "Tie"]),  # duplicate id
+            mp_record("c2", ["Tie", None], ["Tie", "Tie"]),  # missing label
+            mp_record("c3", [], []),  # no annotations
+            {**mp_record("c4", ["Tie"], ["Tie"]), "completion_a": None},
+            mp_record("c5", ["A-is-slightly-better"], []),  # fewer annotators is kept
+        ],
+    )
+    result = normalize_multipref(path)
+    assert result.rejects.rows() == [
+        ("c1", "duplicate_comparison_id", "c1"),
+        ("c2", "missing_overall_pref", "annotator 1"),
+        ("c3", "no_annotations", ""),
+        ("c4", "missing_text", "completion_a"),
+    ]
+    report = result.quality_report()
+    assert (report["rows_in"], report["rows_kept"], report["rows_rejected"]) == (6, 2, 4)
+    assert report["pairs"] == 2 and report["annotations"] == 5
+    assert sum(report["reasons"].values()) == report["rows_rejected"]
+
+
+# --- HelpSteer2 ----------------------------------------------------------------------------------
+
+
+def test_helpsteer2_pairs_by_hand(tmp_path):
+    path = write_jsonl(
+        tmp_path / "disagreements.jsonl.gz",
+        [
+            hs2_record("p1", "r1", [4, 2, 3]),
+            hs2_record("p1", "r2", [1, 2, 4]),
+            hs2_record("p2", "x", [0, 4]),
+            hs2_record("p2", "y", [1, 3]),
+        ],
+    )
+    table = normalize_helpsteer2(path).annotations
+    expected_id = hashlib.sha1(b"p1\x1fr1\x1fr2").hexdigest()[:16]
+    assert table["pair_id"].to_list()[:3] == [expected_id] * 3
+    assert table["annotator"].to_list() == [0, 1, 2, 0, 1]
+    assert table["helpfulness_a"].to_list() == [4, 2, 3, 0, 4]
+    assert table["helpfulness_b"].to_list() == [1, 2, 4, 1, 3]
+    # d = 3, 0, -1, -1, 1
+    assert table["strength"].to_list() == [2, 0, -1, -1, 1]
+    assert table.filter(pl.col("prompt") == "p2")["response_a"].unique().to_list() == ["x"]
+
+
+def test_helpsteer2_strength_thresholds_are_applied(tmp_path):
+    path = write_jsonl(
+        tmp_path / "d.jsonl", [hs2_record("p", "a", [4, 3, 2]), hs2_record("p", "b", [2, 2, 2])]
+    )
+    assert normalize_helpsteer2(path, 1, 3).annotations["strength"].to_list() == [1, 1, 0]
+
+
+def test_helpsteer2_rejects_reconcile(tmp_path):
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            hs2_record("ok", "a", [3, 3]),
+            hs2_record("ok", "b", [1, 3]),  # kept
+            hs2_record("three", "a", [3]),
+            hs2_record("three", "b", [3]),
+            hs2_record("three", "c", [3]),
+            hs2_record("single", "a", [3]),
+            hs2_record("dup", "a", [3]),
+            hs2_record("dup", "a", [3]),
+            hs2_record("dup", "b", [2]),
+            hs2_record("uneven", "a", [3, 3]),
+            hs2_record("uneven", "b", [3, 3, 1]),
+            hs2_record("missing", "a", None),
+            hs2_record("missing", "b", [1]),
+            {**hs2_record("x", "a", [1]), "prompt": None},
+        ],
+    )
+    result = normalize_helpsteer2(path)
+    assert result.rejects.rows() == [
+        ("row 8", "duplicate_row", "a"),
+        ("row 14", "missing_prompt", ""),
+        ("row 3", "prompt_without_two_responses", "3 responses"),
+        ("row 4", "prompt_without_two_responses", "3 responses"),
+        ("row 5", "prompt_without_two_responses", "3 responses"),
+        ("row 6", "prompt_without_two_responses", "1 responses"),
+        ("row 10", "unequal_annotator_counts", "2 vs 3"),
+        ("row 11", "unequal_annotator_counts", "2 vs 3"),
+        ("row 12", "missing_helpfulness", "None vs [1]"),
+        ("row 13", "missing_helpfulness", "None vs [1]"),
+    ]
+    report = result.quality_report()
+    assert (report["rows_in"], report["rows_kept"], report["rows_rejected"]) == (14, 4, 10)
+    assert report["pairs"] == 2  # "ok" and "dup" (its duplicate row removed)
+    assert report["reasons"] == {
+        "prompt_without_two_responses": 4,
+        "unequal_annotator_counts": 2,
+        "missing_helpfulness": 2,
+        "duplicate_row": 1,
+        "missing_prompt": 1,
+    }
+
+
+# --- schema-level errors: clear message, nothing written -----------------------------------------
+
+OUTPUTS = ("annotations.parquet", "rejects.csv", "data_quality.json")
+
+
+def run_to_files(dataset: str, raw: Path, out: Path) -> dict:
+    return normalize_to_files(dataset, raw, *(out / name for name in OUTPUTS))
+
+
+def assert_fails_cleanly(dataset: str, raw: Path, out: Path, *fragments: str) -> None:
+    with pytest.raises(InputDataError) as info:
+        run_to_files(dataset, raw, out)
+    message = str(info.value)
+    assert str(raw) in message
+    for fragment in fragments:
+        assert fragment in message
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_column_names_file_row_and_column(tmp_path):
+    record = mp_record("c7", ["Tie"], ["Tie"])
+    del record["completion_b"]
+    raw = write_jsonl(tmp_path / "mp.jsonl", [mp_record("c6", ["Tie"], ["Tie"]), record])
+    assert_fails_cleanly("multipref", raw, tmp_path / "out", "row 2", "c7", "'completion_b'")
+
+
+def test_missing_helpsteer2_column(tmp_path):
+    record = hs2_record("p", "a", [1])
+    del record["helpfulness"]
+    raw = write_jsonl(tmp_path / "d.jsonl", [record])
+    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "row 1", "'helpfulness'")
+
+
+def test_unknown_overall_pref_names_row_and_value(tmp_path):
+    raw = write_jsonl(tmp_path / "mp.jsonl", [mp_record("c9", ["Tie", "A-is-much-better"], ["Tie", "Tie"])])
+    assert_fails_cleanly("multipref", raw, tmp_path / "out", "comparison_id=c9", "'A-is-much-better'")
+
+
+def test_truncated_gzip(tmp_path):
+    full = write_jsonl(tmp_path / "full.jsonl.gz", [mp_record(f"c{i}", ["Tie"], ["Tie"]) for i in range(200)])
+    raw = tmp_path / "truncated.jsonl.gz"
+    raw.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert_fails_cleanly("multipref", raw, tmp_path / "out", "truncated or corrupt gzip", "after row")
+
+
+@pytest.mark.parametrize("name", ["empty.jsonl", "empty.jsonl.gz", "empty.parquet"])
+def test_empty_file(tmp_path, name):
+    raw = tmp_path / name
+    raw.write_bytes(b"")
+    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "empty")
+
+
+def test_gzip_without_records(tmp_path):
+    raw = tmp_path / "blank.jsonl.gz"
+    raw.write_bytes(gzip.compress(b"\n\n"))
+    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "no records")
+
+
+def test_invalid_json_line(tmp_path):
+    raw = tmp_path / "d.jsonl"
+    raw.write_text(json.dumps(hs2_record("p", "a", [1])) + "\n{not json\n")
+    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "row 2", "invalid JSON", "{not json")
+
+
+@pytest.mark.parametrize("bad", [5, -1, "3", 2.5, True])
+def test_score_off_the_scale(tmp_path, bad):
+    raw = write_jsonl(tmp_path / "d.jsonl", [hs2_record("p", "a", [1]), hs2_record("p", "b", [2, bad])])
+    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "row 2", repr(bad))
+
+
+def test_good_input_writes_all_three_outputs(tmp_path):
+    raw = write_jsonl(
+        tmp_path / "d.jsonl",
+        [hs2_record("p", "a", [1, 4]), hs2_record("p", "b", [2, 2]), hs2_record("q", "a", [1])],
+    )
+    report = run_to_files("helpsteer2", raw, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(OUTPUTS)
+    assert json.loads((tmp_path / "out" / "data_quality.json").read_text()) == report
+    assert report["rows_in"] == report["rows_kept"] + report["rows_rejected"] == 3
+    rejects = pl.read_csv(tmp_path / "out" / "rejects.csv")
+    assert rejects.rows() == [("row 3", "prompt_without_two_responses", "1 responses")]
+    assert pl.read_parquet(tmp_path / "out" / "annotations.parquet")["strength"].to_list() == [-1, 2]
