@@ -1,6 +1,7 @@
 """Rule score: the selected model's scores for every test pair of a dataset."""
 
 import polars as pl
+import torch
 
 from divpref.io_utils import atomic_path
 from divpref.logutil import log_to_file
@@ -18,6 +19,7 @@ def main(smk) -> None:
     test = pl.read_parquet(smk.input.test)
     check_test_pairs(test, smk.input.test)
     device = inference_device()
+    torch.set_num_threads(max(1, int(smk.threads)))
     model, tokenizer = load_for_inference(
         smk.input.adapter, device, **inference_load_kwargs(smk.params.model, device)
     )

@@ -1,6 +1,7 @@
 """Helpers for tests that really run snakemake: run it under `timeout -k`, read the jobs a run or dry-run
 prints, and compute which jobs lie downstream of others (the reference for "reruns exactly its dependents")."""
 
+import copy
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ class Job:
     wildcards: tuple[tuple[str, str], ...] = ()
     local: bool = False
     jobid: int | None = None
+    reason: str = ""
 
     @property
     def key(self) -> tuple[str, tuple[str, ...]]:
@@ -58,6 +60,7 @@ def parse_jobs(text: str) -> list[Job]:
                 ),
                 local=bool(header["local"]),
                 jobid=int(fields["jobid"]) if fields.get("jobid", "").isdigit() else None,
+                reason=fields.get("reason", ""),
             )
         )
     return jobs
@@ -88,6 +91,18 @@ def downstream_closure(jobs: Iterable[Job], is_changed: Callable[[Job], bool]) -
                 selected.add(consumer.key)
                 frontier.append(consumer)
     return selected
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied recursively (nested mappings merge, other values replace), the way
+    snakemake merges config files and the way a profile's settings are overridden here."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def snakemake_command() -> list[str]:

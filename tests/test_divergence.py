@@ -154,3 +154,9 @@ def test_vectorized_equals_reference(pairs, tie_break, shuffle_seed):
     assert vectorized["agreement"].is_in(CATEGORIES).all()
     # substantial pairs are always diverging
     assert vectorized.filter(pl.col("substantial"))["agreement"].eq("diverging").all()
+
+
+def test_strength_outside_the_scale_is_an_error():
+    frame = annotations_frame({"x": [1, 3]})
+    with pytest.raises(ValueError, match="-2..2.*'x'"):
+        classify_pairs(frame)

@@ -340,3 +340,8 @@ def test_good_input_writes_all_three_outputs(tmp_path):
     rejects = pl.read_csv(tmp_path / "out" / "rejects.csv")
     assert rejects.rows() == [("row 3", "prompt_without_two_responses", "1 responses")]
     assert pl.read_parquet(tmp_path / "out" / "annotations.parquet")["strength"].to_list() == [-1, 2]
+
+
+def test_multipref_numeric_ids_become_strings(tmp_path):
+    raw = write_jsonl(tmp_path / "mp.jsonl", [{**mp_record("x", ["Tie"], ["Tie"]), "comparison_id": 17}])
+    assert normalize_multipref(raw).annotations["pair_id"].to_list() == ["17", "17"]

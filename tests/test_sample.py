@@ -1,4 +1,4 @@
-"""The embedded synthetic sample: seeded, in the published layouts, with planted truth the pipeline recovers."""
+"""The embedded synthetic sample: seeded, published layouts, planted truth that the pipeline recovers."""
 
 import gzip
 import json

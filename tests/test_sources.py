@@ -1,4 +1,4 @@
-"""Dataset sources: local paths, hub paths, and the hub download around a mocked network call."""
+"""Dataset sources: the hub download around a mocked network call, and how the workflow picks the raw file."""
 
 import json
 import logging
@@ -7,23 +7,10 @@ import os
 import pytest
 from conftest import copy_workflow, run_snakemake
 from divpref import sources
-from divpref.sources import download_hub_file, hub_local_path, raw_annotations_path
+from divpref.sources import download_hub_file
 
 SHA = "990b2711a36180dd19d9c94b8627844866f8982a"
 HUB = {"repo_id": "nvidia/HelpSteer2", "revision": SHA, "filename": "disagreements/disagreements.jsonl.gz"}
-
-
-def test_hub_and_local_paths(monkeypatch, tmp_path):
-    assert hub_local_path("helpsteer2", {"source": "hub", "hub": HUB}) == (
-        "resources/hub/helpsteer2/disagreements/disagreements.jsonl.gz"
-    )
-    assert raw_annotations_path("helpsteer2", {"source": "hub", "hub": HUB}) == hub_local_path(
-        "helpsteer2", {"hub": HUB}
-    )
-    # relative paths stay relative (resolved against the working directory), ~ is expanded
-    assert raw_annotations_path("multipref", {"source": "data/mp.parquet", "hub": HUB}) == "data/mp.parquet"
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert raw_annotations_path("multipref", {"source": "~/mp.jsonl", "hub": HUB}) == f"{tmp_path}/mp.jsonl"
 
 
 class FakeHub:

@@ -30,6 +30,10 @@ def classify_pairs(annotations: pl.DataFrame, chosen_tie_break: Side = "a") -> p
 
     ``chosen`` is the side with the larger sum of s, then the side with more votes, then ``chosen_tie_break``.
     """
+    strength = annotations["strength"]
+    if strength.null_count() or not strength.is_between(-2, 2).all():
+        bad = annotations.filter(~pl.col("strength").is_between(-2, 2) | pl.col("strength").is_null()).row(0)
+        raise ValueError(f"annotation strength must be an integer in -2..2; first offending row: {bad}")
     # Sorting inside groups is the costliest step; skip it when rows already come as normalize writes them.
     strengths = (
         pl.col("strength") if annotators_in_order(annotations) else pl.col("strength").sort_by("annotator")

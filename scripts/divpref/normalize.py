@@ -176,7 +176,7 @@ def normalize_multipref(path: str | Path) -> Normalized:
         for annotator, label in enumerate(labels):
             rows.append(
                 (
-                    key,
+                    str(key),
                     record["text"],
                     record["completion_a"],
                     record["completion_b"],
@@ -239,6 +239,9 @@ def normalize_helpsteer2(path: str | Path, slight_min_diff: int = 1, clear_min_d
     """Long table of a HelpSteer2 ``disagreements`` file: consecutive same-prompt rows form pair (A, B).
 
     The i-th helpfulness score of both responses is taken as annotator i's (SPEC's documented assumption).
+    A row repeating an earlier row's (prompt, response) is rejected as ``duplicate_row``; the remaining rows
+    are grouped by prompt, in file order, and a prompt without exactly two of them is rejected with all its
+    rows.
     """
     if not 1 <= slight_min_diff <= clear_min_diff:
         raise ValueError(

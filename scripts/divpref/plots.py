@@ -58,7 +58,10 @@ def pair_scores(runs: Iterable[ScoredRun], tests: dict[str, pl.DataFrame]) -> pl
         ]
         pairs = group[0].pairs.select("pair_id", "agreement", "substantial")
         counts = pairs.join(
-            tests[dataset].select("pair_id", "n_a", "n_b", "n_annotators"), on="pair_id", how="left"
+            tests[dataset].select("pair_id", "n_a", "n_b", "n_annotators"),
+            on="pair_id",
+            how="left",
+            maintain_order="left",
         )
         frames.append(
             pairs.with_columns(

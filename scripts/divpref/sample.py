@@ -1,16 +1,18 @@
-"""The embedded SYNTHETIC sample: seeded MultiPref- and HelpSteer2-layout files whose disagreements have causes.
+"""The embedded SYNTHETIC sample: seeded MultiPref- and HelpSteer2-layout files whose disagreements have
+causes.
 
 Each pair is built for one scenario from the paper's taxonomy (Table 1): verbosity, format, task
-underspecification, comply-vs-refuse, refuse-vs-refuse, plus scenarios where annotators agree (a hallucinated or
-degenerate response, a harmful request, two equivalent answers). Simulated annotators come from fixed pools; each
-has stable tastes (likes long or short answers, lists or prose; cautious or not about borderline requests) that a
-pair's features turn into a utility. Divergence therefore arises from structure, and the texts carry features a
-model can learn (length, bullet lists, refusal phrases, wrong facts, repetition).
+underspecification, comply-vs-refuse, refuse-vs-refuse, plus scenarios where annotators agree (a hallucinated
+or degenerate response, a harmful request, two equivalent answers). Simulated annotators come from fixed
+pools; each has stable tastes (likes long or short answers, lists or prose; cautious or not about borderline
+requests) that a pair's features turn into a utility. Divergence therefore arises from structure, and the
+texts carry features a model can learn (length, bullet lists, refusal phrases, wrong facts, repetition).
 
-Utility of a response for an annotator: taste terms for its features, minus a large shared penalty for errors and
-for complying with harmful requests, plus per-annotator noise; a few careless annotators flip their vote.
-MultiPref annotators map the utility difference to the five-point ``overall_pref`` scale; HelpSteer2 annotators
-rate each response's helpfulness 0-4 (plus the other four attributes), so the strength follows from the scores.
+Utility of a response for an annotator: taste terms for its features, minus a large shared penalty for errors
+and for complying with harmful requests, plus per-annotator noise; a few careless annotators flip their vote.
+MultiPref annotators map the utility difference to the five-point ``overall_pref`` scale; HelpSteer2
+annotators rate each response's helpfulness 0-4 (plus the other four attributes), so the strength follows
+from the scores.
 
 The generator does not look at any reward-model result; it only fixes scenario shares and taste shares.
 """
@@ -439,7 +441,7 @@ SCENARIO_WEIGHTS = {
     "harmful_request": 0.06,
     "equivalent": 0.20,
 }
-"""Share of each scenario; the agreeing ones (error, harmful_request, equivalent) give the high-agreement classes."""
+"""Share of each scenario; the agreeing ones (error, harmful_request, equivalent) give high agreement."""
 
 
 def _topic_sentences(topic: Topic, rng: random.Random, long: bool, wrong: bool = False) -> list[str]:
@@ -631,7 +633,7 @@ def _scenarios(n_pairs: int, rng: random.Random) -> list[Scenario]:
 
 
 def planted_better(scenario: Scenario) -> str | None:
-    """ "a" or "b" when exactly one response is flawed (an error, or complying with a harmful request), else None."""
+    """The sound side ("a"/"b") when exactly one response is flawed (an error, or complying with harm)."""
     flawed = tuple(bool(response.error or response.harmful) for response in (scenario.a, scenario.b))
     return {(False, True): "a", (True, False): "b"}.get(flawed)
 
@@ -759,7 +761,7 @@ def _unique_prompt(prompt: str, used: set[str], rng: random.Random) -> str:
 
 
 def _other_attributes(response: Response, n: int, rng: random.Random) -> dict[str, list[int]]:
-    """Correctness, coherence, complexity and verbosity lists (0-4) consistent with the response's features."""
+    """Correctness, coherence, complexity and verbosity lists (0-4) that fit the response's features."""
 
     def noisy(centre: float) -> list[int]:
         return [_clip_score(centre + rng.gauss(0.0, 0.5)) for _ in range(n)]

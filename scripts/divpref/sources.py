@@ -1,4 +1,7 @@
-"""Where a dataset's raw annotations come from: a local file, or a file of a Hugging Face hub dataset repo."""
+"""Hub downloads: one file of a Hugging Face dataset repository at a pinned revision, with provenance.
+
+The file a dataset reads (hub download or local path) is chosen in rules/common.smk, `get_raw_annotations`.
+"""
 
 import json
 import logging
@@ -11,28 +14,7 @@ from divpref.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
 
-HUB_SOURCE = "hub"
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
-
-
-def is_hub_source(dataset_config: dict) -> bool:
-    """True if the dataset is configured to come from the hub (``source: hub``)."""
-    return dataset_config["source"] == HUB_SOURCE
-
-
-def hub_local_path(dataset: str, dataset_config: dict) -> str:
-    """Where the download rule puts the hub file: ``resources/hub/<dataset>/<filename in the repository>``."""
-    return f"resources/hub/{dataset}/{dataset_config['hub']['filename']}"
-
-
-def raw_annotations_path(dataset: str, dataset_config: dict) -> str:
-    """The raw file normalize reads: the hub download, or the local ``source`` path (``~`` expanded).
-
-    Relative local paths stay relative, so they resolve against the working directory.
-    """
-    if is_hub_source(dataset_config):
-        return hub_local_path(dataset, dataset_config)
-    return str(Path(dataset_config["source"]).expanduser())
 
 
 def download_hub_file(repo_id: str, filename: str, revision: str, target: str | Path) -> dict:

@@ -318,8 +318,20 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
     return "\n".join(parts)
 
 
+LATEX_REPLACEMENTS = {
+    "#": r"\#",
+    "%": r"\%",
+    "_": r"\_",
+    "&": r"\&",
+    "–": "--",
+    ">": "$>$",
+    "<": "$<$",
+    "|": "$|$",
+}
+
+
 def _latex_escape(text: str) -> str:
-    return text.replace("#", r"\#").replace("%", r"\%").replace("_", r"\_").replace("–", "--")
+    return "".join(LATEX_REPLACEMENTS.get(char, char) for char in text)
 
 
 def render_latex(table: pl.DataFrame, *, ci: float) -> str:
@@ -337,8 +349,7 @@ def render_latex(table: pl.DataFrame, *, ci: float) -> str:
         r"\bottomrule",
         r"\end{tabular}",
         r"\caption{"
-        + _latex_escape(_metric_note(HEADLINE_METRIC))
-        + f" ({ci:.0%} bootstrap CI in brackets).".replace("%", r"\%")
+        + _latex_escape(f"{_metric_note(HEADLINE_METRIC)} ({ci:.0%} bootstrap CI in brackets).")
         + "}",
         r"\label{tab:table2}",
         r"\end{table}",

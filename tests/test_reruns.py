@@ -1,0 +1,194 @@
+"""Snakemake reruns exactly what a change invalidated (profiles/default's --rerun-triggers), on a completed run.
+
+Each test copies the completed local CI run (`ci_run`), changes one thing, and dry-runs. The reference for
+"exactly its dependents" is independent of snakemake's rerun logic: the jobs whose own inputs, params or code
+changed, closed under "reads an output of" in the full job graph (`snakemake -n --forceall`).
+"""
+
+import gzip
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CI_CONFIG
+from snakemake_jobs import (
+    NOTHING_TO_BE_DONE,
+    Job,
+    deep_merge,
+    describe_failure,
+    downstream_closure,
+    parse_jobs,
+    run_snakemake,
+)
+
+pytestmark = pytest.mark.slow
+
+# Rules upstream of training: a change to one condition or to the training code must not rerun them.
+UPSTREAM_OF_TRAINING = {"generate_sample", "download", "normalize", "classify", "split", "trainset", "build_backbone"}
+OVERLAY = "tests/config/changed.yaml"
+
+
+# --- unit tests of the graph helpers, on a hand-made graph ---
+
+
+def test_downstream_closure_follows_files_and_folders():
+    jobs = [
+        Job("a", ("a/x.txt",)),
+        Job("b", ("b/model",), inputs=("a/x.txt",)),  # a folder output
+        Job("c", ("c/y.txt",), inputs=("b/model/adapter.safetensors",)),  # reads a file inside it
+        Job("d", ("d/z.txt",), inputs=("unrelated.txt",)),
+        Job("all", (), inputs=("c/y.txt", "d/z.txt")),
+    ]
+    closure = downstream_closure(jobs, lambda job: job.rule == "b")
+    assert closure == {("b", ("b/model",)), ("c", ("c/y.txt",)), ("all", ())}
+    assert downstream_closure(jobs, lambda job: job.rule == "d") == {("d", ("d/z.txt",)), ("all", ())}
+
+
+def test_parse_jobs_reads_rule_wildcards_and_reason():
+    output = (
+        "[Fri Nov 27 08:50:52 2026]\nlocalrule train:\n    input: t/train.parquet, t/dev.parquet\n"
+        "    output: r/train_log.json\n    jobid: 7\n"
+        "    reason: Params have changed since last execution\n"
+        "    wildcards: dataset=multipref, condition=bt-agg, seed=0\n    resources: tmpdir=/tmp\n\n"
+        "rule all:\n    input: r/train_log.json\n    jobid: 0\n"
+    )
+    train, final = parse_jobs(output)
+    assert train == Job(
+        "train", ("r/train_log.json",), ("t/train.parquet", "t/dev.parquet"),
+        (("dataset", "multipref"), ("condition", "bt-agg"), ("seed", "0")), True, 7,
+        "Params have changed since last execution",
+    )
+    assert (final.rule, final.inputs, final.local) == ("all", ("r/train_log.json",), False)
+
+
+# --- the real workflow ---
+
+
+@pytest.fixture
+def workdir(ci_run, tmp_path) -> Path:
+    """A private copy of the completed CI run (modification times preserved)."""
+    copy = tmp_path / "run"
+    shutil.copytree(ci_run, copy, symlinks=True)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def job_graph(ci_run, tmp_path_factory) -> list[Job]:
+    """Every job of the CI-config DAG with its inputs and outputs (a forced dry-run of a copy)."""
+    copy = tmp_path_factory.mktemp("graph") / "run"
+    shutil.copytree(ci_run, copy, symlinks=True)
+    proc = run_snakemake(copy, "--configfile", CI_CONFIG, "-n", "--forceall")
+    assert proc.returncode == 0, describe_failure(proc)
+    return parse_jobs(proc.stdout)
+
+
+def dry_run(workdir: Path, *configfiles: str) -> tuple[str, list[Job]]:
+    proc = run_snakemake(workdir, "--configfile", CI_CONFIG, *configfiles, "-n")
+    assert proc.returncode == 0, describe_failure(proc)
+    return proc.stdout, parse_jobs(proc.stdout)
+
+
+def write_overlay(workdir: Path, overlay: dict) -> str:
+    (workdir / OVERLAY).write_text(yaml.safe_dump(overlay))
+    return OVERLAY
+
+
+def config_of(workdir: Path) -> dict:
+    return deep_merge(yaml.safe_load((workdir / "config.yaml").read_text()), yaml.safe_load((workdir / CI_CONFIG).read_text()))
+
+
+def assert_plans_exactly(planned: list[Job], graph: list[Job], is_changed) -> None:
+    """The planned jobs are the changed ones and everything downstream of them, nothing else."""
+    expected = downstream_closure(graph, is_changed)
+    planned_keys = {job.key for job in planned}
+    assert planned_keys == expected, (
+        f"planned but not downstream of the change: {sorted(planned_keys - expected)}\n"
+        f"downstream but not planned: {sorted(expected - planned_keys)}"
+    )
+
+
+def test_nothing_changed_plans_nothing(workdir):
+    output, planned = dry_run(workdir)
+    assert NOTHING_TO_BE_DONE in output
+    assert planned == []
+
+
+def test_touch_without_a_content_change_plans_nothing(workdir):
+    # Snakemake 9 compares checksums of inputs below 1 MB (--max-checksum-file-size): a newer mtime alone
+    # does not make a file changed.
+    later = time.time() + 60
+    for path in [*(workdir / "resources" / "sample").glob("*.jsonl.gz"), *(workdir / "results").glob("*/pairs.parquet")]:
+        assert path.stat().st_size < 1_000_000, f"{path} is too large for the checksum comparison"
+        os.utime(path, (later, later))
+    output, planned = dry_run(workdir)
+    assert NOTHING_TO_BE_DONE in output, [job.key for job in planned]
+
+
+def test_content_change_of_a_data_file_reruns_exactly_its_dependents(workdir, job_graph):
+    raw = Path("resources/sample/helpsteer2.jsonl.gz")
+    lines = gzip.decompress((workdir / raw).read_bytes()).decode().splitlines(keepends=True)
+    original_mtime = (workdir / raw).stat().st_mtime
+    (workdir / raw).write_bytes(gzip.compress("".join(lines[:-2]).encode(), mtime=0))  # one pair fewer
+    os.utime(workdir / raw, (original_mtime + 60, original_mtime + 60))
+
+    _, planned = dry_run(workdir)
+    assert_plans_exactly(planned, job_graph, lambda job: str(raw) in job.inputs)
+    assert {job.wildcard("dataset") for job in planned if job.rule == "train"} == {"helpsteer2"}
+    assert not any(job.rule in {"generate_sample", "build_backbone"} for job in planned)
+
+
+def test_one_conditions_learning_rate_reruns_only_that_condition_and_the_summaries(workdir, job_graph):
+    config = config_of(workdir)
+    condition = next(iter(config["conditions"]))
+    learning_rate = config["training"]["learning_rate"] * 2
+    overlay = write_overlay(workdir, {"conditions": {condition: {"training": {"learning_rate": learning_rate}}}})
+
+    _, planned = dry_run(workdir, overlay)
+    changed = [job for job in planned if job.reason.startswith("Params have changed")]
+    assert {job.rule for job in changed} == {"train"}, [(job.rule, job.reason) for job in changed]
+    assert {job.wildcard("condition") for job in changed} == {condition}
+    assert_plans_exactly(planned, job_graph, lambda job: job.rule == "train" and job.wildcard("condition") == condition)
+    # Per-run jobs of other conditions and everything upstream stay as they are.
+    assert all(job.wildcard("condition") in (None, condition) for job in planned)
+    assert not any(job.rule in UPSTREAM_OF_TRAINING for job in planned)
+    assert {"select_checkpoint", "score", "table2"} <= {job.rule for job in planned}
+
+
+def test_data_source_change_reruns_that_dataset_and_everything_downstream(workdir, job_graph):
+    source = Path(config_of(workdir)["datasets"]["multipref"]["source"])
+    moved = source.with_name("multipref_copy.jsonl.gz")
+    shutil.copy2(workdir / source, workdir / moved)
+    overlay = write_overlay(workdir, {"datasets": {"multipref": {"source": str(moved)}}})
+
+    _, planned = dry_run(workdir, overlay)
+    assert_plans_exactly(planned, job_graph, lambda job: job.rule == "normalize" and job.wildcard("dataset") == "multipref")
+    assert {job.wildcard("dataset") for job in planned if job.rule == "train"} == {"multipref"}
+
+
+def test_divergence_definition_change_reruns_everything_downstream(workdir, job_graph):
+    strength = config_of(workdir)["divergence"]["helpsteer2_strength"]
+    overlay = write_overlay(
+        workdir, {"divergence": {"helpsteer2_strength": {**strength, "clear_min_diff": strength["clear_min_diff"] + 1}}}
+    )
+
+    _, planned = dry_run(workdir, overlay)
+    changed_rules = {job.rule for job in planned if job.reason.startswith("Params have changed")}
+    assert changed_rules == {"normalize"}
+    assert_plans_exactly(planned, job_graph, lambda job: job.rule in changed_rules)
+    trained = {job.key for job in planned if job.rule == "train"}
+    assert trained == {job.key for job in job_graph if job.rule == "train"}, "every model is retrained"
+    assert not any(job.rule in {"generate_sample", "build_backbone"} for job in planned)
+
+
+def test_training_script_change_reruns_training_and_downstream_only(workdir, job_graph):
+    script = workdir / "scripts" / "train.py"
+    script.write_text(script.read_text() + "\n# an edit\n")
+
+    _, planned = dry_run(workdir)
+    assert {job.rule for job in planned if job.reason.startswith("Code has changed")} == {"train"}
+    assert_plans_exactly(planned, job_graph, lambda job: job.rule == "train")
+    assert not any(job.rule in UPSTREAM_OF_TRAINING for job in planned)
