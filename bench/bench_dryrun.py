@@ -45,7 +45,10 @@ def copy_workflow(dest: Path) -> Path:
 def network_isolation() -> list[str]:
     """`unshare --net` when this user may create a network namespace, else nothing."""
     unshare = shutil.which("unshare")
-    if unshare and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0:
+    if (
+        unshare
+        and subprocess.run([unshare, "--net", "true"], capture_output=True, check=False).returncode == 0
+    ):
         return [unshare, "--net"]
     return []
 
@@ -54,7 +57,9 @@ def timed_run(command: list[str], workdir: Path) -> tuple[float, float, subproce
     """Run `command`; return its wall seconds, its CPU seconds (user + sys of the children) and the result."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=workdir, env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True)
+    proc = subprocess.run(
+        command, cwd=workdir, env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True, check=False
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -103,11 +108,14 @@ def measure(repeat: int) -> dict:
             env={**os.environ, **OFFLINE_ENV},
             capture_output=True,
             text=True,
+            check=False,
         )
         left_behind = sorted(path.name for path in workdir.iterdir() if path.name not in WORKFLOW_FILES)
     output = dryruns[0][2].stdout + dryruns[0][2].stderr
     return {
-        "network": "unshare --net (no network)" if isolation else "offline variables only (unshare not permitted)",
+        "network": "unshare --net (no network)"
+        if isolation
+        else "offline variables only (unshare not permitted)",
         "startup_wall_s": [round(wall, 3) for wall, _, _ in startup],
         "startup_cpu_s": [round(cpu, 3) for _, cpu, _ in startup],
         "dryrun_wall_s": [round(wall, 3) for wall, _, _ in dryruns],
@@ -130,8 +138,10 @@ def report(result: dict) -> str:
         f"{'snakemake -n (whole plan)':28}{dry_wall:>9.2f}{dry_cpu:>9.2f}{dry_cpu / startup_cpu:>12.1f}x",
         f"planned: {sum(jobs.values())} jobs in {len(jobs)} rules ({jobs.get('train', 0)} train)",
         f"heavy modules imported at parse time: {', '.join(result['heavy_modules_imported']) or 'none'}",
-        f"budget {result['budget_s']:.1f} s: {'met' if dry_cpu < result['budget_s'] else 'MISSED'} (cpu time; "
-        f"wall median {statistics.median(result['dryrun_wall_s']):.2f} s on this machine's current load)",
+        (
+            f"budget {result['budget_s']:.1f} s: {'met' if dry_cpu < result['budget_s'] else 'MISSED'} (cpu time; "
+            f"wall median {statistics.median(result['dryrun_wall_s']):.2f} s on this machine's current load)"
+        ),
     ]
     return "\n".join(lines)
 

@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/bench_trainer.py [--steps 40] [--rounds 3] [--threads 2]
 
-Runs alternate (ours, TRL, ours, TRL, ...), each in a fresh process, and the medians of the pairs/s are compared.
-Both trainers get the SAME LoRA-wrapped model (our ``load_backbone``) and the SAME token ids; the TRL traps are
+Runs alternate (ours, TRL, ours, TRL, ...), each in a fresh process; the medians of pairs/s are compared.
+Both trainers get the SAME LoRA-wrapped model (our ``load_backbone``) and the SAME token ids. TRL traps,
 neutralised: ids are pre-truncated to ``max_length`` (TRL drops longer examples instead of truncating), every
-sequence already ends with EOS (TRL appends one to raw text), and bf16 / gradient checkpointing are switched off
+sequence already ends with EOS (TRL appends one to raw text), and bf16 / gradient checkpointing are off
 on both sides (TRL defaults to bf16 and gradient checkpointing). Dropout is off on both (LoRA dropout 0; TRL's
 ``disable_dropout``). Timed: the training steps only (tokenization and model loading excluded on both sides);
 our time also includes one final dev evaluation of 16 pairs and one checkpoint write, which TRL does not do.
@@ -62,24 +62,31 @@ def write_data(folder: Path, n_rows: int, seed: int) -> tuple[Path, Path]:
 
 def load(backbone: str, args: argparse.Namespace):
     import torch
-
     from divpref.modeling import load_backbone
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    return load_backbone({"name_or_path": backbone, "load_in_8bit": False, "lora": LORA}, 1, for_training=True)
+    return load_backbone(
+        {"name_or_path": backbone, "load_in_8bit": False, "lora": LORA}, 1, for_training=True
+    )
 
 
 def run_ours(backbone: str, train: str, dev: str, args: argparse.Namespace, bf16: bool) -> float:
     import polars as pl
-
     from divpref.methods import get_method
-    from divpref.training import TrainInputs, TrainingParams, encode_pairs, train_loop
+    from divpref.training import TrainingParams, TrainInputs, encode_pairs, train_loop
 
     model, tokenizer = load(backbone, args)
     method = get_method("bt")
-    params = TrainingParams(seed=0, batch_size=args.batch_size, max_length=args.max_length, max_steps=args.steps,
-                            max_epochs=100, eval_every_epochs=1000, bf16=bf16)
+    params = TrainingParams(
+        seed=0,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        max_steps=args.steps,
+        max_epochs=100,
+        eval_every_epochs=1000,
+        bf16=bf16,
+    )
     frames = {name: pl.read_parquet(path) for name, path in (("train", train), ("dev", dev))}
     inputs = TrainInputs(
         train=encode_pairs(frames["train"], tokenizer, args.max_length),
@@ -96,18 +103,23 @@ def run_ours(backbone: str, train: str, dev: str, args: argparse.Namespace, bf16
 def run_trl(backbone: str, train: str, args: argparse.Namespace) -> float:
     import polars as pl
     from datasets import Dataset
-    from trl import RewardConfig, RewardTrainer
-
     from divpref.training import encode_pairs
+    from trl import RewardConfig, RewardTrainer
 
     model, tokenizer = load(backbone, args)
     frame = pl.read_parquet(train)
-    encoded = encode_pairs(frame, tokenizer, args.max_length)  # the same (pre-truncated, EOS-ended) ids as ours
+    encoded = encode_pairs(
+        frame, tokenizer, args.max_length
+    )  # the same (pre-truncated, EOS-ended) ids as ours
     a_chosen = [c == "a" for c in frame["chosen"].to_list()]
     dataset = Dataset.from_dict(
         {
-            "chosen_ids": [a if first else b for a, b, first in zip(encoded.ids_a, encoded.ids_b, a_chosen)],
-            "rejected_ids": [b if first else a for a, b, first in zip(encoded.ids_a, encoded.ids_b, a_chosen)],
+            "chosen_ids": [
+                a if first else b for a, b, first in zip(encoded.ids_a, encoded.ids_b, a_chosen, strict=True)
+            ],
+            "rejected_ids": [
+                b if first else a for a, b, first in zip(encoded.ids_a, encoded.ids_b, a_chosen, strict=True)
+            ],
         }
     )
     with tempfile.TemporaryDirectory() as output_dir:
@@ -144,7 +156,9 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -170,9 +184,26 @@ def main() -> None:
         speeds: dict[str, list[float]] = {name: [] for name in trainers}
         for round_index in range(args.rounds):
             for name in trainers:
-                command = [sys.executable, __file__, "--worker", name, "--backbone", backbone, "--train", str(train),
-                           "--dev", str(dev), "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                           "--max-length", str(args.max_length), "--threads", str(args.threads)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    name,
+                    "--backbone",
+                    backbone,
+                    "--train",
+                    str(train),
+                    "--dev",
+                    str(dev),
+                    "--steps",
+                    str(args.steps),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--max-length",
+                    str(args.max_length),
+                    "--threads",
+                    str(args.threads),
+                ]
                 done = subprocess.run(command, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     raise SystemExit(f"{name} failed:\n{done.stderr[-4000:]}")
@@ -180,7 +211,9 @@ def main() -> None:
                 speeds[name].append(speed)
                 print(f"round {round_index + 1} {name:9s} {speed:7.1f} pairs/s", flush=True)
     medians = {name: statistics.median(values) for name, values in speeds.items()}
-    print(f"\nsteps {args.steps}, batch {args.batch_size}, max_length {args.max_length}, threads {args.threads}")
+    print(
+        f"\nsteps {args.steps}, batch {args.batch_size}, max_length {args.max_length}, threads {args.threads}"
+    )
     for name, value in medians.items():
         print(f"{name:9s} median {value:7.1f} pairs/s")
     print(f"ratio ours / trl: {medians['ours'] / medians['trl']:.2f}x")

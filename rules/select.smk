@@ -9,8 +9,8 @@ rule select_checkpoint:
         adapter=directory("results/models/{dataset}/{condition}/seed{seed}/adapter"),
     log:
         "logs/select_checkpoint/{dataset}/{condition}/seed{seed}.log",
+    localrule: True
     conda:
         "../envs/train.yaml"
-    localrule: True
     script:
         "../scripts/select_checkpoint.py"

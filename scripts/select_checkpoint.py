@@ -13,7 +13,12 @@ train_log = json.loads(Path(snakemake.input.train_log).read_text())  # noqa: F82
 best = best_record(train_log, source=snakemake.input.train_log)  # noqa: F821
 print(f"selected step {best['step']} (epoch {best['epoch']:.2f}): {best['metric']} = {best['value']}")
 with atomic_path(snakemake.output.adapter) as tmp:  # noqa: F821
-    export_adapter(best["checkpoint"], train_log["tokenizer_dir"], tmp, train_log["head_outputs"],
-                   train_log["pad_token_id"])
+    export_adapter(
+        best["checkpoint"],
+        train_log["tokenizer_dir"],
+        tmp,
+        train_log["head_outputs"],
+        train_log["pad_token_id"],
+    )
 with atomic_path(snakemake.output.best) as tmp:  # noqa: F821
     tmp.write_text(json.dumps(best, indent=2) + "\n")

@@ -3,7 +3,6 @@
 import json
 
 import torch
-
 from divpref.io_utils import atomic_path
 from divpref.logutil import log_to_file
 from divpref.methods import get_method

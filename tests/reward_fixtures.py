@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import polars as pl
 import pytest
-
 from divpref.backbone import build_backbone
 
 WORDS = "the a model answer reply text some more words here and there about things".split()
@@ -39,7 +42,9 @@ def planted_frame(n_rows: int, seed: int, method: str = "bt", max_words: int = 3
     return pl.DataFrame(rows)
 
 
-def write_trainset(folder: Path, n_train: int, n_dev: int, method: str = "bt", seed: int = 0) -> tuple[Path, Path]:
+def write_trainset(
+    folder: Path, n_train: int, n_dev: int, method: str = "bt", seed: int = 0
+) -> tuple[Path, Path]:
     """Write train/dev parquet files with the planted signal; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     train, dev = folder / "train.parquet", folder / "dev.parquet"
@@ -48,11 +53,21 @@ def write_trainset(folder: Path, n_train: int, n_dev: int, method: str = "bt", s
     return train, dev
 
 
-def model_cfg(backbone: Path, **overrides: object) -> dict:
-    return {"name_or_path": str(backbone), "load_in_8bit": False, "lora": dict(LORA), **overrides}
+def model_cfg(backbone: Path | None = None, **overrides: object) -> dict:
+    """A model config for ``backbone`` (default: the shared tiny backbone), fp32, LoRA on attention."""
+    path = backbone if backbone is not None else shared_backbone()
+    return {"name_or_path": str(path), "load_in_8bit": False, "lora": dict(LORA), **overrides}
+
+
+@functools.cache
+def shared_backbone() -> Path:
+    """The demo/CI backbone (tiny seeded Llama, offline tokenizer), built once per test process."""
+    folder = Path(tempfile.mkdtemp(prefix="tiny-llama-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return build_backbone({"seed": 0}, folder / "tiny-llama")
 
 
 @pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo/CI backbone (tiny seeded Llama, offline tokenizer), built once per session."""
-    return build_backbone({"seed": 0}, tmp_path_factory.mktemp("backbone") / "tiny-llama")
+def tiny_backbone() -> Path:
+    """Fixture form of :func:`shared_backbone`."""
+    return shared_backbone()

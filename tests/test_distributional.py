@@ -309,3 +309,61 @@ def test_a_few_training_steps_lower_the_kl_loss_on_a_planted_dataset(method_name
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
     assert all(math.isfinite(value) for value in losses)
+
+
+# --- the real trainer on the tiny offline backbone ---
+
+
+def planted_distribution_trainset(folder, n_train: int, n_dev: int):
+    """Texts with an easy signal: 'excellent' beats 'terrible' clearly (annotators agree); pairs whose responses
+    both start with 'debatable' split annotators between A clearly and B clearly."""
+    from reward_fixtures import planted_frame
+
+    paths = []
+    for part, n_rows, seed in (("train", n_train, 0), ("dev", n_dev, 1000)):
+        frame = planted_frame(n_rows, seed, "mse").drop("score_a", "score_b")
+        a_wins = frame["response_a"].str.starts_with("excellent")
+        debatable = pl.Series([index % 3 == 0 for index in range(n_rows)])
+        frame = frame.with_columns(
+            response_a=pl.when(debatable)
+            .then("debatable " + pl.col("response_a"))
+            .otherwise(pl.col("response_a")),
+            response_b=pl.when(debatable)
+            .then("debatable " + pl.col("response_b"))
+            .otherwise(pl.col("response_b")),
+            label_dist=pl.Series(
+                [
+                    (
+                        [0.5, 0.0, 0.0, 0.0, 0.5]
+                        if split
+                        else ([0.0, 0.0, 0.0, 0.1, 0.9] if a else [0.9, 0.1, 0.0, 0.0, 0.0])
+                    )
+                    for split, a in zip(debatable, a_wins, strict=True)
+                ],
+                dtype=pl.List(pl.Float64),
+            ),
+        )
+        path = folder / f"{part}.parquet"
+        frame.write_parquet(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method_name", ["mean_var", "classification"])
+def test_the_trainer_lowers_dev_kl_on_a_planted_distribution(method_name, tmp_path):
+    from reward_fixtures import model_cfg
+
+    from divpref.training import TrainingParams, train_reward_model
+
+    train, dev = planted_distribution_trainset(tmp_path, n_train=64, n_dev=24)
+    params = TrainingParams(
+        seed=0, learning_rate=3e-3, batch_size=8, max_epochs=3, eval_every_epochs=1, max_length=64
+    )
+    result = train_reward_model(
+        train, dev, get_method(method_name), model_cfg(), params, tmp_path / "ckpt", progress=False
+    )
+    first, last = result["curve"][0], result["curve"][-1]
+    assert all(math.isfinite(entry["kl"]) for entry in result["curve"])
+    assert last["kl"] < first["kl"]
+    assert min(entry["kl"] for entry in result["curve"]) < 0.8 * first["kl"] or last["accuracy"] >= 0.9

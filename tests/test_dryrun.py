@@ -10,7 +10,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-import bench_dryrun  # noqa: E402  (bench/ is not a package on the test path)
+import bench_dryrun
 
 
 def expected_training_runs(config: dict) -> int:
@@ -45,6 +45,7 @@ def measurement() -> dict:
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout)

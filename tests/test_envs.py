@@ -54,7 +54,7 @@ def parse_requirements(text: str) -> dict[str, str]:
 def parse_env(env: dict, source: str) -> dict[str, str]:
     """An env file's packages as {normalized name: version}; raises on an unpinned or malformed entry."""
     if not isinstance(env, dict) or not isinstance(env.get("dependencies"), list):
-        raise ValueError(f"{source}: expected a mapping with a `dependencies` list")
+        raise TypeError(f"{source}: expected a mapping with a `dependencies` list")
     pins: dict[str, str] = {}
     pip_sections = 0
 
@@ -112,7 +112,9 @@ def imported_modules(source: str) -> set[str]:
             base = "." * node.level + (node.module or "")
             modules.add(base)
             # `from pkg import sub` may import a submodule: keep both spellings, resolution decides.
-            modules.update(f"{base}.{alias.name}" if base.strip(".") else base + alias.name for alias in node.names)
+            modules.update(
+                f"{base}.{alias.name}" if base.strip(".") else base + alias.name for alias in node.names
+            )
     return modules
 
 
@@ -133,13 +135,19 @@ def external_imports(script: Path, package_root: Path) -> set[str]:
                 anchor = path.parent
                 for _ in range(level - 1):
                     anchor = anchor.parent
-                parts = anchor.relative_to(package_root).parts + tuple(filter(None, module.lstrip(".").split(".")))
+                parts = anchor.relative_to(package_root).parts + tuple(
+                    filter(None, module.lstrip(".").split("."))
+                )
             else:
                 parts = tuple(module.split("."))
             own = _own_module_file(parts, package_root)
             if own is not None:
                 pending.append(own)
-            elif parts and parts[0] not in sys.stdlib_module_names and (package_root / parts[0]).exists() is False:
+            elif (
+                parts
+                and parts[0] not in sys.stdlib_module_names
+                and (package_root / parts[0]).exists() is False
+            ):
                 external.add(parts[0])
     return external
 
@@ -179,7 +187,12 @@ def test_parse_env_maps_conda_names_and_reads_the_pip_section():
         "channels": CHANNELS,
         "dependencies": ["python=3.11", "pip==26.3", "matplotlib-base==3.11.2", {"pip": ["torch==2.13.0"]}],
     }
-    assert parse_env(env, "e.yaml") == {"python": "3.11", "pip": "26.3", "matplotlib": "3.11.2", "torch": "2.13.0"}
+    assert parse_env(env, "e.yaml") == {
+        "python": "3.11",
+        "pip": "26.3",
+        "matplotlib": "3.11.2",
+        "torch": "2.13.0",
+    }
 
 
 @pytest.mark.parametrize(
@@ -211,8 +224,9 @@ def test_external_imports_follow_the_own_package_and_skip_stdlib(tmp_path):
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("import json\n")
     (package / "model.py").write_text("from . import losses\n\ndef build():\n    import torch\n")
-    (package / "losses.py").write_text("import numpy as np\nfrom typing import TYPE_CHECKING\n"
-                                       "if TYPE_CHECKING:\n    import pandas\n")
+    (package / "losses.py").write_text(
+        "import numpy as np\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pandas\n"
+    )
     script = tmp_path / "scripts" / "train.py"
     script.write_text("import os\nfrom pkg.model import build\nfrom polars import DataFrame\n")
     assert external_imports(script, tmp_path / "scripts") == {"torch", "numpy", "polars"}
@@ -230,6 +244,7 @@ def rules() -> list[dict]:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout)
@@ -307,7 +322,9 @@ def test_each_rule_script_imports_only_what_its_env_installs(rules):
         modules = external_imports(script, scripts_root) - PROVIDED_MODULES
         for module, distributions in sorted(distributions_of(modules).items()):
             if not distributions:
-                problems.append(f"rule {rule['name']}: {script.name} imports {module}, which nothing installs")
+                problems.append(
+                    f"rule {rule['name']}: {script.name} imports {module}, which nothing installs"
+                )
             elif not distributions & installed:
                 problems.append(
                     f"rule {rule['name']}: {script.name} imports {module} ({'/'.join(sorted(distributions))}), "

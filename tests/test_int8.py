@@ -2,11 +2,10 @@
 
 import pytest
 import torch
-from reward_fixtures import model_cfg, tiny_backbone, write_trainset  # noqa: F401 - fixture
-
 from divpref.methods import get_method
 from divpref.modeling import load_backbone, quantization_config
 from divpref.training import TrainingParams, train_reward_model
+from reward_fixtures import model_cfg, write_trainset
 
 bnb = pytest.importorskip("bitsandbytes")
 
@@ -17,9 +16,9 @@ def test_quantization_config_only_when_asked_and_skips_the_head():
     assert config.load_in_8bit and {"score", "classifier"} <= set(config.llm_int8_skip_modules)
 
 
-def test_int8_lora_model_quantizes_the_body_and_keeps_the_head_trainable(tiny_backbone):  # noqa: F811
+def test_int8_lora_model_quantizes_the_body_and_keeps_the_head_trainable():
     torch.manual_seed(0)
-    model, _ = load_backbone(model_cfg(tiny_backbone, load_in_8bit=True), num_labels=1, for_training=True)
+    model, _ = load_backbone(model_cfg(load_in_8bit=True), num_labels=1, for_training=True)
     int8_layers = [name for name, module in model.named_modules() if isinstance(module, bnb.nn.Linear8bitLt)]
     assert any("q_proj" in name for name in int8_layers) and any("mlp" in name for name in int8_layers)
     assert not any("score" in name for name in int8_layers)
@@ -28,11 +27,12 @@ def test_int8_lora_model_quantizes_the_body_and_keeps_the_head_trainable(tiny_ba
 
 
 @pytest.mark.slow
-def test_int8_lora_trains_on_cpu(tmp_path, tiny_backbone):  # noqa: F811
+def test_int8_lora_trains_on_cpu(tmp_path):
     train, dev = write_trainset(tmp_path / "data", n_train=48, n_dev=16)
-    params = TrainingParams(seed=0, learning_rate=3e-3, batch_size=8, max_epochs=2, eval_every_epochs=1,
-                            max_length=48)
-    cfg = model_cfg(tiny_backbone, load_in_8bit=True)
+    params = TrainingParams(
+        seed=0, learning_rate=3e-3, batch_size=8, max_epochs=2, eval_every_epochs=1, max_length=48
+    )
+    cfg = model_cfg(load_in_8bit=True)
     result = train_reward_model(train, dev, get_method("bt"), cfg, params, tmp_path / "ck", progress=False)
     first, last = result["curve"][0], result["curve"][-1]
     assert all(torch.isfinite(torch.tensor(e["loss"])) for e in result["curve"])

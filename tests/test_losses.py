@@ -6,12 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from divpref import methods
 from divpref.losses import bradley_terry_loss, paired_mse_loss, pairwise_accuracy, signed_margin
 from divpref.methods import RewardMethod, get_method, register, scores_frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BT, MSE = get_method("bt"), get_method("mse")
 
@@ -76,7 +75,9 @@ def test_bt_loss_matches_reference_and_is_swap_symmetric(rows):
     reference_accuracy = sum(
         1.0 if (a - b) * (1 if c else -1) > 0 else 0.5 if a == b else 0.0 for a, b, c in rows
     ) / len(rows)
-    assert pairwise_accuracy(signed_margin(reward_a, reward_b, a_preferred)) == pytest.approx(reference_accuracy)
+    assert pairwise_accuracy(signed_margin(reward_a, reward_b, a_preferred)) == pytest.approx(
+        reference_accuracy
+    )
 
 
 @settings(max_examples=60, deadline=None)

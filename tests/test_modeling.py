@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from reward_fixtures import model_cfg, tiny_backbone  # noqa: F401 - fixture
-from safetensors.torch import load_file
-
 from divpref.backbone import build_backbone, build_tokenizer, resolved_build
 from divpref.modeling import head_module_name, load_backbone, lora_config, prepare_tokenizer
 from divpref.training import EncodedPairs, collate, encode_text
+from reward_fixtures import model_cfg, shared_backbone
+from safetensors.torch import load_file
 
 
 def test_offline_tokenizer_is_llama_like_without_pad():
@@ -25,10 +24,10 @@ def test_prepare_tokenizer_without_pad_or_eos_is_an_error():
         prepare_tokenizer(tokenizer)
 
 
-def test_build_is_seeded(tmp_path, tiny_backbone):  # noqa: F811
+def test_build_is_seeded(tmp_path):
     again = load_file(str(build_backbone({"seed": 0}, tmp_path / "same") / "model.safetensors"))
     other = load_file(str(build_backbone({"seed": 1}, tmp_path / "other") / "model.safetensors"))
-    reference = load_file(str(tiny_backbone / "model.safetensors"))
+    reference = load_file(str(shared_backbone() / "model.safetensors"))
     assert all(torch.equal(reference[k], again[k]) for k in reference)
     assert not all(torch.equal(reference[k], other[k]) for k in reference)
 
@@ -41,44 +40,48 @@ def test_build_config_is_validated():
         resolved_build({"architecture": "gpt2"})
 
 
-def test_lora_model_trains_adapters_and_the_head_only(tiny_backbone):  # noqa: F811
+def test_lora_model_trains_adapters_and_the_head_only():
     torch.manual_seed(0)
-    model, tokenizer = load_backbone(model_cfg(tiny_backbone), num_labels=1, for_training=True)
+    model, tokenizer = load_backbone(model_cfg(), num_labels=1, for_training=True)
     assert model.config.pad_token_id == tokenizer.eos_token_id
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert any("q_proj.lora_A" in n for n in trainable) and any("o_proj.lora_B" in n for n in trainable)
     assert any("score.modules_to_save" in n for n in trainable)
     assert not any("embed_tokens" in n or "mlp" in n for n in trainable)
-    config = lora_config(model_cfg(tiny_backbone), "score")
+    config = lora_config(model_cfg(), "score")
     assert config.task_type == "SEQ_CLS" and set(config.modules_to_save) >= {"score"}
 
 
-def test_head_module_name_and_trust_remote_code_default(tiny_backbone):  # noqa: F811
-    model, _ = load_backbone(model_cfg(tiny_backbone), num_labels=5, for_training=False)
+def test_head_module_name_and_trust_remote_code_default():
+    model, _ = load_backbone(model_cfg(), num_labels=5, for_training=False)
     assert head_module_name(model) == "score" and model.score.out_features == 5
     with pytest.raises(ValueError, match="no classification head"):
         head_module_name(torch.nn.Sequential(torch.nn.Linear(2, 2)))
 
 
-def test_padding_does_not_change_a_response_reward(tiny_backbone):  # noqa: F811
+def test_padding_does_not_change_a_response_reward():
     """The head scores the last non-pad token: a sequence scores the same alone and in a padded batch."""
     torch.manual_seed(0)
-    model, tokenizer = load_backbone(model_cfg(tiny_backbone), num_labels=1, for_training=False)
+    model, tokenizer = load_backbone(model_cfg(), num_labels=1, for_training=False)
     model.eval()
     short = encode_text(tokenizer, "hello there", "short answer", 64)
     long = encode_text(tokenizer, "hello there", "a much longer answer with many more words in it", 64)
     assert len(short) < len(long) and short[-1] == tokenizer.eos_token_id
     with torch.no_grad():
         alone = model(input_ids=torch.tensor([short])).logits
-        inputs, _ = collate(EncodedPairs(ids_a=[short], ids_b=[long]), np.array([0]), {}, tokenizer.pad_token_id)
+        inputs, _ = collate(
+            EncodedPairs(ids_a=[short], ids_b=[long]), np.array([0]), {}, tokenizer.pad_token_id
+        )
         batched = model(**inputs).logits
         # sanity: the score does depend on the tokens (a different response scores differently)
-        other = model(input_ids=torch.tensor([encode_text(tokenizer, "hello there", "other words", 64)])).logits
+        other = model(
+            input_ids=torch.tensor([encode_text(tokenizer, "hello there", "other words", 64)])
+        ).logits
     assert torch.allclose(alone[0], batched[0], atol=1e-5)
     assert not torch.allclose(alone[0], other[0])
 
 
-def test_encode_text_truncates_to_max_length(tiny_backbone):  # noqa: F811
+def test_encode_text_truncates_to_max_length():
     tokenizer = prepare_tokenizer(build_tokenizer())
     ids = encode_text(tokenizer, "prompt " * 50, "response " * 50, 32)
     assert len(ids) == 32 and ids[0] == tokenizer.bos_token_id

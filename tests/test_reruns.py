@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import CI_CONFIG
 from snakemake_jobs import (
     NOTHING_TO_BE_DONE,
@@ -28,7 +27,15 @@ from snakemake_jobs import (
 pytestmark = pytest.mark.slow
 
 # Rules upstream of training: a change to one condition or to the training code must not rerun them.
-UPSTREAM_OF_TRAINING = {"generate_sample", "download", "normalize", "classify", "split", "trainset", "build_backbone"}
+UPSTREAM_OF_TRAINING = {
+    "generate_sample",
+    "download",
+    "normalize",
+    "classify",
+    "split",
+    "trainset",
+    "build_backbone",
+}
 OVERLAY = "tests/config/changed.yaml"
 
 
@@ -58,8 +65,12 @@ def test_parse_jobs_reads_rule_wildcards_and_reason():
     )
     train, final = parse_jobs(output)
     assert train == Job(
-        "train", ("r/train_log.json",), ("t/train.parquet", "t/dev.parquet"),
-        (("dataset", "multipref"), ("condition", "bt-agg"), ("seed", "0")), True, 7,
+        "train",
+        ("r/train_log.json",),
+        ("t/train.parquet", "t/dev.parquet"),
+        (("dataset", "multipref"), ("condition", "bt-agg"), ("seed", "0")),
+        True,
+        7,
         "Params have changed since last execution",
     )
     assert (final.rule, final.inputs, final.local) == ("all", ("r/train_log.json",), False)
@@ -98,7 +109,10 @@ def write_overlay(workdir: Path, overlay: dict) -> str:
 
 
 def config_of(workdir: Path) -> dict:
-    return deep_merge(yaml.safe_load((workdir / "config.yaml").read_text()), yaml.safe_load((workdir / CI_CONFIG).read_text()))
+    return deep_merge(
+        yaml.safe_load((workdir / "config.yaml").read_text()),
+        yaml.safe_load((workdir / CI_CONFIG).read_text()),
+    )
 
 
 def assert_plans_exactly(planned: list[Job], graph: list[Job], is_changed) -> None:
@@ -121,7 +135,10 @@ def test_touch_without_a_content_change_plans_nothing(workdir):
     # Snakemake 9 compares checksums of inputs below 1 MB (--max-checksum-file-size): a newer mtime alone
     # does not make a file changed.
     later = time.time() + 60
-    for path in [*(workdir / "resources" / "sample").glob("*.jsonl.gz"), *(workdir / "results").glob("*/pairs.parquet")]:
+    for path in [
+        *(workdir / "resources" / "sample").glob("*.jsonl.gz"),
+        *(workdir / "results").glob("*/pairs.parquet"),
+    ]:
         assert path.stat().st_size < 1_000_000, f"{path} is too large for the checksum comparison"
         os.utime(path, (later, later))
     output, planned = dry_run(workdir)
@@ -145,13 +162,17 @@ def test_one_conditions_learning_rate_reruns_only_that_condition_and_the_summari
     config = config_of(workdir)
     condition = next(iter(config["conditions"]))
     learning_rate = config["training"]["learning_rate"] * 2
-    overlay = write_overlay(workdir, {"conditions": {condition: {"training": {"learning_rate": learning_rate}}}})
+    overlay = write_overlay(
+        workdir, {"conditions": {condition: {"training": {"learning_rate": learning_rate}}}}
+    )
 
     _, planned = dry_run(workdir, overlay)
     changed = [job for job in planned if job.reason.startswith("Params have changed")]
     assert {job.rule for job in changed} == {"train"}, [(job.rule, job.reason) for job in changed]
     assert {job.wildcard("condition") for job in changed} == {condition}
-    assert_plans_exactly(planned, job_graph, lambda job: job.rule == "train" and job.wildcard("condition") == condition)
+    assert_plans_exactly(
+        planned, job_graph, lambda job: job.rule == "train" and job.wildcard("condition") == condition
+    )
     # Per-run jobs of other conditions and everything upstream stay as they are.
     assert all(job.wildcard("condition") in (None, condition) for job in planned)
     assert not any(job.rule in UPSTREAM_OF_TRAINING for job in planned)
@@ -165,14 +186,21 @@ def test_data_source_change_reruns_that_dataset_and_everything_downstream(workdi
     overlay = write_overlay(workdir, {"datasets": {"multipref": {"source": str(moved)}}})
 
     _, planned = dry_run(workdir, overlay)
-    assert_plans_exactly(planned, job_graph, lambda job: job.rule == "normalize" and job.wildcard("dataset") == "multipref")
+    assert_plans_exactly(
+        planned, job_graph, lambda job: job.rule == "normalize" and job.wildcard("dataset") == "multipref"
+    )
     assert {job.wildcard("dataset") for job in planned if job.rule == "train"} == {"multipref"}
 
 
 def test_divergence_definition_change_reruns_everything_downstream(workdir, job_graph):
     strength = config_of(workdir)["divergence"]["helpsteer2_strength"]
     overlay = write_overlay(
-        workdir, {"divergence": {"helpsteer2_strength": {**strength, "clear_min_diff": strength["clear_min_diff"] + 1}}}
+        workdir,
+        {
+            "divergence": {
+                "helpsteer2_strength": {**strength, "clear_min_diff": strength["clear_min_diff"] + 1}
+            }
+        },
     )
 
     _, planned = dry_run(workdir, overlay)

@@ -10,16 +10,21 @@ import time
 from pathlib import Path
 
 import pytest
-from reward_fixtures import model_cfg, tiny_backbone, write_trainset  # noqa: F401 - fixture
-
 from divpref.selection import select_best
+from reward_fixtures import model_cfg, write_trainset
 
 REPO = Path(__file__).resolve().parents[1]
-PARAMS = {"seed": 5, "learning_rate": 1e-3, "batch_size": 4, "max_epochs": 1, "eval_every_epochs": 0.08,
-          "max_length": 96, "max_steps": None}
+PARAMS = {
+    "seed": 5,
+    "learning_rate": 1e-3,
+    "batch_size": 4,
+    "max_epochs": 1,
+    "eval_every_epochs": 0.08,
+    "max_length": 96,
+    "max_steps": None,
+}
 
-DRIVER = textwrap.dedent(
-    """
+DRIVER = textwrap.dedent("""
     import json, sys
     import torch
     from divpref.methods import get_method
@@ -30,16 +35,23 @@ DRIVER = textwrap.dedent(
     result = train_reward_model(train, dev, get_method("bt"), json.loads(cfg),
                                 TrainingParams.from_mapping(json.loads(params)), root, progress=False)
     open(out, "w").write(json.dumps(result))
-    """
-)
+    """)
 
 
 def start(tmp_path: Path, train: Path, dev: Path, cfg: dict, root: Path, out: Path) -> subprocess.Popen:
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     env = {**os.environ, "PYTHONPATH": str(REPO / "scripts"), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, str(driver), str(train), str(dev), json.dumps(cfg), json.dumps(PARAMS), str(root),
-               str(out)]
+    command = [
+        sys.executable,
+        str(driver),
+        str(train),
+        str(dev),
+        json.dumps(cfg),
+        json.dumps(PARAMS),
+        str(root),
+        str(out),
+    ]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -53,9 +65,9 @@ def checkpoints(root: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_sigkilled_run_resumes_to_identical_result(tmp_path, tiny_backbone):  # noqa: F811
+def test_sigkilled_run_resumes_to_identical_result(tmp_path):
     train, dev = write_trainset(tmp_path / "data", n_train=1000, n_dev=48)
-    cfg = model_cfg(tiny_backbone)
+    cfg = model_cfg()
 
     reference_out = tmp_path / "reference.json"
     finish(start(tmp_path, train, dev, cfg, tmp_path / "reference", reference_out))

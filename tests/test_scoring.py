@@ -51,13 +51,19 @@ def exported_adapter(tiny_backbone, tmp_path_factory):  # noqa: F811
 
     from divpref.modeling import load_backbone, write_head_info
 
+    from divpref.training import encode_text
+
     torch.manual_seed(0)
     model, tokenizer = load_backbone(model_cfg(tiny_backbone), num_labels=1, for_training=True)
     out = tmp_path_factory.mktemp("adapter") / "adapter"
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     write_head_info(out, 1, tokenizer.pad_token_id)
-    return out
+    # The in-memory model's reward of one text, to check that the exported folder restores the same model.
+    ids = torch.tensor([encode_text(tokenizer, "a prompt", "a reply here", 64)])
+    with torch.inference_mode():
+        reference = float(model.eval()(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, 0])
+    return out, reference
 
 
 @pytest.mark.slow
@@ -67,7 +73,8 @@ def test_batched_scores_equal_one_at_a_time(exported_adapter):
     from divpref.modeling import load_for_inference
     from divpref.training import encode_text
 
-    model, tokenizer = load_for_inference(exported_adapter, "cpu")
+    adapter_dir, reference_reward = exported_adapter
+    model, tokenizer = load_for_inference(adapter_dir, "cpu")
     words = "the model answer reply text some more words here and there".split()
     rng = np.random.default_rng(0)
     test = pl.DataFrame(
@@ -91,8 +98,8 @@ def test_batched_scores_equal_one_at_a_time(exported_adapter):
     expected_b = [alone(p, r) for p, r in zip(test["prompt"], test["response_b"], strict=True)]
     assert scores["reward_a"].to_list() == pytest.approx(expected_a, abs=1e-5)
     assert scores["reward_b"].to_list() == pytest.approx(expected_b, abs=1e-5)
-    assert (
-        len(set(np.round(expected_a, 6))) > 1
-    )  # the head is not constant, so the comparison means something
+    # The head is not constant, so the comparisons mean something.
+    assert len(set(np.round(expected_a, 6))) > 1
+    assert alone("a prompt", "a reply here") == pytest.approx(reference_reward, abs=1e-5)
     with pytest.raises(ValueError, match="expects 2"):
         score_test_pairs(model, tokenizer, test, method="mean_var", max_length=64, batch_size=3, device="cpu")

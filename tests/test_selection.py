@@ -5,20 +5,21 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from reward_fixtures import model_cfg, tiny_backbone, write_trainset  # noqa: F401 - fixture
-
 from divpref.methods import get_method
 from divpref.modeling import load_for_inference
 from divpref.selection import best_record, export_adapter, select_best
 from divpref.training import TrainingParams, collate, encode_pairs, forward_pairs, train_reward_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reward_fixtures import model_cfg, shared_backbone, write_trainset
 
 NAN = float("nan")
 
 
 def curve(*values):
-    return [{"step": 10 * (i + 1), "epoch": 0.25 * (i + 1), "accuracy": v, "mse": v} for i, v in enumerate(values)]
+    return [
+        {"step": 10 * (i + 1), "epoch": 0.25 * (i + 1), "accuracy": v, "mse": v} for i, v in enumerate(values)
+    ]
 
 
 def test_picks_the_best_step():
@@ -35,8 +36,13 @@ def test_ties_go_to_the_earliest_step_even_if_listed_out_of_order():
 def test_nan_never_wins_and_all_nan_is_a_clear_error():
     assert select_best(curve(NAN, 0.1, NAN), "accuracy", True)["step"] == 20
     assert select_best(curve(NAN, 0.9, 0.1), "mse", False)["step"] == 30
-    assert select_best([{**curve(0.4)[0], "accuracy": None}, *curve(0.4, 0.3)[1:]], "accuracy", True)["step"] == 20
-    with pytest.raises(ValueError, match=r"run\.json: metric 'accuracy' is NaN at every one of 2 evaluations"):
+    assert (
+        select_best([{**curve(0.4)[0], "accuracy": None}, *curve(0.4, 0.3)[1:]], "accuracy", True)["step"]
+        == 20
+    )
+    with pytest.raises(
+        ValueError, match=r"run\.json: metric 'accuracy' is NaN at every one of 2 evaluations"
+    ):
         select_best(curve(NAN, NAN), "accuracy", True, source="run.json")
     with pytest.raises(ValueError, match="empty"):
         select_best([], "accuracy", True)
@@ -57,31 +63,47 @@ def test_matches_a_reference_selector(values, greater):
 
 
 def test_best_record_holds_epoch_step_metric_and_curve():
-    log = {"method": "bt", "selection_metric": "accuracy", "greater_is_better": True, "checkpoint_dir": "ck/abc",
-           "fingerprint": "abc", "curve": [{**e, "checkpoint": f"step{e['step']:08d}"} for e in curve(0.5, 0.9)]}
+    log = {
+        "method": "bt",
+        "selection_metric": "accuracy",
+        "greater_is_better": True,
+        "checkpoint_dir": "ck/abc",
+        "fingerprint": "abc",
+        "curve": [{**e, "checkpoint": f"step{e['step']:08d}"} for e in curve(0.5, 0.9)],
+    }
     record = best_record(log)
     assert (record["epoch"], record["step"], record["metric"], record["value"]) == (0.5, 20, "accuracy", 0.9)
     assert record["checkpoint"] == "ck/abc/step00000020" and record["curve"] == log["curve"]
 
 
 @pytest.mark.slow
-def test_exported_adapter_loads_with_plain_peft_and_scores_like_the_checkpoint(tmp_path, tiny_backbone):  # noqa: F811
+def test_exported_adapter_loads_with_plain_peft_and_scores_like_the_checkpoint(tmp_path):
     from peft import AutoPeftModelForSequenceClassification
 
     train, dev = write_trainset(tmp_path / "data", n_train=48, n_dev=16)
-    params = TrainingParams(seed=1, learning_rate=2e-3, batch_size=8, max_epochs=1, eval_every_epochs=0.5,
-                            max_length=64)
-    log = train_reward_model(train, dev, get_method("bt"), model_cfg(tiny_backbone), params, tmp_path / "ck",
-                             progress=False)
+    params = TrainingParams(
+        seed=1, learning_rate=2e-3, batch_size=8, max_epochs=1, eval_every_epochs=0.5, max_length=64
+    )
+    log = train_reward_model(
+        train, dev, get_method("bt"), model_cfg(), params, tmp_path / "ck", progress=False
+    )
     record = best_record(log)
-    out = export_adapter(record["checkpoint"], log["tokenizer_dir"], tmp_path / "adapter", log["head_outputs"],
-                         log["pad_token_id"])
+    out = export_adapter(
+        record["checkpoint"],
+        log["tokenizer_dir"],
+        tmp_path / "adapter",
+        log["head_outputs"],
+        log["pad_token_id"],
+    )
     assert (out / "adapter_model.safetensors").is_file() and (out / "tokenizer.json").is_file()
-    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_backbone)
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(
+        shared_backbone()
+    )
 
     model, tokenizer = load_for_inference(out)
-    plain = AutoPeftModelForSequenceClassification.from_pretrained(str(out), num_labels=1,
-                                                                   pad_token_id=tokenizer.pad_token_id).eval()
+    plain = AutoPeftModelForSequenceClassification.from_pretrained(
+        str(out), num_labels=1, pad_token_id=tokenizer.pad_token_id
+    ).eval()
     import polars as pl
 
     encoded = encode_pairs(pl.read_parquet(dev), tokenizer, 64)
@@ -92,7 +114,9 @@ def test_exported_adapter_loads_with_plain_peft_and_scores_like_the_checkpoint(t
     from divpref.training import read_trainset
 
     _, targets = read_trainset(dev, get_method("bt"))
-    metrics = get_method("bt").dev_metrics(out_a, out_b, {"a_preferred": torch.from_numpy(targets["a_preferred"])})
+    metrics = get_method("bt").dev_metrics(
+        out_a, out_b, {"a_preferred": torch.from_numpy(targets["a_preferred"])}
+    )
     assert metrics["accuracy"] == pytest.approx(record["value"])  # the selected checkpoint, reloaded
     assert metrics["mean_margin"] == pytest.approx(record["mean_margin"], rel=1e-4)
     assert torch.allclose(out_a, plain_a)

@@ -24,9 +24,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from polars.testing import assert_frame_equal
-
 from conftest import CI_CONFIG, copy_workflow
+from polars.testing import assert_frame_equal
 from snakemake_jobs import (
     OFFLINE_ENV,
     Job,
@@ -46,7 +45,8 @@ TEST_PROFILE = "profiles/slurm-testcluster"
 GPU_RULES = ("train", "score", "score_dev")
 FAKE_GPUS = 2
 RUN_TIMEOUT = 1800
-SUBMITTED = re.compile(r"Submitted job (?P<jobid>\d+) with external jobid '(?P<slurm_id>[^']+)'")
+# How snakemake-executor-plugin-slurm reports a submission.
+SUBMITTED = re.compile(r"Job (?P<jobid>\d+) has been submitted with SLURM jobid (?P<slurm_id>\S+) ")
 # Results compared with the local run: tables and per-pair scores. Figures and logs carry timestamps.
 COMPARED_SUFFIXES = (".parquet", ".csv")
 
@@ -73,8 +73,6 @@ def cluster_overrides(profile: dict, cpus: int) -> dict:
             "mem_mb": "4000 * attempt",  # still scaled by attempt, as in the profile
         }
     return overrides
-
-
 
 
 def parse_job_records(scontrol_output: str) -> dict[str, dict[str, str]]:
@@ -107,6 +105,13 @@ def megabytes(memory: str) -> int:
     return int(number) * {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2, "": 1}[unit]
 
 
+def run_records(records: dict[str, dict[str, str]], output: str) -> dict[str, dict[str, str]]:
+    """The SLURM records of one snakemake run: the plugin names every job after the run's ID."""
+    run_id = re.search(r"SLURM run ID: (\S+)", output)
+    assert run_id, "snakemake printed no SLURM run ID"
+    return {job_id: record for job_id, record in records.items() if record.get("JobName") == run_id[1]}
+
+
 def submissions(output: str) -> list[tuple[int, str]]:
     """(snakemake job id, SLURM job id) for every submission a snakemake run printed, in order."""
     return [(int(m["jobid"]), m["slurm_id"]) for m in SUBMITTED.finditer(output)]
@@ -116,7 +121,10 @@ def submissions(output: str) -> list[tuple[int, str]]:
 
 
 def test_deep_merge_replaces_leaves_and_keeps_siblings():
-    base = {"jobs": 50, "set-resources": {"train": {"gpu": 1, "mem_mb": "64000 * attempt"}, "score": {"gpu": 1}}}
+    base = {
+        "jobs": 50,
+        "set-resources": {"train": {"gpu": 1, "mem_mb": "64000 * attempt"}, "score": {"gpu": 1}},
+    }
     merged = deep_merge(base, {"set-resources": {"train": {"mem_mb": "4000 * attempt"}}, "cores": 2})
     assert merged == {
         "jobs": 50,
@@ -127,17 +135,27 @@ def test_deep_merge_replaces_leaves_and_keeps_siblings():
 
 
 def test_slurm_comment_and_limits_parse_like_slurm_prints_them():
-    job = Job("score_dev", ("x",), wildcards=(("dataset", "multipref"), ("condition", "mean_var-all"), ("seed", "0")))
+    job = Job(
+        "score_dev",
+        ("x",),
+        wildcards=(("dataset", "multipref"), ("condition", "mean_var-all"), ("seed", "0")),
+    )
     assert slurm_comment(job) == "rule_score_dev_wildcards_multipref_mean_var-all_0"
     assert slurm_comment(Job("table2", ("t",))) == "rule_table2"
     assert minutes("1-00:00:00") == 1440 and minutes("02:00:00") == 120 and minutes("00:00:30") == 1
     assert megabytes("4000M") == 4000 and megabytes("8G") == 8192
     line = "JobId=7 JobName=abc Comment=rule_train_wildcards_a_b_0 Partition=gpu TresPerJob=gres:gpu:a6000:1"
     assert parse_job_records(line)["7"]["TresPerJob"] == "gres:gpu:a6000:1"
-    assert submissions("Submitted job 12 with external jobid '5'.\nSubmitted job 3 with external jobid '6'.") == [
-        (12, "5"),
-        (3, "6"),
-    ]
+    output = (
+        "Job 12 has been submitted with SLURM jobid 5 (log: /w/.snakemake/slurm_logs/rule_a/5.log).\n"
+        "Job 3 has been submitted with SLURM jobid 6 (log: /w/.snakemake/slurm_logs/rule_b/x/6.log).\n"
+    )
+    assert submissions(output) == [(12, "5"), (3, "6")]
+
+
+def test_run_records_keeps_only_the_jobs_named_after_the_run():
+    records = {"1": {"JobName": "run-a"}, "2": {"JobName": "run-b"}, "3": {"JobName": "run-a"}}
+    assert set(run_records(records, "Building DAG of jobs...\nSLURM run ID: run-a\n")) == {"1", "3"}
 
 
 # --- the cluster and the runs on it ---
@@ -155,29 +173,45 @@ def slurm_cluster(tmp_path_factory, slurm_profile):
         unavailable("starting SLURM daemons needs root")
     if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
         unavailable("SLURM is not installed and apt-get is not available to install it")
-    install = subprocess.run(["bash", str(SLURM_DIR / "install.sh")], capture_output=True, text=True, timeout=600)
+    install = subprocess.run(
+        ["bash", str(SLURM_DIR / "install.sh")], capture_output=True, text=True, timeout=600, check=False
+    )
     if install.returncode != 0:
         unavailable(f"tests/slurm/install.sh failed: {install.stderr[-2000:]}")
     state_dir = tmp_path_factory.mktemp("slurm")
     gpu_model = slurm_profile["set-resources"]["train"]["gpu_model"]
     env = {**os.environ, "GPU_TYPE": gpu_model, "GPU_COUNT": str(FAKE_GPUS)}
     start = subprocess.run(
-        ["bash", str(SLURM_DIR / "cluster.sh"), "start", str(state_dir)], env=env, capture_output=True, text=True,
+        ["bash", str(SLURM_DIR / "cluster.sh"), "start", str(state_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
+        check=False,
     )
     if start.returncode != 0:
         logs = "\n".join(p.read_text()[-1500:] for p in state_dir.glob("*.log"))
         pytest.fail(f"cluster.sh start failed:\n{start.stderr}\n{logs}")
     try:
-        yield {"state_dir": state_dir, "env": {"SLURM_CONF": str(state_dir / "slurm.conf")}, "gpu_model": gpu_model}
+        yield {
+            "state_dir": state_dir,
+            "env": {"SLURM_CONF": str(state_dir / "slurm.conf")},
+            "gpu_model": gpu_model,
+        }
     finally:
-        subprocess.run(["bash", str(SLURM_DIR / "cluster.sh"), "stop", str(state_dir)], timeout=120)
+        subprocess.run(
+            ["bash", str(SLURM_DIR / "cluster.sh"), "stop", str(state_dir)], timeout=120, check=False
+        )
 
 
 def job_records(cluster: dict) -> dict[str, dict[str, str]]:
     proc = subprocess.run(
-        ["scontrol", "show", "job", "-o"], env={**os.environ, **cluster["env"]}, capture_output=True, text=True,
+        ["scontrol", "show", "job", "-o"],
+        env={**os.environ, **cluster["env"]},
+        capture_output=True,
+        text=True,
         timeout=30,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return parse_job_records(proc.stdout)
@@ -196,7 +230,14 @@ def run_on_cluster(
 ) -> subprocess.CompletedProcess:
     """`snakemake --profile <test profile>` on the test cluster (under `timeout -k`)."""
     return run_snakemake(
-        workdir, "--profile", TEST_PROFILE, "--configfile", *configfiles, "--", *targets, timeout=RUN_TIMEOUT,
+        workdir,
+        "--profile",
+        TEST_PROFILE,
+        "--configfile",
+        *configfiles,
+        "--",
+        *targets,
+        timeout=RUN_TIMEOUT,
         env=cluster["env"],
     )
 
@@ -215,7 +256,7 @@ def cluster_run(tmp_path_factory, slurm_cluster, slurm_profile):
         "workdir": workdir,
         "output": proc.stdout,
         "jobs": parse_jobs(proc.stdout),
-        "records": job_records(slurm_cluster),
+        "records": run_records(job_records(slurm_cluster), proc.stdout),
         "profile": test_profile,
         "wall_s": wall,
     }
@@ -228,6 +269,7 @@ def local_rule_names(workdir: Path) -> set[str]:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {rule["name"] for rule in json.loads(proc.stdout) if rule["local"]}
@@ -248,7 +290,7 @@ def test_every_job_that_is_not_a_localrule_went_through_sbatch(cluster_run):
         assert record["JobState"] == "COMPLETED", record
     # ...and the jobs that ran locally are exactly those of rules declared local.
     assert {job.rule for job in local} <= local_rule_names(cluster_run["workdir"])
-    assert len(records) == len(remote), "SLURM ran jobs snakemake did not report"
+    assert set(records) == set(submitted.values()), "SLURM ran jobs of this run that snakemake did not report"
 
 
 def test_gpu_rules_asked_for_a_gpu_of_the_profile_model(cluster_run, slurm_cluster):
@@ -292,21 +334,32 @@ def test_outputs_equal_a_local_run(cluster_run, ci_run):
     assert result_files(cluster_dir) == files
     for relative in files:
         try:
-            assert_frame_equal(read_table(cluster_dir / relative), read_table(ci_run / relative), check_exact=True)
+            assert_frame_equal(
+                read_table(cluster_dir / relative), read_table(ci_run / relative), check_exact=True
+            )
         except AssertionError as error:
-            raise AssertionError(f"{relative} differs between the cluster and the local run: {error}") from None
+            raise AssertionError(
+                f"{relative} differs between the cluster and the local run: {error}"
+            ) from None
     for best in (ci_run / "results" / "models").rglob("best.json"):
-        assert json.loads((cluster_dir / best.relative_to(ci_run)).read_text()) == json.loads(best.read_text())
+        assert json.loads((cluster_dir / best.relative_to(ci_run)).read_text()) == json.loads(
+            best.read_text()
+        )
 
 
 def condition_with_fewest_runs(config: dict) -> str:
     """The condition trained on the fewest datasets (first in config order): the cheapest one to rerun."""
     all_datasets = list(config["datasets"])
-    return min(config["conditions"], key=lambda name: len(config["conditions"][name].get("datasets", all_datasets)))
+    return min(
+        config["conditions"], key=lambda name: len(config["conditions"][name].get("datasets", all_datasets))
+    )
 
 
 def merged_config(workdir: Path) -> dict:
-    return deep_merge(yaml.safe_load((workdir / "config.yaml").read_text()), yaml.safe_load((workdir / CI_CONFIG).read_text()))
+    return deep_merge(
+        yaml.safe_load((workdir / "config.yaml").read_text()),
+        yaml.safe_load((workdir / CI_CONFIG).read_text()),
+    )
 
 
 def test_rerun_after_one_condition_changes_submits_exactly_its_jobs(cluster_run, slurm_cluster, tmp_path):
@@ -316,9 +369,9 @@ def test_rerun_after_one_condition_changes_submits_exactly_its_jobs(cluster_run,
     condition = condition_with_fewest_runs(config)
     learning_rate = config["training"]["learning_rate"] * 2
     overlay = workdir / "tests" / "config" / "changed_condition.yaml"
-    overlay.write_text(yaml.safe_dump({"conditions": {condition: {"training": {"learning_rate": learning_rate}}}}))
-    before = set(job_records(slurm_cluster))
-
+    overlay.write_text(
+        yaml.safe_dump({"conditions": {condition: {"training": {"learning_rate": learning_rate}}}})
+    )
     proc = run_on_cluster(workdir, slurm_cluster, configfiles=(CI_CONFIG, str(overlay.relative_to(workdir))))
     assert proc.returncode == 0, describe_failure(proc)
 
@@ -329,10 +382,13 @@ def test_rerun_after_one_condition_changes_submits_exactly_its_jobs(cluster_run,
     trained = sorted((job.wildcard("dataset"), job.wildcard("seed")) for job in jobs if job.rule == "train")
     assert trained == sorted((d, str(s)) for d in datasets for s in config["training"]["seeds"])
     assert remote and all(job.wildcard("condition") == condition for job in remote), remote
-    new_records = {job_id: record for job_id, record in job_records(slurm_cluster).items() if job_id not in before}
+    new_records = run_records(job_records(slurm_cluster), proc.stdout)
     assert sorted(record["Comment"] for record in new_records.values()) == sorted(map(slurm_comment, remote))
     assert all(record["JobState"] == "COMPLETED" for record in new_records.values())
-    assert not any(job.rule in {"generate_sample", "normalize", "classify", "split", "trainset", "build_backbone"} for job in jobs)
+    assert not any(
+        job.rule in {"generate_sample", "normalize", "classify", "split", "trainset", "build_backbone"}
+        for job in jobs
+    )
 
 
 def wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float) -> Path:
@@ -350,8 +406,12 @@ def wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float) -
 
 def running_job_id(cluster: dict, comment: str) -> str:
     proc = subprocess.run(
-        ["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], env={**os.environ, **cluster["env"]}, capture_output=True,
-        text=True, timeout=30,
+        ["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"],
+        env={**os.environ, **cluster["env"]},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     ids = [line.split()[0] for line in proc.stdout.splitlines() if line.split()[1:] == [comment]]
     assert len(ids) == 1, f"running jobs with comment {comment}: {proc.stdout}"
@@ -372,17 +432,32 @@ def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_ident
     (workdir / train_log).unlink()
 
     command = [
-        "timeout", "-k", "10", str(RUN_TIMEOUT), *snakemake_command(), "--profile", TEST_PROFILE,
-        "--configfile", CI_CONFIG, "--", str(train_log),
+        "timeout",
+        "-k",
+        "10",
+        str(RUN_TIMEOUT),
+        *snakemake_command(),
+        "--profile",
+        TEST_PROFILE,
+        "--configfile",
+        CI_CONFIG,
+        "--",
+        str(train_log),
     ]
     proc = subprocess.Popen(
-        command, cwd=workdir, env={**os.environ, **OFFLINE_ENV, **slurm_cluster["env"]}, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        command,
+        cwd=workdir,
+        env={**os.environ, **OFFLINE_ENV, **slurm_cluster["env"]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         first_checkpoint = wait_for_checkpoint(run_dir, proc, timeout=RUN_TIMEOUT)
         slurm_id = running_job_id(slurm_cluster, slurm_comment(train_job))
-        subprocess.run(["scancel", slurm_id], env={**os.environ, **slurm_cluster["env"]}, check=True, timeout=30)
+        subprocess.run(
+            ["scancel", slurm_id], env={**os.environ, **slurm_cluster["env"]}, check=True, timeout=30
+        )
         output, _ = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
         if proc.poll() is None:
@@ -392,7 +467,8 @@ def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_ident
     # SLURM saw the cancelled attempt and a second one asking for twice the memory and time.
     attempts = [slurm for _, slurm in submissions(output)]
     assert attempts[0] == slurm_id and len(attempts) == 2, output[-4000:]
-    records = job_records(slurm_cluster)
+    records = run_records(job_records(slurm_cluster), output)
+    assert set(records) == set(attempts)
     first, second = records[attempts[0]], records[attempts[1]]
     assert (first["JobState"], second["JobState"]) == ("CANCELLED", "COMPLETED")
     assert megabytes(second["MinMemoryNode"]) == 2 * megabytes(first["MinMemoryNode"])
@@ -403,7 +479,7 @@ def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_ident
     uninterrupted = json.loads((cluster_run["workdir"] / train_log).read_text())
     assert resumed["resumed_from_step"] >= int(first_checkpoint.name.removeprefix("step"))
     assert resumed["curve"] == uninterrupted["curve"]
-    final = sorted(run_dir.glob("*/step*"))[-1]
+    final = max(run_dir.glob("*/step*"))
     reference = cluster_run["workdir"] / final.relative_to(workdir)
     for weights in sorted(final.rglob("*.safetensors")):
         assert weights.read_bytes() == (reference / weights.relative_to(final)).read_bytes(), weights

@@ -5,10 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from reward_fixtures import model_cfg, tiny_backbone, write_trainset  # noqa: F401 - fixture
-
 from divpref.methods import get_method
 from divpref.modeling import load_backbone
 from divpref.training import (
@@ -21,17 +17,24 @@ from divpref.training import (
     run_fingerprint,
     train_reward_model,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reward_fixtures import model_cfg, write_trainset
 
 
 def test_schedule_evaluates_every_quarter_of_an_epoch_not_of_all_steps():
     # 100 rows / batch 16 -> 7 steps per epoch; 10 epochs -> 70 steps; 0.25 epoch -> round(1.75) = 2 steps
     schedule = make_schedule(100, TrainingParams(batch_size=16, max_epochs=10, eval_every_epochs=0.25))
     assert (schedule.steps_per_epoch, schedule.total_steps, schedule.eval_every_steps) == (7, 70, 2)
-    assert schedule.eval_steps() == list(range(2, 71, 2))  # 35 evaluations, not 4 (HF's fraction of ALL steps)
+    assert schedule.eval_steps() == list(
+        range(2, 71, 2)
+    )  # 35 evaluations, not 4 (HF's fraction of ALL steps)
 
 
 def test_schedule_max_steps_and_final_step_always_evaluated():
-    schedule = make_schedule(100, TrainingParams(batch_size=10, max_epochs=2, eval_every_epochs=0.25, max_steps=7))
+    schedule = make_schedule(
+        100, TrainingParams(batch_size=10, max_epochs=2, eval_every_epochs=0.25, max_steps=7)
+    )
     # 10 steps/epoch, eval every round(2.5) = 2 steps, stopped at 7: the last step is evaluated too
     assert schedule.total_steps == 7 and schedule.eval_steps() == [2, 4, 6, 7]
     with pytest.raises(ValueError, match="no training rows"):
@@ -62,7 +65,9 @@ def test_epoch_batches_partition_rows_and_are_reproducible(lengths, batch_size, 
     steps_per_epoch = len(batches)
     for within in {0, steps_per_epoch - 1}:
         step = epoch * steps_per_epoch + within
-        assert np.array_equal(batch_at_step(lengths, batch_size, seed, step, steps_per_epoch), batches[within])
+        assert np.array_equal(
+            batch_at_step(lengths, batch_size, seed, step, steps_per_epoch), batches[within]
+        )
 
 
 def test_length_grouping_reduces_padding():
@@ -87,28 +92,32 @@ def test_collate_puts_a_rows_then_b_rows_right_padded():
     assert batch_targets["a_preferred"].tolist() == [0.0, 1.0]
 
 
-def test_fingerprint_changes_with_anything_that_determines_the_run(tmp_path, tiny_backbone):  # noqa: F811
+def test_fingerprint_changes_with_anything_that_determines_the_run(tmp_path):
     train, dev = write_trainset(tmp_path, 8, 4)
-    cfg = model_cfg(tiny_backbone)
+    cfg = model_cfg()
     base = run_fingerprint(TrainingParams(), cfg, "bt", [train, dev])
     assert base == run_fingerprint(TrainingParams(), dict(cfg), "bt", [train, dev])
     assert base != run_fingerprint(TrainingParams(learning_rate=1e-4), cfg, "bt", [train, dev])
     assert base != run_fingerprint(TrainingParams(seed=1), cfg, "bt", [train, dev])
-    assert base != run_fingerprint(TrainingParams(), {**cfg, "lora": {**cfg["lora"], "r": 4}}, "bt", [train, dev])
+    assert base != run_fingerprint(
+        TrainingParams(), {**cfg, "lora": {**cfg["lora"], "r": 4}}, "bt", [train, dev]
+    )
     assert base != run_fingerprint(TrainingParams(), cfg, "mse", [train, dev])
     write_trainset(tmp_path, 9, 4)  # changed training data
     assert base != run_fingerprint(TrainingParams(), cfg, "bt", [train, dev])
 
 
-PARAMS = TrainingParams(seed=3, learning_rate=2e-3, batch_size=8, max_epochs=2, eval_every_epochs=0.5, max_length=64)
+PARAMS = TrainingParams(
+    seed=3, learning_rate=2e-3, batch_size=8, max_epochs=2, eval_every_epochs=0.5, max_length=64
+)
 
 
 @pytest.fixture(scope="module")
-def planted_run(tmp_path_factory, tiny_backbone):  # noqa: F811
+def planted_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("planted")
     train, dev = write_trainset(folder / "data", n_train=96, n_dev=32)
     result = train_reward_model(
-        train, dev, get_method("bt"), model_cfg(tiny_backbone), PARAMS, folder / "ckpt", progress=False
+        train, dev, get_method("bt"), model_cfg(), PARAMS, folder / "ckpt", progress=False
     )
     return folder, train, dev, result
 
@@ -122,12 +131,12 @@ def test_trainer_learns_a_planted_signal(planted_run):
     assert curve[-1]["accuracy"] >= 0.9 and curve[-1]["mean_margin"] > curve[0]["mean_margin"]
 
 
-def test_trainer_changes_only_trainable_parameters(planted_run, tiny_backbone):  # noqa: F811
+def test_trainer_changes_only_trainable_parameters(planted_run):
     from safetensors.torch import load_file
 
     folder, _, _, result = planted_run
     torch.manual_seed(PARAMS.seed)
-    initial, _ = load_backbone(model_cfg(tiny_backbone), num_labels=1, for_training=True)
+    initial, _ = load_backbone(model_cfg(), num_labels=1, for_training=True)
     trained = load_file(f"{result['checkpoint_dir']}/step00000024/adapter/adapter_model.safetensors")
     initial_trainable = {n: p.detach().clone() for n, p in initial.named_parameters() if p.requires_grad}
     assert any("lora_B" in n for n in initial_trainable) and any("score" in n for n in initial_trainable)
@@ -140,9 +149,9 @@ def test_trainer_changes_only_trainable_parameters(planted_run, tiny_backbone): 
     assert not torch.equal(trained[head], initial_head)
 
 
-def test_same_seed_is_bit_identical_and_other_seed_differs(planted_run, tiny_backbone, tmp_path):  # noqa: F811
+def test_same_seed_is_bit_identical_and_other_seed_differs(planted_run, tmp_path):
     _, train, dev, first = planted_run
-    cfg = model_cfg(tiny_backbone)
+    cfg = model_cfg()
     again = train_reward_model(train, dev, get_method("bt"), cfg, PARAMS, tmp_path / "a", progress=False)
     assert json.dumps(again["curve"]) == json.dumps(first["curve"])
     other = TrainingParams(**{**PARAMS.__dict__, "seed": 4})
@@ -150,23 +159,25 @@ def test_same_seed_is_bit_identical_and_other_seed_differs(planted_run, tiny_bac
     assert different["curve"][0]["loss"] != first["curve"][0]["loss"]
 
 
-def test_mse_trainer_fits_planted_scores(tiny_backbone, tmp_path):  # noqa: F811
+def test_mse_trainer_fits_planted_scores(tmp_path):
     train, dev = write_trainset(tmp_path / "data", n_train=64, n_dev=16, method="mse")
-    params = TrainingParams(seed=0, learning_rate=3e-3, batch_size=8, max_epochs=3, eval_every_epochs=1, max_length=64)
+    params = TrainingParams(
+        seed=0, learning_rate=3e-3, batch_size=8, max_epochs=3, eval_every_epochs=1, max_length=64
+    )
     result = train_reward_model(
-        train, dev, get_method("mse"), model_cfg(tiny_backbone), params, tmp_path / "ckpt", progress=False
+        train, dev, get_method("mse"), model_cfg(), params, tmp_path / "ckpt", progress=False
     )
     first, last = result["curve"][0], result["curve"][-1]
     assert last["mse"] < first["mse"] and last["accuracy"] >= 0.9
 
 
-def test_bad_trainset_value_is_reported_with_file_and_pair(tiny_backbone, tmp_path):  # noqa: F811
+def test_bad_trainset_value_is_reported_with_file_and_pair(tmp_path):
     import polars as pl
 
     train, dev = write_trainset(tmp_path / "data", n_train=8, n_dev=4)
     frame = pl.read_parquet(train)
-    frame.with_columns(pl.when(pl.col("pair_id") == "p0-3").then(pl.lit("x")).otherwise("chosen").alias("chosen")
-                       ).write_parquet(train)
+    frame.with_columns(
+        pl.when(pl.col("pair_id") == "p0-3").then(pl.lit("x")).otherwise("chosen").alias("chosen")
+    ).write_parquet(train)
     with pytest.raises(ValueError, match=r"train\.parquet: pair_id 'p0-3': chosen='x'"):
-        train_reward_model(train, dev, get_method("bt"), model_cfg(tiny_backbone), PARAMS, tmp_path / "c",
-                           progress=False)
+        train_reward_model(train, dev, get_method("bt"), model_cfg(), PARAMS, tmp_path / "c", progress=False)

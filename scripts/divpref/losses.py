@@ -32,7 +32,10 @@ def paired_mse_loss(reward_a: Tensor, reward_b: Tensor, score_a: Tensor, score_b
 
 
 def pairwise_accuracy(margin: Tensor) -> float:
-    """Share of pairs with a positive margin ``r_preferred - r_other``; exact ties count one half; NaN if empty."""
+    """Share of pairs with a positive margin ``r_preferred - r_other`` (a zero margin counts one half).
+
+    NaN for an empty tensor.
+    """
     import torch
 
     if margin.numel() == 0:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from divpref.losses import bradley_terry_loss, mean_or_nan, pairwise_accuracy, paired_mse_loss, signed_margin
+from divpref.losses import bradley_terry_loss, mean_or_nan, paired_mse_loss, pairwise_accuracy, signed_margin
 
 if TYPE_CHECKING:
     import polars as pl
@@ -34,7 +34,7 @@ EXTENSION_MODULES = ("divpref.distributional",)
 """Modules that register further methods (imported lazily, skipped if absent)."""
 
 Targets = Mapping[str, "Tensor"]
-"""A batch's targets: name -> tensor with the batch as first dimension (see ``RewardMethod.encode_targets``)."""
+"""A batch's targets: name -> tensor, batch first (see ``RewardMethod.encode_targets``)."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def require_columns(frame: pl.DataFrame, columns: Sequence[str], source: str) ->
 
 
 def finite_float_column(frame: pl.DataFrame, column: str, source: str) -> np.ndarray:
-    """``frame[column]`` as float32; ``ValueError`` naming the first null/non-finite row's pair_id and value."""
+    """``frame[column]`` as float32; ``ValueError`` names the first null/non-finite pair_id and value."""
     values = frame[column].to_list()
     for key, value in zip(_pair_keys(frame), values, strict=True):
         if value is None or not math.isfinite(float(value)):
@@ -147,17 +147,23 @@ def scalar_rewards(out_a: Tensor | np.ndarray, out_b: Tensor | np.ndarray) -> tu
 
 
 def _scalar_score_columns(out_a: np.ndarray, out_b: np.ndarray) -> dict[str, np.ndarray | None]:
-    reward_a, reward_b = scalar_rewards(np.asarray(out_a, dtype=np.float64), np.asarray(out_b, dtype=np.float64))
+    reward_a, reward_b = scalar_rewards(
+        np.asarray(out_a, dtype=np.float64), np.asarray(out_b, dtype=np.float64)
+    )
     return {"reward_a": reward_a, "reward_b": reward_b, "sigma_a": None, "sigma_b": None, "label_probs": None}
 
 
-def scores_frame(method: RewardMethod, pair_ids: Sequence[Any], out_a: np.ndarray, out_b: np.ndarray) -> pl.DataFrame:
+def scores_frame(
+    method: RewardMethod, pair_ids: Sequence[Any], out_a: np.ndarray, out_b: np.ndarray
+) -> pl.DataFrame:
     """The score-file frame (``pair_id`` + :data:`SCORE_COLUMNS`, nulls typed) for one method's outputs."""
     import polars as pl
 
     columns = method.score_columns(np.asarray(out_a), np.asarray(out_b))
     if set(columns) != set(SCORE_COLUMNS):
-        raise ValueError(f"method {method.name!r} returned score columns {sorted(columns)}, want {SCORE_COLUMNS}")
+        raise ValueError(
+            f"method {method.name!r} returned score columns {sorted(columns)}, want {SCORE_COLUMNS}"
+        )
     n = len(pair_ids)
     data: dict[str, pl.Series] = {"pair_id": pl.Series("pair_id", list(pair_ids))}
     for name in ("reward_a", "reward_b", "sigma_a", "sigma_b"):

@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEAD_MODULE_NAMES = ("score", "classifier")
-"""Names of the freshly initialised sequence-classification head (decoder families: ``score``; BERT: ``classifier``)."""
+"""Names of the freshly initialised classification head (decoders: ``score``; BERT: ``classifier``)."""
 
 HEAD_INFO_FILE = "reward_head.json"
-"""Written beside an exported adapter: ``num_labels`` and ``pad_token_id`` the base model must be loaded with."""
+"""Written beside an exported adapter: the ``num_labels`` and ``pad_token_id`` to load the base model with."""
 
 
 def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -43,7 +43,9 @@ def head_module_name(model: Any) -> str:
     for candidate in HEAD_MODULE_NAMES:
         if candidate in names:
             return candidate
-    raise ValueError(f"no classification head among {HEAD_MODULE_NAMES} in {type(model).__name__}: {sorted(names)}")
+    raise ValueError(
+        f"no classification head among {HEAD_MODULE_NAMES} in {type(model).__name__}: {sorted(names)}"
+    )
 
 
 def lora_config(model_cfg: Mapping[str, Any], head_name: str) -> Any:
@@ -127,9 +129,9 @@ def write_head_info(adapter_dir: str | Path, num_labels: int, pad_token_id: int)
 def load_for_inference(adapter_dir: str | Path, device: str = "cpu", **kwargs: Any) -> tuple[Any, Any]:
     """Load an exported adapter folder for scoring: ``(model in eval mode on device, tokenizer)``.
 
-    Plain ``AutoPeftModelForSequenceClassification.from_pretrained(adapter_dir, num_labels=n, pad_token_id=p)``
-    does the same; ``n`` and ``p`` come from ``reward_head.json`` in the folder. ``kwargs`` go to
-    ``from_pretrained`` (e.g. ``dtype`` or ``quantization_config``).
+    Plain ``AutoPeftModelForSequenceClassification.from_pretrained(adapter_dir, num_labels=n,
+    pad_token_id=p)`` does the same; ``n`` and ``p`` come from ``reward_head.json`` in the folder.
+    ``kwargs`` go to ``from_pretrained`` (e.g. ``dtype`` or ``quantization_config``).
     """
     from peft import AutoPeftModelForSequenceClassification
     from transformers import AutoTokenizer

@@ -1,4 +1,4 @@
-"""Checkpoint selection: the best dev evaluation of a training log, exported as a standard PEFT adapter folder."""
+"""Checkpoint selection: the best dev evaluation of a training log, exported as a PEFT adapter folder."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def select_best(
 
 
 def best_record(log_data: Mapping[str, Any], source: str = "training log") -> dict[str, Any]:
-    """The ``best.json`` content for a training log: epoch, step, metric name/value, checkpoint, whole curve."""
+    """``best.json`` for a training log: epoch, step, metric name and value, checkpoint, whole curve."""
     metric = log_data["selection_metric"]
     best = select_best(log_data["curve"], metric, bool(log_data["greater_is_better"]), source)
     return {
@@ -61,11 +61,16 @@ def best_record(log_data: Mapping[str, Any], source: str = "training log") -> di
 
 
 def export_adapter(
-    checkpoint: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, head_outputs: int, pad_token_id: int
+    checkpoint: str | Path,
+    tokenizer_dir: str | Path,
+    out_dir: str | Path,
+    head_outputs: int,
+    pad_token_id: int,
 ) -> Path:
     """Copy a checkpoint's PEFT adapter plus the tokenizer into ``out_dir`` and record the head kwargs.
 
-    The result loads with ``peft.AutoPeftModelForSequenceClassification.from_pretrained(out_dir, num_labels=...)``
+    The result loads with
+    ``peft.AutoPeftModelForSequenceClassification.from_pretrained(out_dir, num_labels=...)``
     (or :func:`divpref.modeling.load_for_inference`); ``adapter_config.json`` names the base model.
     """
     source = Path(checkpoint) / "adapter"

@@ -1,12 +1,13 @@
 """Our reward-model training loop: seeded, resumable, evaluated and checkpointed every fraction of an epoch.
 
-Speed levers over a generic trainer: every distinct (prompt, response) is tokenized once; batches are grouped by
-length and padded only to their own longest sequence; both responses of a batch go through ONE forward pass;
-optional bf16 autocast.
+Speed levers over a generic trainer: every distinct (prompt, response) is tokenized once; batches are grouped
+by length and padded only to their own longest sequence; both responses of a batch go through ONE forward
+pass; optional bf16 autocast.
 
 Checkpoints live in ``<checkpoint_root>/<fingerprint>/step<NNNNNNNN>/`` (``adapter/`` in PEFT format, plus the
-trainer state); the fingerprint hashes everything that determines the run, so a changed condition starts afresh
-while a rerun of an interrupted job resumes from its latest complete checkpoint and ends bit-identically.
+trainer state); the fingerprint hashes everything that determines the run, so a changed condition starts
+afresh, while a rerun of an interrupted job resumes from its latest complete checkpoint and ends
+bit-identically.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class TrainingParams:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainingParams:
-        """Build from a config mapping; ``ValueError`` names unknown keys (keys such as ``seeds`` are ignored)."""
+        """Build from a config mapping; ``ValueError`` names unknown keys (``seeds`` is ignored)."""
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known - {"seeds"})
         if unknown:
@@ -122,7 +123,9 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def batch_at_step(lengths: Sequence[int], batch_size: int, seed: int, step: int, steps_per_epoch: int) -> np.ndarray:
+def batch_at_step(
+    lengths: Sequence[int], batch_size: int, seed: int, step: int, steps_per_epoch: int
+) -> np.ndarray:
     """Row indices of the batch consumed by optimisation step ``step`` (0-based)."""
     epoch, within = divmod(step, steps_per_epoch)
     return epoch_batches(lengths, batch_size, seed, epoch)[within]
@@ -195,7 +198,7 @@ def collate(
 
 
 def file_digest(path: str | Path, full_limit: int = 1 << 26) -> str:
-    """sha256 of a file's bytes; files above ``full_limit`` bytes hash their name and size only (8B weights)."""
+    """sha256 of a file's bytes; above ``full_limit`` bytes only name and size are hashed (8B weights)."""
     path = Path(path)
     digest = hashlib.sha256()
     size = path.stat().st_size
@@ -300,7 +303,9 @@ def _autocast(device: torch.device, enabled: bool) -> Any:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def forward_pairs(model: Any, inputs: Mapping[str, torch.Tensor], bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_pairs(
+    model: Any, inputs: Mapping[str, torch.Tensor], bf16: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Head outputs for A and B rows of a collated batch, from one forward pass, in float32."""
     device = inputs["input_ids"].device
     with _autocast(device, bf16):
@@ -311,8 +316,14 @@ def forward_pairs(model: Any, inputs: Mapping[str, torch.Tensor], bf16: bool) ->
 
 
 def evaluate(
-    model: Any, method: RewardMethod, data: EncodedPairs, targets: Mapping[str, np.ndarray], batch_size: int,
-    pad_id: int, device: torch.device, bf16: bool,
+    model: Any,
+    method: RewardMethod,
+    data: EncodedPairs,
+    targets: Mapping[str, np.ndarray],
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    bf16: bool,
 ) -> dict[str, float]:
     """The method's dev metrics over the whole dev set (fixed, length-sorted batch order)."""
     import torch
@@ -346,7 +357,9 @@ def save_checkpoint(
     with atomic_path(target) as tmp:
         tmp.mkdir()
         model.save_pretrained(tmp / ADAPTER_DIR)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / OPTIMIZER_FILE)
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / OPTIMIZER_FILE
+        )
         torch.save(capture_rng_state(), tmp / RNG_FILE)
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     for older in run_dir.glob("step*"):
@@ -374,7 +387,12 @@ def load_checkpoint(checkpoint: Path, model: Any, optimizer: Any, scheduler: Any
 
 
 def train_loop(
-    model: Any, method: RewardMethod, inputs: TrainInputs, params: TrainingParams, run_dir: Path, pad_id: int,
+    model: Any,
+    method: RewardMethod,
+    inputs: TrainInputs,
+    params: TrainingParams,
+    run_dir: Path,
+    pad_id: int,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``model`` (already seeded and wrapped) and return the log: schedule, curve, checkpoint folder.
@@ -390,7 +408,9 @@ def train_loop(
     optimizer = torch.optim.AdamW(
         trainable_parameters(model), lr=params.learning_rate, weight_decay=params.weight_decay
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(schedule.total_steps, params.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, linear_schedule(schedule.total_steps, params.warmup_ratio)
+    )
     eval_steps = set(schedule.eval_steps())
     eval_batch = params.eval_batch_size or 2 * params.batch_size
 
@@ -408,7 +428,9 @@ def train_loop(
     loss_sum, loss_count, pairs_done = 0.0, 0, 0
     started = time.perf_counter()
     model.train()
-    bar = tqdm(total=schedule.total_steps, initial=state["step"], desc="train", disable=not progress, mininterval=5)
+    bar = tqdm(
+        total=schedule.total_steps, initial=state["step"], desc="train", disable=not progress, mininterval=5
+    )
     epoch_cache: dict[int, list[np.ndarray]] = {}
     for step in range(state["step"], schedule.total_steps):
         epoch, within = divmod(step, schedule.steps_per_epoch)
@@ -434,7 +456,9 @@ def train_loop(
         bar.update(1)
         done = step + 1
         if done in eval_steps:
-            metrics = evaluate(model, method, inputs.dev, inputs.dev_targets, eval_batch, pad_id, device, params.bf16)
+            metrics = evaluate(
+                model, method, inputs.dev, inputs.dev_targets, eval_batch, pad_id, device, params.bf16
+            )
             entry = {
                 "step": done,
                 "epoch": done / schedule.steps_per_epoch,
@@ -479,7 +503,9 @@ def read_trainset(path: str | Path, method: RewardMethod) -> tuple[pl.DataFrame,
     from divpref.methods import require_columns
 
     frame = pl.read_parquet(path)
-    require_columns(frame, ["pair_id", "prompt", "response_a", "response_b", *method.target_columns], str(path))
+    require_columns(
+        frame, ["pair_id", "prompt", "response_a", "response_b", *method.target_columns], str(path)
+    )
     if frame.height == 0:
         raise ValueError(f"{path}: no rows")
     for column in ("prompt", "response_a", "response_b"):
@@ -490,8 +516,13 @@ def read_trainset(path: str | Path, method: RewardMethod) -> tuple[pl.DataFrame,
 
 
 def train_reward_model(
-    train_path: str | Path, dev_path: str | Path, method: RewardMethod, model_cfg: Mapping[str, Any],
-    params: TrainingParams, checkpoint_root: str | Path, progress: bool = True,
+    train_path: str | Path,
+    dev_path: str | Path,
+    method: RewardMethod,
+    model_cfg: Mapping[str, Any],
+    params: TrainingParams,
+    checkpoint_root: str | Path,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Everything between the trainset files and the training log (see :func:`train_loop`)."""
     import torch
@@ -502,8 +533,17 @@ def train_reward_model(
     run_dir = Path(checkpoint_root) / fingerprint
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run.json").write_text(
-        json.dumps({"params": dataclasses.asdict(params), "model": model_cfg, "method": method.name,
-                    "data": [str(train_path), str(dev_path)]}, indent=2, default=str) + "\n"
+        json.dumps(
+            {
+                "params": dataclasses.asdict(params),
+                "model": model_cfg,
+                "method": method.name,
+                "data": [str(train_path), str(dev_path)],
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
     )
     seed_everything(params.seed)
     model, tokenizer = load_backbone(model_cfg, method.head_outputs, for_training=True)
@@ -520,8 +560,14 @@ def train_reward_model(
         dev=encode_pairs(dev_frame, tokenizer, params.max_length),
         dev_targets=dev_targets,
     )
-    log.info("device %s, threads %d, %d train rows, %d dev rows, run dir %s", next(model.parameters()).device,
-             torch.get_num_threads(), train_frame.height, dev_frame.height, run_dir)
+    log.info(
+        "device %s, threads %d, %d train rows, %d dev rows, run dir %s",
+        next(model.parameters()).device,
+        torch.get_num_threads(),
+        train_frame.height,
+        dev_frame.height,
+        run_dir,
+    )
     result = train_loop(model, method, inputs, params, run_dir, tokenizer.pad_token_id, progress=progress)
     result["fingerprint"] = fingerprint
     result["tokenizer_dir"] = str(run_dir / TOKENIZER_DIR)

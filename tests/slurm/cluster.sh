@@ -6,7 +6,10 @@
 #   tests/slurm/cluster.sh run STATE_DIR CMD [ARG...]   start, run CMD, always stop (trap on EXIT)
 #
 # All configuration, state, logs and PID files live in STATE_DIR; clients find the cluster through
-# SLURM_CONF=STATE_DIR/slurm.conf (printed by `start`). Nothing under /etc/slurm is touched.
+# SLURM_CONF=STATE_DIR/slurm.conf (printed by `start`). Inside jobs, snakemake's jobstep drops SLURM_CONF
+# before its nested `srun`, which then reads the default /etc/slurm/slurm.conf: while the cluster runs, that
+# path is a symbolic link to STATE_DIR/slurm.conf (start refuses to replace a file that is not such a link;
+# stop removes the link).
 # Environment:
 #   GPU_TYPE=<model>      declare the GPUs with this type (so `--gpus=<model>:1` schedules); default untyped
 #   GPU_COUNT=1           number of fake GPUs (1-5), each on a placeholder character device
@@ -27,8 +30,9 @@ usage() {
 action=$1
 state_dir=$(realpath -m "$2")
 shift 2
-pid_list="$state_dir/daemons.pids" # one "name pid" line per daemon, in start order
+pid_list="$state_dir/daemons.pids" # "name pid" per daemon, "link path" per link made, in start order
 export SLURM_CONF="$state_dir/slurm.conf"
+default_conf=/etc/slurm/slurm.conf
 
 log() { echo "cluster.sh: $*" >&2; }
 
@@ -157,6 +161,19 @@ wait_for_idle_node() {
     return 1
 }
 
+# Point /etc/slurm/slurm.conf at this cluster's config, unless another config is there.
+link_default_config() {
+    if [[ -e "$default_conf" || -L "$default_conf" ]] && [[ "$(readlink "$default_conf")" != "$SLURM_CONF" ]]; then
+        if [[ ! -L "$default_conf" ]] || [[ -e "$(readlink "$default_conf")" ]]; then
+            log "$default_conf exists and is not this cluster's: refusing to replace it"
+            return 1
+        fi
+    fi
+    mkdir -p "$(dirname "$default_conf")"
+    ln -sfn "$SLURM_CONF" "$default_conf"
+    echo "link $default_conf" >>"$pid_list"
+}
+
 start_cluster() {
     if [[ $(id -u) != 0 ]]; then
         log "starting the SLURM daemons needs root"
@@ -171,6 +188,7 @@ start_cluster() {
     # Until the node is idle, any failure stops whatever was started.
     trap 'stop_cluster' EXIT
     write_config
+    link_default_config
     start_munge
     slurmctld -f "$SLURM_CONF" -i
     record_daemon slurmctld "$state_dir/slurmctld.pid"
@@ -212,7 +230,12 @@ stop_cluster() {
     mapfile -t lines <"$pid_list"
     for ((index = ${#lines[@]} - 1; index >= 0; index--)); do
         read -r name pid <<<"${lines[index]}"
-        stop_pid "$name" "$pid"
+        if [[ "$name" == link ]]; then
+            # $pid is the link's path here; remove it only while it still points at this cluster.
+            [[ "$(readlink "$pid")" == "$SLURM_CONF" ]] && rm -f "$pid"
+        else
+            stop_pid "$name" "$pid"
+        fi
     done
     rm -f "$pid_list"
 }
