@@ -1,6 +1,6 @@
 """Benchmark: our reward trainer vs TRL's RewardTrainer (trl 1.16), same model, data, batch, length and steps.
 
-    .venv/bin/python bench/bench_trainer.py [--steps 40] [--rounds 3] [--threads 2]
+    .venv/bin/python bench/bench_trainer.py [--steps 40] [--rounds 3] [--threads 1] [--bf16]
 
 Runs alternate (ours, TRL, ours, TRL, ...), each in a fresh process; the medians of pairs/s are compared.
 Both trainers get the SAME LoRA-wrapped model (our ``load_backbone``) and the SAME token ids. TRL traps,
@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bf16", action="store_true", help="also time our trainer with bf16 autocast")
     parser.add_argument("--backbone", help="model folder (default: build the demo backbone in a temp dir)")
     parser.add_argument("--worker", choices=["ours", "ours-bf16", "trl"], help=argparse.SUPPRESS)

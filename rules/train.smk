@@ -27,7 +27,9 @@ rule train:
         "benchmarks/train/{dataset}/{condition}/seed{seed}.tsv"
     conda:
         "../envs/train.yaml"
-    threads: 4
+    # One thread per job: on small CPU hosts two single-thread jobs beat one two-thread job, and torch's
+    # thread spin-waits make a shared CPU up to 15x slower (measured). Profiles may raise it.
+    threads: 1
     resources:
         # No GPU unless a profile asks for one (profiles/slurm sets gpu=1 for this rule).
         gpu=0,

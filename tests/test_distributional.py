@@ -356,14 +356,13 @@ def test_the_trainer_lowers_dev_kl_on_a_planted_distribution(method_name, tmp_pa
 
     from divpref.training import TrainingParams, train_reward_model
 
-    train, dev = planted_distribution_trainset(tmp_path, n_train=64, n_dev=24)
+    train, dev = planted_distribution_trainset(tmp_path, n_train=48, n_dev=24)
     params = TrainingParams(
-        seed=0, learning_rate=3e-3, batch_size=8, max_epochs=3, eval_every_epochs=1, max_length=64
+        seed=0, learning_rate=3e-3, batch_size=8, max_epochs=2, eval_every_epochs=0.5, max_length=64
     )
     result = train_reward_model(
         train, dev, get_method(method_name), model_cfg(), params, tmp_path / "ckpt", progress=False
     )
-    first, last = result["curve"][0], result["curve"][-1]
-    assert all(math.isfinite(entry["kl"]) for entry in result["curve"])
-    assert last["kl"] < first["kl"]
-    assert min(entry["kl"] for entry in result["curve"]) < 0.8 * first["kl"] or last["accuracy"] >= 0.9
+    kl = [entry["kl"] for entry in result["curve"]]
+    assert len(kl) == 4 and all(math.isfinite(value) for value in kl)
+    assert kl[-1] < 0.85 * kl[0]  # measured: 0.84 -> 0.62 (mean_var), 0.54 -> 0.38 (classification)

@@ -1,9 +1,11 @@
 """`snakemake -n` on the paper config: the whole plan, no data, no network, under 2 s, no torch at parse time."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -70,3 +72,56 @@ def test_dry_run_imports_no_model_libraries(measurement):
 def test_dry_run_takes_under_two_seconds(measurement):
     # CPU time (user + sys): the cost of parsing and planning, independent of other load on a shared machine.
     assert min(measurement["dryrun_cpu_s"]) < bench_dryrun.BUDGET_SECONDS, measurement
+
+
+def rulegraph_edges_from_dot(dot: str) -> set[tuple[str, str]]:
+    """(upstream rule, downstream rule) pairs of `snakemake --rulegraph` output (graphviz dot text)."""
+    labels = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', dot, flags=re.MULTILINE))
+    edges = re.findall(r"^\s*(\d+) -> (\d+)", dot, flags=re.MULTILINE)
+    return {(labels[src], labels[dst]) for src, dst in edges} | {(label, label) for label in labels.values()}
+
+
+def rulegraph_edges_from_svg(svg: str) -> set[tuple[str, str]]:
+    """The same pairs read back from the SVG that `dot -Tsvg` drew (node ids in <title>, rule in <text>)."""
+    root = ElementTree.fromstring(svg)
+    namespace = {"svg": "http://www.w3.org/2000/svg"}
+    labels, edges = {}, set()
+    for group in root.iter("{http://www.w3.org/2000/svg}g"):
+        title = group.findtext("svg:title", namespaces=namespace)
+        if group.get("class") == "node":
+            labels[title] = group.findtext("svg:text", namespaces=namespace)
+        elif group.get("class") == "edge":
+            edges.add(tuple(title.split("->")))
+    return {(labels[src], labels[dst]) for src, dst in edges} | {(label, label) for label in labels.values()}
+
+
+def test_rulegraph_readers_agree_on_a_hand_drawn_graph():
+    dot = (
+        'digraph {\n\t0[label = "all", color = "0 0 0"];\n\t1[label = "train", color = "0 0 0"];\n\t1 -> 0\n}'
+    )
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg"><g class="graph">'
+        '<g id="node1" class="node"><title>0</title><text>all</text></g>'
+        '<g id="node2" class="node"><title>1</title><text>train</text></g>'
+        '<g id="edge1" class="edge"><title>1&#45;&gt;0</title></g></g></svg>'
+    )
+    expected = {("train", "all"), ("all", "all"), ("train", "train")}
+    assert rulegraph_edges_from_dot(dot) == rulegraph_edges_from_svg(svg) == expected
+
+
+def test_readme_rulegraph_image_is_current():
+    # docs/rulegraph.svg is drawn by `make rulegraph`; it must show the rules and edges the Snakefile has now.
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("snakemake")), "--rulegraph"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    image = REPO / "docs" / "rulegraph.svg"
+    assert image.is_file(), "docs/rulegraph.svg is missing: run `make rulegraph`"
+    assert rulegraph_edges_from_svg(image.read_text()) == rulegraph_edges_from_dot(proc.stdout), (
+        "docs/rulegraph.svg is stale: run `make rulegraph`"
+    )

@@ -7,6 +7,8 @@ import polars as pl
 import pytest
 
 from divpref.plots import (
+    agreement_bins,
+    condition_order,
     by_subset,
     divergence_rates,
     majority_share,
@@ -185,3 +187,20 @@ def test_figures_are_valid_titled_and_reproducible(tmp_path, kind):
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert width > 600 and height > 300
     assert draw(tmp_path / "second") == (png, pdf)
+
+
+def test_agreement_bins_edges():
+    shares = [0.0, 0.25, 0.49, 0.5, 2 / 3, 0.74, 0.75, 0.8, 0.99, 1.0]
+    assert agreement_bins(shares) == ["< 50%"] * 3 + ["50–74%"] * 3 + ["75–99%"] * 3 + ["100%"]
+
+
+def test_condition_order_follows_table2_layout():
+    scores = pl.DataFrame(
+        {
+            "dataset": ["helpsteer2", "multipref", "helpsteer2", "multipref", "helpsteer2"],
+            "method": ["mse", "bt", "bt", "bt", "bt"],
+            "labels": ["agg", "all", "all", "agg", "agg"],
+            "condition": ["HS2 MSE-Agg", "MP BT-All", "HS2 BT-All", "MP BT-Agg", "HS2 BT-Agg"],
+        }
+    )
+    assert condition_order(scores) == ["HS2 BT-Agg", "HS2 BT-All", "HS2 MSE-Agg", "MP BT-Agg", "MP BT-All"]

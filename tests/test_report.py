@@ -170,7 +170,7 @@ window.addEventListener("load", () => setTimeout(() => {
 
 
 def _embedded_json(html: str, variable: str) -> dict:
-    match = re.search(rf"var {variable} = (.*?);\s*</script>", html, flags=re.S)
+    match = re.search(rf'<script id="{variable}">\s*var {variable} = (.*?);\s*</script>', html, flags=re.S)
     assert match, f"report has no `var {variable}`"
     return json.loads(match.group(1))
 

@@ -37,6 +37,9 @@ UPSTREAM_OF_TRAINING = {
     "build_backbone",
 }
 OVERLAY = "tests/config/changed.yaml"
+# Rules whose params are the whole config (the report's record of the settings used): any config change
+# reruns them, by design.
+CONFIG_RECORDS = {"config_snapshot"}
 
 
 # --- unit tests of the graph helpers, on a hand-made graph ---
@@ -168,10 +171,16 @@ def test_one_conditions_learning_rate_reruns_only_that_condition_and_the_summari
 
     _, planned = dry_run(workdir, overlay)
     changed = [job for job in planned if job.reason.startswith("Params have changed")]
-    assert {job.rule for job in changed} == {"train"}, [(job.rule, job.reason) for job in changed]
-    assert {job.wildcard("condition") for job in changed} == {condition}
+    assert {job.rule for job in changed} == {"train", *CONFIG_RECORDS}, [
+        (job.rule, job.reason) for job in changed
+    ]
+    assert {job.wildcard("condition") for job in changed if job.rule == "train"} == {condition}
     assert_plans_exactly(
-        planned, job_graph, lambda job: job.rule == "train" and job.wildcard("condition") == condition
+        planned,
+        job_graph,
+        lambda job: (
+            (job.rule == "train" and job.wildcard("condition") == condition) or job.rule in CONFIG_RECORDS
+        ),
     )
     # Per-run jobs of other conditions and everything upstream stay as they are.
     assert all(job.wildcard("condition") in (None, condition) for job in planned)
@@ -187,7 +196,11 @@ def test_data_source_change_reruns_that_dataset_and_everything_downstream(workdi
 
     _, planned = dry_run(workdir, overlay)
     assert_plans_exactly(
-        planned, job_graph, lambda job: job.rule == "normalize" and job.wildcard("dataset") == "multipref"
+        planned,
+        job_graph,
+        lambda job: (
+            (job.rule == "normalize" and job.wildcard("dataset") == "multipref") or job.rule in CONFIG_RECORDS
+        ),
     )
     assert {job.wildcard("dataset") for job in planned if job.rule == "train"} == {"multipref"}
 
@@ -205,7 +218,7 @@ def test_divergence_definition_change_reruns_everything_downstream(workdir, job_
 
     _, planned = dry_run(workdir, overlay)
     changed_rules = {job.rule for job in planned if job.reason.startswith("Params have changed")}
-    assert changed_rules == {"normalize"}
+    assert changed_rules == {"normalize", *CONFIG_RECORDS}
     assert_plans_exactly(planned, job_graph, lambda job: job.rule in changed_rules)
     trained = {job.key for job in planned if job.rule == "train"}
     assert trained == {job.key for job in job_graph if job.rule == "train"}, "every model is retrained"

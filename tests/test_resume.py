@@ -66,7 +66,7 @@ def checkpoints(root: Path) -> list[Path]:
 
 @pytest.mark.slow
 def test_sigkilled_run_resumes_to_identical_result(tmp_path):
-    train, dev = write_trainset(tmp_path / "data", n_train=1000, n_dev=48)
+    train, dev = write_trainset(tmp_path / "data", n_train=400, n_dev=48)
     cfg = model_cfg()
 
     reference_out = tmp_path / "reference.json"

@@ -41,6 +41,27 @@ def majority_share(n_a: np.ndarray, n_b: np.ndarray, n_annotators: np.ndarray) -
     return np.maximum(n_a, n_b) / n_annotators
 
 
+AGREEMENT_BIN_LABELS = ("< 50%", "50–74%", "75–99%", "100%")
+"""Bins of the majority-side share: minority or tie-heavy, bare majority, clear majority, unanimous."""
+
+
+def agreement_bins(shares: np.ndarray) -> list[str]:
+    """The :data:`AGREEMENT_BIN_LABELS` bin of each majority-side share (0..1)."""
+    edges = np.array([0.5, 0.75, 1.0 - 1e-9])
+    return [
+        AGREEMENT_BIN_LABELS[i] for i in np.searchsorted(edges, np.asarray(shares, dtype=float), side="right")
+    ]
+
+
+def condition_order(scores: pl.DataFrame) -> list[str]:
+    """Condition labels as in Table 2: datasets in order of appearance, then BT before MSE, Agg before All."""
+    datasets = scores["dataset"].unique(maintain_order=True).to_list()
+    methods = list(HEADLINE_METRIC)
+    keys = scores.select("dataset", "method", "labels", "condition").unique().iter_rows()
+    ranked = sorted(keys, key=lambda row: (datasets.index(row[0]), methods.index(row[1]), row[2]))
+    return [row[3] for row in ranked]
+
+
 def pair_scores(runs: Iterable[ScoredRun], tests: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """One row per (condition, pair): headline and side-free metric averaged over the condition's seeds.
 
@@ -136,7 +157,7 @@ def _pyplot():
 def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *, seed: int) -> None:
     """One panel per condition: per-pair headline metric by agreement subset (box + points)."""
     plt, sns = _pyplot()
-    conditions = scores["condition"].unique(maintain_order=True).to_list()
+    conditions = condition_order(scores)
     n_cols = min(3, max(1, len(conditions)))
     n_rows = max(1, math.ceil(len(conditions) / n_cols))
     figure, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.6 * n_rows), squeeze=False)
@@ -173,7 +194,8 @@ def plot_divergence_rates(divergence: pl.DataFrame, png: str | Path, pdf: str | 
     plt, sns = _pyplot()
     rates = divergence_rates(divergence).to_pandas()
     figure, ax = plt.subplots(figsize=(7.5, 4))
-    sns.barplot(data=rates, x="category_label", y="percent", hue="dataset", ax=ax)
+    hue_order = divergence["dataset"].unique(maintain_order=True).to_list()
+    sns.barplot(data=rates, x="category_label", y="percent", hue="dataset", hue_order=hue_order, ax=ax)
     for container in ax.containers:
         ax.bar_label(container, fmt="%.0f%%", fontsize=8)
     ax.set_title("Agreement categories of annotated pairs, per dataset")
@@ -193,24 +215,26 @@ def plot_decisiveness(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *,
         1, max(1, len(methods)), figsize=(5.5 * max(1, len(methods)), 4), squeeze=False
     )
     for ax, method in zip(axes.flat, methods, strict=False):
-        data = (
-            scores.filter(pl.col("method") == method)
-            .with_columns(pl.col("majority_share").round(2))
-            .to_pandas()
-        )
-        sns.lineplot(
+        data = scores.filter(pl.col("method") == method)
+        hue_order = condition_order(data)
+        data = data.with_columns(
+            pl.Series("agreement_bin", agreement_bins(data["majority_share"].to_numpy()))
+        ).to_pandas()
+        sns.pointplot(
             data=data,
-            x="majority_share",
+            x="agreement_bin",
             y="side_free",
             hue="condition",
-            marker="o",
+            hue_order=hue_order,
+            order=list(AGREEMENT_BIN_LABELS),
+            dodge=0.3 if len(hue_order) > 1 else False,  # seaborn divides by (levels - 1)
             errorbar=("ci", 95),
             n_boot=500,
             seed=seed,
             ax=ax,
         )
         ax.set_title(f"{method.upper()} models: decisiveness vs. annotator agreement")
-        ax.set_xlabel("Share of annotators on the majority side")
+        ax.set_xlabel("Share of annotators on the majority side (A or B)")
         ax.set_ylabel(f"Mean {METRIC_AXIS_LABELS[SIDE_FREE_METRIC[method]]}")
         ax.legend(title="Condition")
     figure.tight_layout()
