@@ -85,3 +85,14 @@ def test_encode_text_truncates_to_max_length():
     tokenizer = prepare_tokenizer(build_tokenizer())
     ids = encode_text(tokenizer, "prompt " * 50, "response " * 50, 32)
     assert len(ids) == 32 and ids[0] == tokenizer.bos_token_id
+
+
+def test_encode_text_uses_the_chat_template_when_there_is_one():
+    tokenizer = prepare_tokenizer(build_tokenizer())
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{{ eos_token }}{% endfor %}"
+    )
+    ids = encode_text(tokenizer, "what is up", "not much", 64)
+    expected = tokenizer("user: what is up[SEP]assistant: not much[SEP]", add_special_tokens=False)["input_ids"]
+    assert ids == expected and all(isinstance(i, int) for i in ids)
+    assert encode_text(tokenizer, "what is up", "not much", 5) == expected[:5]

@@ -101,8 +101,18 @@ def minutes(time_limit: str) -> int:
 
 def megabytes(memory: str) -> int:
     """SLURM's memory field (e.g. 4000M, 8G) in MB."""
-    number, unit = re.fullmatch(r"(\d+)([KMGT]?)", memory).groups()
-    return int(number) * {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2, "": 1}[unit]
+    number, unit = re.fullmatch(r"(\d+)([MGT]?)", memory).groups()
+    return int(number) * {"M": 1, "G": 1024, "T": 1024**2, "": 1}[unit]
+
+
+def at_attempt(value: int | str, attempt: int) -> int:
+    """A profile resource (an int, or a string `N * attempt`) evaluated for one attempt."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"(\d+)\s*\*\s*attempt", value.strip())
+    if match is None:
+        raise ValueError(f"resource expression {value!r} is not of the form `N * attempt`")
+    return int(match[1]) * attempt
 
 
 def run_records(records: dict[str, dict[str, str]], output: str) -> dict[str, dict[str, str]]:
@@ -144,6 +154,9 @@ def test_slurm_comment_and_limits_parse_like_slurm_prints_them():
     assert slurm_comment(Job("table2", ("t",))) == "rule_table2"
     assert minutes("1-00:00:00") == 1440 and minutes("02:00:00") == 120 and minutes("00:00:30") == 1
     assert megabytes("4000M") == 4000 and megabytes("8G") == 8192
+    assert at_attempt("1440 * attempt", 2) == 2880 and at_attempt(8, 3) == 8
+    with pytest.raises(ValueError, match="not of the form"):
+        at_attempt("max(1000, input.size_mb)", 1)
     line = "JobId=7 JobName=abc Comment=rule_train_wildcards_a_b_0 Partition=gpu TresPerJob=gres:gpu:a6000:1"
     assert parse_job_records(line)["7"]["TresPerJob"] == "gres:gpu:a6000:1"
     output = (
@@ -307,8 +320,8 @@ def test_gpu_rules_asked_for_a_gpu_of_the_profile_model(cluster_run, slurm_clust
             wanted = profile["set-resources"][job.rule]
             assert f"gpu:{slurm_cluster['gpu_model']}:1" in gpu_request, record
             assert record["Partition"] == wanted["slurm_partition"]
-            assert minutes(record["TimeLimit"]) == eval(str(wanted["runtime"]), {"attempt": 1})
-            assert megabytes(record["MinMemoryNode"]) == eval(str(wanted["mem_mb"]), {"attempt": 1})
+            assert minutes(record["TimeLimit"]) == at_attempt(wanted["runtime"], 1)
+            assert megabytes(record["MinMemoryNode"]) == at_attempt(wanted["mem_mb"], 1)
             assert int(record["NumCPUs"]) == wanted["cpus_per_gpu"]
         else:
             assert "gpu" not in gpu_request, record

@@ -13,6 +13,7 @@ from divpref.training import (
     batch_at_step,
     collate,
     epoch_batches,
+    linear_schedule,
     make_schedule,
     run_fingerprint,
     train_reward_model,
@@ -39,6 +40,13 @@ def test_schedule_max_steps_and_final_step_always_evaluated():
     assert schedule.total_steps == 7 and schedule.eval_steps() == [2, 4, 6, 7]
     with pytest.raises(ValueError, match="no training rows"):
         make_schedule(0, TrainingParams())
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    factor = linear_schedule(total_steps=10, warmup_ratio=0.2)  # 2 warm-up steps, then 8 decaying ones
+    assert [factor(step) for step in range(5)] == [0.5, 1.0, 1.0, 0.875, 0.75]
+    assert factor(9) == 0.125 and factor(10) == 0.0
+    assert linear_schedule(4, 0.0)(0) == 1.0
 
 
 def test_training_params_reject_unknown_keys_and_ignore_seeds():

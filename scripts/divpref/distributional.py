@@ -115,7 +115,7 @@ def encode_label_dist(frame: pl.DataFrame, source: str) -> dict[str, np.ndarray]
         problem = _label_dist_problem(row)
         if problem:
             raise ValueError(f"{source}: pair_id {key!r}: label_dist={row!r} {problem}")
-        encoded[index] = row
+        encoded[index] = np.asarray(row) / sum(row)  # exact normalisation of rounding-level deviations
     return {"label_dist": encoded}
 
 

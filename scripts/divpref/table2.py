@@ -7,9 +7,9 @@ MSE mean |r_A - r_B|; for both the preference accuracy (share of pairs with r_ch
 """
 
 import math
-from html import escape
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from html import escape
 
 import numpy as np
 import polars as pl
@@ -252,26 +252,16 @@ def _cell(value: float, low: float, high: float) -> str:
 def paper_layout(table: pl.DataFrame, metric_by_method: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the paper's layout: a row per subset; per dataset ``n``, then the conditions."""
     summary = summary_rows(table, metric_by_method)
-    method_order = {method: index for index, method in enumerate(METRICS)}
-    conditions = (
-        summary.select("dataset", "method", "labels")
-        .unique(maintain_order=True)
-        .with_columns(
-            pl.col("method").replace_strict(method_order, default=len(method_order)).alias("method_rank")
-        )
-    )
-    datasets = conditions["dataset"].unique(maintain_order=True).to_list()
+    conditions = summary.select("dataset", "method", "labels").unique(maintain_order=True).rows()
+    datasets = list(dict.fromkeys(dataset for dataset, _, _ in conditions))
+    method_rank = {method: rank for rank, method in enumerate(METRICS)}
     header = ["Subset"]
     columns: list[tuple] = []
     for dataset in datasets:
         header.append(f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} # Ex.")
         columns.append((dataset, None, None))
-        for method, labels, _ in (
-            conditions.filter(pl.col("dataset") == dataset)
-            .sort("method_rank", "labels")
-            .select("method", "labels", "method_rank")
-            .iter_rows()
-        ):
+        own = sorted((m, lab) for d, m, lab in conditions if d == dataset)
+        for method, labels in sorted(own, key=lambda pair: (method_rank[pair[0]], pair[1])):
             header.append(condition_label(dataset, method, labels))
             columns.append((dataset, method, labels))
     lookup = {
@@ -360,7 +350,7 @@ def render_latex(table: pl.DataFrame, *, ci: float) -> str:
 
 HTML_STYLE = (
     "body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse;margin-bottom:1em}"
-    "th,td{border:1px solid #bbb;padding:4px 8px;text-align:right}"
+    "th,td{border:1px solid #bbb;padding:4px 8px;text-align:right;white-space:nowrap}"
     "td:first-child,th:first-child{text-align:left}"
 )
 

@@ -82,15 +82,15 @@ def sheet_instructions(dataset: str, sheet_name: str) -> str:
     )
     return f"""# Causes of diverging preferences: annotation instructions ({dataset})
 
-Each row of `{sheet_name}` is a pair on which annotators disagreed substantially (`votes`: one signed strength
-per annotator, + favours response A, 2 = clearly better, 1 = slightly better, 0 = tie).
+Each row of `{sheet_name}` is a diverging pair: some annotators preferred A, others B, at least one clearly
+(`votes`: one signed strength per annotator, + favours response A, 2 = clearly better, 1 = slightly, 0 = tie).
 Read the prompt and both responses and decide WHY people could reasonably disagree.
 
 1. Put `1` in every cause column that applies (a pair may have several causes); leave the others empty or `0`.
 2. Mark at least one cause per row; a row with none counts as not annotated and is left out of the agreement.
 3. Do not change `pair_id`, do not add or reorder columns; `notes` is free text.
-4. Save your copy as CSV (UTF-8), one file per annotator, and list the files under
-   `taxonomy: filled_sheets: {dataset}:` in the config (two or more files are needed for agreement).
+4. Save your copy as CSV (UTF-8), one file per annotator, named after the annotator (e.g. `alice.csv`), and list
+   the files under `taxonomy: filled_sheets: {dataset}:` in the config (agreement needs two or more).
 
 Causes (paper, Table 1):
 {causes}

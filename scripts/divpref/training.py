@@ -235,6 +235,7 @@ def run_fingerprint(
 
 
 def checkpoint_name(step: int) -> str:
+    """Folder name of the checkpoint written after ``step`` (zero-padded so names sort by step)."""
     return f"step{step:08d}"
 
 
@@ -245,6 +246,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy, torch (and CUDA) RNG states, so a resumed run draws the same random numbers."""
     import torch
 
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
@@ -254,6 +256,7 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
     import torch
 
     random.setstate(state["python"])
@@ -264,6 +267,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (head and LoRA initialisation, dropout)."""
     import torch
 
     random.seed(seed)
@@ -298,6 +302,7 @@ def linear_schedule(total_steps: int, warmup_ratio: float) -> Any:
 
 
 def _autocast(device: torch.device, enabled: bool) -> Any:
+    """bf16 autocast on ``device`` when ``enabled`` (a no-op context otherwise)."""
     import torch
 
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
@@ -344,6 +349,7 @@ def evaluate(
 
 
 def trainable_parameters(model: Any) -> list[Any]:
+    """Parameters with ``requires_grad`` (LoRA matrices and the head)."""
     return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
 
@@ -491,6 +497,7 @@ def train_loop(
 
 
 def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

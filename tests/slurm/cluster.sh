@@ -138,13 +138,11 @@ start_munge() {
         chown munge:munge /etc/munge/munge.key
         chmod 0400 /etc/munge/munge.key
     fi
-    # munged runs as user munge and refuses files it cannot own: give it its own folder.
-    mkdir -p "$state_dir/munge"
-    chown munge:munge "$state_dir/munge"
-    chmod 0700 "$state_dir/munge"
-    rm -f "$state_dir/munge/munged.pid"
-    runuser -u munge -- munged --pid-file="$state_dir/munge/munged.pid" --log-file="$state_dir/munge/munged.log"
-    record_daemon munged "$state_dir/munge/munged.pid"
+    # munged runs as user munge and must reach its files: the state directory may sit under a private
+    # (mode 0700) temporary folder, so munged keeps to its own folders.
+    rm -f /run/munge/munged.pid
+    runuser -u munge -- munged --pid-file=/run/munge/munged.pid --log-file=/var/log/munge/munged.log
+    record_daemon munged /run/munge/munged.pid
 }
 
 wait_for_idle_node() {
