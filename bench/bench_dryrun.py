@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_dryrun.py [--repeat 5] [--json]
 
 The workflow (no results, no resources) is copied to a temporary folder, and each dry-run runs there in a
-network namespace of its own (`unshare --net`, when permitted; otherwise only the offline variables are set,
-and the report says so). Side by side: the bare `snakemake --version` start-up, which no workflow can avoid,
+network namespace of its own (`unshare --net`, when permitted and no local SLURM cluster is configured;
+otherwise only the offline variables are set, and the report says so). Side by side: the bare `snakemake --version` start-up, which no workflow can avoid,
 and the full dry-run (parse the Snakefile, validate the config, build the whole DAG, print the plan).
 Wall time depends on what else the machine runs, so the CPU time (user + sys) of the process is reported too;
 on an idle machine the two agree. The budget is 2 s: parsing must not import torch or transformers, which the
@@ -42,15 +42,22 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def network_isolation() -> list[str]:
-    """`unshare --net` when this user may create a network namespace, else nothing."""
+def network_isolation() -> tuple[list[str], str]:
+    """`unshare --net` when this user may create a network namespace, and a description of the isolation.
+
+    Not while a SLURM cluster is configured on this machine: snakemake's SLURM plugin asks the controller for
+    MinJobAge (`scontrol show config`) whenever the SLURM tools are installed, and a controller on localhost
+    is unreachable from a new network namespace, which stalls every call for SLURM's 10 s message timeout.
+    """
+    if os.environ.get("SLURM_CONF") or Path("/etc/slurm/slurm.conf").exists():
+        return [], "offline variables only (a local SLURM controller must stay reachable)"
     unshare = shutil.which("unshare")
     if (
         unshare
         and subprocess.run([unshare, "--net", "true"], capture_output=True, check=False).returncode == 0
     ):
-        return [unshare, "--net"]
-    return []
+        return [unshare, "--net"], "unshare --net (no network)"
+    return [], "offline variables only (unshare not permitted)"
 
 
 def timed_run(command: list[str], workdir: Path) -> tuple[float, float, subprocess.CompletedProcess]:
@@ -91,7 +98,7 @@ def imported_heavy_modules(importtime_log: str) -> list[str]:
 
 def measure(repeat: int) -> dict:
     """Time `snakemake --version` and `snakemake -n` `repeat` times each in a fresh copy of the workflow."""
-    isolation = network_isolation()
+    isolation, network = network_isolation()
     snakemake = [sys.executable, "-m", "snakemake"]
     with tempfile.TemporaryDirectory(prefix="bench_dryrun_") as tmp:
         workdir = copy_workflow(Path(tmp))
@@ -113,9 +120,7 @@ def measure(repeat: int) -> dict:
         left_behind = sorted(path.name for path in workdir.iterdir() if path.name not in WORKFLOW_FILES)
     output = dryruns[0][2].stdout + dryruns[0][2].stderr
     return {
-        "network": "unshare --net (no network)"
-        if isolation
-        else "offline variables only (unshare not permitted)",
+        "network": network,
         "startup_wall_s": [round(wall, 3) for wall, _, _ in startup],
         "startup_cpu_s": [round(cpu, 3) for _, cpu, _ in startup],
         "dryrun_wall_s": [round(wall, 3) for wall, _, _ in dryruns],

@@ -170,7 +170,7 @@ window.addEventListener("load", () => setTimeout(() => {
 
 
 def _inject(html: str, script: str) -> str:
-    """``html`` with ``script`` before its closing body tag (the last one: embedded libraries contain others)."""
+    """``html`` with ``script`` before the LAST closing body tag (embedded libraries contain others)."""
     head, tag, tail = html.rpartition("</body>")
     assert tag, "report has no </body>"
     return head + script + tag + tail

@@ -2,9 +2,11 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from divpref.methods import get_method
 from divpref.modeling import load_for_inference
 from divpref.selection import best_record, export_adapter, select_best
@@ -120,3 +122,35 @@ def test_exported_adapter_loads_with_plain_peft_and_scores_like_the_checkpoint(t
     assert metrics["accuracy"] == pytest.approx(record["value"])  # the selected checkpoint, reloaded
     assert metrics["mean_margin"] == pytest.approx(record["mean_margin"], rel=1e-4)
     assert torch.allclose(out_a, plain_a)
+
+
+def ci_training_runs(workdir: Path) -> list[tuple[str, str]]:
+    """(dataset, condition) of every training run of the CI config (seed 0), from the merged config."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    overlay = yaml.safe_load((workdir / "tests/config/ci.yaml").read_text())
+    conditions = overlay.get("conditions", config["conditions"])
+    datasets = list(overlay.get("datasets", config["datasets"]))
+    return [(d, name) for name, spec in conditions.items() for d in spec.get("datasets", datasets)]
+
+
+@pytest.mark.slow
+def test_ci_run_selects_and_exports_a_loadable_adapter_for_every_condition(ci_run, monkeypatch):
+    monkeypatch.chdir(ci_run)  # adapters name their base model relative to the workflow's working directory
+    runs = ci_training_runs(ci_run)
+    assert {"bt-agg", "bt-all", "mse-agg", "mse-all"} <= {condition for _, condition in runs}
+    for dataset, condition in runs:
+        folder = ci_run / "results/models" / dataset / condition / "seed0"
+        best = json.loads((folder / "best.json").read_text())
+        train_log = json.loads(
+            (ci_run / "results/train" / dataset / condition / "seed0/train_log.json").read_text()
+        )
+        assert best["curve"] == train_log["curve"] and len(best["curve"]) >= 4  # every quarter epoch
+        assert best == {**best_record(train_log), "checkpoint": best["checkpoint"]}
+        assert (ci_run / best["checkpoint"] / "adapter/adapter_model.safetensors").is_file()
+        model, tokenizer = load_for_inference(folder / "adapter")
+        assert model.config.num_labels == get_method(train_log["method"]).head_outputs
+        with torch.no_grad():
+            logits = model(
+                **tokenizer(["a prompt", "another"], ["a reply", "x"], padding=True, return_tensors="pt")
+            )
+        assert torch.isfinite(logits.logits).all()

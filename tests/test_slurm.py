@@ -202,6 +202,8 @@ def slurm_cluster(tmp_path_factory, slurm_profile):
         timeout=120,
         check=False,
     )
+    if start.returncode == 3:
+        unavailable(f"another SLURM cluster is configured on this machine: {start.stderr.strip()}")
     if start.returncode != 0:
         logs = "\n".join(p.read_text()[-1500:] for p in state_dir.glob("*.log"))
         pytest.fail(f"cluster.sh start failed:\n{start.stderr}\n{logs}")
@@ -492,6 +494,11 @@ def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_ident
     uninterrupted = json.loads((cluster_run["workdir"] / train_log).read_text())
     assert resumed["resumed_from_step"] >= int(first_checkpoint.name.removeprefix("step"))
     assert resumed["curve"] == uninterrupted["curve"]
+    # The killed attempt left no partial output behind (outputs and checkpoints are written atomically).
+    leftovers = [
+        path for folder in ("results", "checkpoints") for path in (workdir / folder).rglob(".*.tmp-*")
+    ]
+    assert not leftovers, leftovers
     final = max(run_dir.glob("*/step*"))
     reference = cluster_run["workdir"] / final.relative_to(workdir)
     for weights in sorted(final.rglob("*.safetensors")):

@@ -89,7 +89,7 @@ Read the prompt and both responses and decide WHY people could reasonably disagr
 1. Put `1` in every cause column that applies (a pair may have several causes); leave the others empty or `0`.
 2. Mark at least one cause per row; a row with none counts as not annotated and is left out of the agreement.
 3. Do not change `pair_id`, do not add or reorder columns; `notes` is free text.
-4. Save your copy as CSV (UTF-8), one file per annotator, named after the annotator (e.g. `alice.csv`), and list
+4. Save your copy as CSV (UTF-8), one file per annotator, named after them (e.g. `alice.csv`), and list
    the files under `taxonomy: filled_sheets: {dataset}:` in the config (agreement needs two or more).
 
 Causes (paper, Table 1):

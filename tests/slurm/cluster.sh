@@ -9,7 +9,7 @@
 # SLURM_CONF=STATE_DIR/slurm.conf (printed by `start`). Inside jobs, snakemake's jobstep drops SLURM_CONF
 # before its nested `srun`, which then reads the default /etc/slurm/slurm.conf: while the cluster runs, that
 # path is a symbolic link to STATE_DIR/slurm.conf (start refuses to replace a file that is not such a link;
-# stop removes the link).
+# stop removes the link). Exit status 3: another SLURM configuration is in place there.
 # Environment:
 #   GPU_TYPE=<model>      declare the GPUs with this type (so `--gpus=<model>:1` schedules); default untyped
 #   GPU_COUNT=1           number of fake GPUs (1-5), each on a placeholder character device
@@ -164,7 +164,7 @@ link_default_config() {
     if [[ -e "$default_conf" || -L "$default_conf" ]] && [[ "$(readlink "$default_conf")" != "$SLURM_CONF" ]]; then
         if [[ ! -L "$default_conf" ]] || [[ -e "$(readlink "$default_conf")" ]]; then
             log "$default_conf exists and is not this cluster's: refusing to replace it"
-            return 1
+            return 3
         fi
     fi
     mkdir -p "$(dirname "$default_conf")"
