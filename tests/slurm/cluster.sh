@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# A single-node SLURM cluster on localhost for tests, with one declared (fake) GPU.
+# A single-node SLURM cluster on localhost for tests, with declared (fake) GPUs.
 #
 #   tests/slurm/cluster.sh start STATE_DIR          start the daemons, wait for an idle node
 #   tests/slurm/cluster.sh stop STATE_DIR           stop the daemons this script started, by PID
 #   tests/slurm/cluster.sh run STATE_DIR CMD [ARG...]   start, run CMD, always stop (trap on EXIT)
 #
-# All configuration, state, logs and PID files live in STATE_DIR; clients find the cluster through
+# Configuration, state, logs and PID files live in STATE_DIR (munged's in /run/munge and /var/log/munge);
+# clients find the cluster through
 # SLURM_CONF=STATE_DIR/slurm.conf (printed by `start`). Inside jobs, snakemake's jobstep drops SLURM_CONF
 # before its nested `srun`, which then reads the default /etc/slurm/slurm.conf: while the cluster runs, that
 # path is a symbolic link to STATE_DIR/slurm.conf (start refuses to replace a file that is not such a link;
@@ -22,7 +23,7 @@ set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
 usage() {
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,/^# Needs root/p' "$0" >&2
     exit 2
 }
 
