@@ -7,7 +7,7 @@ CORES ?= 2
 # Everything runs offline: the hub is only contacted by `source: hub` on a real run.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: demo test venv lint format bench rulegraph clean
+.PHONY: demo test venv lint format bench docs rulegraph clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,9 +34,18 @@ lint: venv
 format: venv
 	$(BIN)/snakefmt .
 
-# --- rulegraph (cluster/dry-run engineer) ---
+# Benchmarks print side-by-side timings and ratios (see README "Benchmarks").
+bench: venv
+	$(OFFLINE) $(BIN)/python bench/bench_divergence.py
+	$(OFFLINE) $(BIN)/python bench/bench_dryrun.py
+	$(OFFLINE) $(BIN)/python bench/bench_trainer.py --rounds 3
+
 # The README's rule graph of the paper config, drawn from the Snakefile itself so it cannot go stale.
 # Needs Debian's graphviz (`dot`); written to a temporary name first, so a failure leaves the old image.
+# The README's configuration reference, generated from the schema (tests/test_docs.py keeps it current).
+docs: venv
+	$(BIN)/python docs/config_reference.py
+
 rulegraph: venv
 	mkdir -p docs
 	set -o pipefail; $(BIN)/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg.tmp

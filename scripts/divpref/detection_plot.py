@@ -5,7 +5,14 @@ from pathlib import Path
 import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from divpref.detection import DATASET_NAMES, DIVERGING, METHOD_ORDER, detection_mask, row_label
+from divpref.detection import (
+    DATASET_NAMES,
+    DISTRIBUTIONAL_METHODS,
+    DIVERGING,
+    METHOD_ORDER,
+    detection_mask,
+    row_label,
+)
 
 
 def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
@@ -60,7 +67,17 @@ def plot_roc_curves(pair_scores: pl.DataFrame, dataset: str, png: str | Path, pd
         for index, seed in enumerate(seeds):
             run = runs.filter(pl.col("seed") == seed)
             label = f"{row_label(method, labels)}: AUROC {mean_auroc:.3f}" if index == 0 else None
-            ax.step(run["fpr"], run["tpr"], where="post", color=colour, linewidth=1.6, alpha=0.9, label=label)
+            distributional = method in DISTRIBUTIONAL_METHODS  # drawn bolder than the scalar baselines
+            ax.step(
+                run["fpr"],
+                run["tpr"],
+                where="post",
+                color=colour,
+                linewidth=2.2 if distributional else 1.3,
+                linestyle="-" if distributional else (0, (4, 1.5)),
+                alpha=0.9,
+                label=label,
+            )
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8, label="chance")
     agreement = data.filter(pl.col("condition") == data["condition"][0], pl.col("seed") == data["seed"][0])[
         "agreement"
