@@ -347,7 +347,8 @@ def _metric_function(
 def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, seed: int) -> pl.DataFrame:
     """Long table: per (dataset, condition, seed or pooled ``all``) the accuracy and AUROC with bootstrap CIs.
 
-    All seeds of a condition must have been scored on the same test pairs.
+    All seeds of a condition must have been scored on the same test pairs. Each seed uses its own dev-tuned
+    lambda (Mean-Var); the pooled row's ``lambda`` column is their mean, for information only.
     """
     grouped: dict[tuple[str, str], list[DetectionRun]] = {}
     for run in runs:
