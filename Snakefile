@@ -22,6 +22,6 @@ include: "rules/taxonomy.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_outputs(),
-    default_target: True

@@ -1,11 +1,9 @@
-import hashlib
-import json
+import ast
 import os
 import re
 from pathlib import Path
 
 from snakemake.utils import validate
-
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -30,7 +28,9 @@ wildcard_constraints:
 
 def condition_datasets(condition):
     """Datasets a condition runs on: its `datasets` list, or every configured dataset."""
-    return lookup(dpath=f"conditions/{condition}/datasets", within=config, default=DATASETS)
+    return lookup(
+        dpath=f"conditions/{condition}/datasets", within=config, default=DATASETS
+    )
 
 
 def _check_condition_grid():
@@ -41,7 +41,10 @@ def _check_condition_grid():
                     f"config key conditions.{name}.datasets: unknown dataset {dataset!r} "
                     f"(configured: {DATASETS})"
                 )
-            if spec["method"] in METHODS_NEEDING_SCORES and dataset not in DATASETS_WITH_SCORES:
+            if (
+                spec["method"] in METHODS_NEEDING_SCORES
+                and dataset not in DATASETS_WITH_SCORES
+            ):
                 raise ValueError(
                     f"config key conditions.{name}: method {spec['method']!r} needs Likert scores, "
                     f"which dataset {dataset!r} does not have; restrict it with `datasets:`"
@@ -81,7 +84,13 @@ def condition_labels(wildcards):
 def get_training_params(wildcards):
     """The condition's training settings: config `training` overridden by `conditions.<name>.training`."""
     params = {k: v for k, v in config["training"].items() if k != "seeds"}
-    params.update(lookup(dpath=f"conditions/{wildcards.condition}/training", within=config, default={}))
+    params.update(
+        lookup(
+            dpath=f"conditions/{wildcards.condition}/training",
+            within=config,
+            default={},
+        )
+    )
     params["seed"] = int(wildcards.seed)
     return params
 
@@ -90,6 +99,52 @@ def get_trainset(wildcards):
     spec = CONDITIONS[wildcards.condition]
     base = f"results/{wildcards.dataset}/trainsets/{spec['method']}-{spec['labels']}"
     return {"train": f"{base}/train.parquet", "dev": f"{base}/dev.parquet"}
+
+
+# --- library code as inputs ---
+
+LIBRARY = Path(workflow.basedir) / "scripts" / "divpref"
+
+
+def _library_imports(path):
+    """divpref modules that a Python file imports, or names as 'divpref.<module>' strings (lazy registries)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = "divpref" if node.level else (node.module or "")
+            names = [f"{base}.{node.module}"] if node.level and node.module else []
+            names += [f"{base}.{alias.name}" for alias in node.names]
+            names += [base]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = [node.value]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if (
+                parts[0] == "divpref"
+                and len(parts) > 1
+                and (LIBRARY / f"{parts[1]}.py").exists()
+            ):
+                found.add(parts[1])
+    return found
+
+
+def library_code(script):
+    """The divpref modules that scripts/<script>.py uses, transitively, as input paths.
+
+    Declared as inputs so that editing a library module reruns exactly the rules that use it
+    (snakemake's `code` rerun trigger only sees the rule's own script).
+    """
+    seen = set()
+    todo = _library_imports(LIBRARY.parent / f"{script}.py") | {"__init__"}
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        todo |= _library_imports(LIBRARY / f"{name}.py") - seen
+    return sorted(os.path.relpath(LIBRARY / f"{name}.py") for name in seen)
 
 
 # --- final targets ---

@@ -2,6 +2,8 @@
 
 
 rule generate_sample:
+    input:
+        code=library_code("generate_sample"),
     output:
         multipref="resources/sample/multipref.jsonl.gz",
         helpsteer2="resources/sample/helpsteer2.jsonl.gz",
@@ -20,6 +22,8 @@ rule generate_sample:
 
 
 rule download:
+    input:
+        code=library_code("download"),
     output:
         raw="resources/hub/{dataset}/{hub_file}",
         provenance="resources/hub/{dataset}/{hub_file}.provenance.json",
@@ -40,6 +44,7 @@ rule download:
 rule normalize:
     input:
         raw=get_raw_annotations,
+        code=library_code("normalize"),
     output:
         annotations="results/{dataset}/annotations.parquet",
         rejects="results/{dataset}/rejects.csv",
@@ -58,6 +63,7 @@ rule normalize:
 rule classify:
     input:
         annotations="results/{dataset}/annotations.parquet",
+        code=library_code("classify"),
     output:
         pairs="results/{dataset}/pairs.parquet",
         summary="results/{dataset}/divergence_summary.csv",
@@ -75,6 +81,7 @@ rule classify:
 rule split:
     input:
         pairs="results/{dataset}/pairs.parquet",
+        code=library_code("split"),
     output:
         splits="results/{dataset}/splits.parquet",
         test="results/{dataset}/test.parquet",
@@ -96,6 +103,7 @@ rule trainset:
         pairs="results/{dataset}/pairs.parquet",
         annotations="results/{dataset}/annotations.parquet",
         splits="results/{dataset}/splits.parquet",
+        code=library_code("trainset"),
     output:
         train="results/{dataset}/trainsets/{method}-{labels}/train.parquet",
         dev="results/{dataset}/trainsets/{method}-{labels}/dev.parquet",

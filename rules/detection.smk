@@ -6,6 +6,7 @@ rule score_dev:
     input:
         test=get_dev_pairs,
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
+        code=library_code("score"),
     output:
         scores="results/scores_dev/{dataset}/{condition}/seed{seed}.parquet",
     log:
@@ -32,6 +33,7 @@ rule score_dev:
 rule detection_table:
     input:
         unpack(get_detection_inputs),
+        code=library_code("detection_table"),
     output:
         csv=report(
             "results/tables/divergence_detection.csv",
@@ -59,6 +61,7 @@ rule detection_table:
 rule plot_roc:
     input:
         pair_scores="results/detection/pair_scores.parquet",
+        code=library_code("plot_roc"),
     output:
         png=report(
             "results/plots/roc_{dataset}.png",

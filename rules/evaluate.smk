@@ -5,6 +5,7 @@ rule score:
     input:
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
         test="results/{dataset}/test.parquet",
+        code=library_code("score"),
     output:
         scores="results/scores/{dataset}/{condition}/seed{seed}.parquet",
     log:
@@ -32,6 +33,7 @@ rule table2:
     input:
         scores=[run["scores"] for run in get_table2_runs()],
         tests=list(get_table2_tests().values()),
+        code=library_code("table2"),
     output:
         csv=report(
             "results/tables/table2.csv",
@@ -65,6 +67,7 @@ rule table2:
 rule divergence_table:
     input:
         summaries=expand("results/{dataset}/divergence_summary.csv", dataset=DATASETS),
+        code=library_code("divergence_table"),
     output:
         csv=report(
             "results/tables/divergence.csv",
@@ -96,6 +99,7 @@ rule plot_scores:
     input:
         scores=[run["scores"] for run in get_table2_runs()],
         tests=list(get_table2_tests().values()),
+        code=library_code("plot_scores"),
     output:
         png=report(
             "results/plots/score_distributions.png",
@@ -120,6 +124,7 @@ rule plot_scores:
 rule plot_divergence:
     input:
         divergence="results/tables/divergence.csv",
+        code=library_code("plot_divergence"),
     output:
         png=report(
             "results/plots/divergence_rates.png",
@@ -141,6 +146,7 @@ rule plot_decisiveness:
     input:
         scores=[run["scores"] for run in get_table2_runs()],
         tests=list(get_table2_tests().values()),
+        code=library_code("plot_decisiveness"),
     output:
         png=report(
             "results/plots/decisiveness_vs_agreement.png",
@@ -164,6 +170,8 @@ rule plot_decisiveness:
 
 # snakemake's HTML report does not show the config: a snapshot of it is a report() output.
 rule config_snapshot:
+    input:
+        code=library_code("config_snapshot"),
     output:
         yaml="results/report/config_used.yaml",
         html=report(

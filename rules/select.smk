@@ -4,6 +4,7 @@
 rule select_checkpoint:
     input:
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
+        code=library_code("select_checkpoint"),
     output:
         best="results/models/{dataset}/{condition}/seed{seed}/best.json",
         adapter=directory("results/models/{dataset}/{condition}/seed{seed}/adapter"),

@@ -4,6 +4,7 @@
 rule taxonomy_sheet:
     input:
         pairs="results/{dataset}/pairs.parquet",
+        code=library_code("taxonomy_sheet"),
     output:
         sheet=report(
             "results/taxonomy/{dataset}_sheet.csv",
@@ -27,6 +28,7 @@ rule taxonomy_sheet:
 rule taxonomy_agreement:
     input:
         sheets=get_filled_sheets,
+        code=library_code("taxonomy_agreement"),
     output:
         agreement=report(
             "results/taxonomy/{dataset}_agreement.json",

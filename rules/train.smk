@@ -3,6 +3,8 @@
 
 
 rule build_backbone:
+    input:
+        code=library_code("build_backbone"),
     output:
         directory("resources/backbones/{backbone}"),
     log:
@@ -19,6 +21,7 @@ rule train:
     input:
         unpack(get_trainset),
         backbone=get_backbone_input,
+        code=library_code("train"),
     output:
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
     log:

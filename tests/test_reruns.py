@@ -233,3 +233,16 @@ def test_training_script_change_reruns_training_and_downstream_only(workdir, job
     assert {job.rule for job in planned if job.reason.startswith("Code has changed")} == {"train"}
     assert_plans_exactly(planned, job_graph, lambda job: job.rule == "train")
     assert not any(job.rule in UPSTREAM_OF_TRAINING for job in planned)
+
+
+def test_library_module_change_reruns_exactly_the_rules_that_use_it(workdir, job_graph):
+    # Rules declare the divpref modules their scripts use (transitively) as inputs: `library_code` in
+    # rules/common.smk. The loss functions are used by training only, not by the data stages.
+    module = Path("scripts/divpref/losses.py")
+    (workdir / module).write_text((workdir / module).read_text() + "\n# an edit\n")
+    os.utime(workdir / module, (time.time() + 60, time.time() + 60))
+
+    _, planned = dry_run(workdir)
+    assert_plans_exactly(planned, job_graph, lambda job: str(module) in job.inputs)
+    assert "train" in {job.rule for job in planned if str(module) in job.inputs}
+    assert not any(job.rule in UPSTREAM_OF_TRAINING for job in planned)
