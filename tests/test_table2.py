@@ -142,11 +142,11 @@ def test_empty_subset_is_nan_with_n_zero():
 @pytest.mark.parametrize(
     ("scores", "message"),
     [
-        (BT_SCORES.filter(pl.col("pair_id") != "p4"), "test pair_id 'p4' has no score"),
+        (BT_SCORES.filter(pl.col("pair_id") != "p4"), "pair_id 'p4' has no score"),
         (pl.concat([BT_SCORES, BT_SCORES.head(1)]), "pair_id 'p6' is scored more than once"),
         (
             pl.concat([BT_SCORES, pl.DataFrame({"pair_id": ["zz"], "reward_a": [0.0], "reward_b": [0.0]})]),
-            "'zz' is not a test pair",
+            "'zz' is not among the pairs it should score",
         ),
         (
             BT_SCORES.with_columns(
@@ -155,9 +155,9 @@ def test_empty_subset_is_nan_with_n_zero():
                 .otherwise(pl.col("reward_a"))
                 .alias("reward_a")
             ),
-            "pair_id 'p2' has non-finite reward_a = nan",
+            "pair_id 'p2' has invalid reward_a = nan",
         ),
-        (BT_SCORES.drop("reward_b"), "missing column 'reward_b'"),
+        (BT_SCORES.drop("reward_b"), "missing column(s) ['reward_b']"),
     ],
 )
 def test_bad_scores_name_file_pair_and_value(scores, message):

@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
+from divpref import scorefiles
 from divpref.bootstrap import Estimate, stable_seed
 
 log = logging.getLogger(__name__)
@@ -192,36 +193,7 @@ def join_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, scores_s
         raise ValueError(
             f"{scores_source}: no detection scores for method {method!r}; known: {list(SCORE_INPUTS)}"
         )
-    needed = list(SCORE_INPUTS[method])
-    missing_columns = [column for column in ["pair_id", *needed] if column not in scores.columns]
-    if missing_columns:
-        raise ValueError(f"{scores_source}: missing column(s) {missing_columns} (has {scores.columns})")
-    duplicated = scores.filter(pl.col("pair_id").is_duplicated())
-    if duplicated.height:
-        raise ValueError(f"{scores_source}: pair_id {duplicated['pair_id'][0]!r} is scored more than once")
-    unknown = scores.join(pairs, on="pair_id", how="anti")
-    if unknown.height:
-        raise ValueError(
-            f"{scores_source}: pair_id {unknown['pair_id'][0]!r} is not among the pairs it should score"
-        )
-    absent = pairs.join(scores, on="pair_id", how="anti")
-    if absent.height:
-        raise ValueError(f"{scores_source}: pair_id {absent['pair_id'][0]!r} has no score")
-    joined = pairs.select(TEST_COLUMNS).join(
-        scores.select("pair_id", *needed), on="pair_id", maintain_order="left"
-    )
-    for column in needed:
-        values = joined[column]
-        if column == "label_probs":
-            finite = values.list.len().eq(5) & values.list.eval(pl.element().is_finite()).list.all()
-        else:
-            finite = values.cast(pl.Float64).is_finite()
-        bad = joined.filter(~finite.fill_null(False))
-        if bad.height:
-            raise ValueError(
-                f"{scores_source}: pair_id {bad['pair_id'][0]!r} has invalid {column} = {bad[column][0]!r}"
-            )
-    return joined
+    return scorefiles.join_scores(pairs, scores, list(SCORE_INPUTS[method]), list(TEST_COLUMNS), scores_source)
 
 
 def prepare_run(

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 from scipy.special import expit
 
+from divpref import scorefiles
 from divpref.bootstrap import bootstrap_mean, bootstrap_mean_over_seeds, stable_seed
 
 SUBSETS = ("high_agreement_pref", "high_agreement_tie", "diverging", "diverging_substantial", "all")
@@ -45,7 +46,6 @@ TABLE2_COLUMNS = (
     "ci_low",
     "ci_high",
 )
-SCORE_COLUMNS = ("pair_id", "reward_a", "reward_b")
 TEST_COLUMNS = ("pair_id", "agreement", "substantial", "chosen")
 
 
@@ -65,27 +65,9 @@ def join_scores(test: pl.DataFrame, scores: pl.DataFrame, scores_source: str) ->
 
     Raises ValueError naming ``scores_source``, the pair_id and the offending value otherwise.
     """
-    for column in SCORE_COLUMNS:
-        if column not in scores.columns:
-            raise ValueError(f"{scores_source}: missing column {column!r} (has {scores.columns})")
-    duplicated = scores.filter(pl.col("pair_id").is_duplicated())
-    if duplicated.height:
-        raise ValueError(f"{scores_source}: pair_id {duplicated['pair_id'][0]!r} is scored more than once")
-    unknown = scores.join(test, on="pair_id", how="anti")
-    if unknown.height:
-        raise ValueError(f"{scores_source}: pair_id {unknown['pair_id'][0]!r} is not a test pair")
-    missing = test.join(scores, on="pair_id", how="anti")
-    if missing.height:
-        raise ValueError(f"{scores_source}: test pair_id {missing['pair_id'][0]!r} has no score")
-    joined = test.select(TEST_COLUMNS).join(
-        scores.select(SCORE_COLUMNS), on="pair_id", how="left", maintain_order="left"
+    joined = scorefiles.join_scores(
+        test, scores, ["reward_a", "reward_b"], list(TEST_COLUMNS), scores_source
     )
-    for column in ("reward_a", "reward_b"):
-        bad = joined.filter(~pl.col(column).cast(pl.Float64).is_finite().fill_null(False))
-        if bad.height:
-            raise ValueError(
-                f"{scores_source}: pair_id {bad['pair_id'][0]!r} has non-finite {column} = {bad[column][0]!r}"
-            )
     bad_chosen = joined.filter(~pl.col("chosen").is_in(["a", "b"]).fill_null(False))
     if bad_chosen.height:
         raise ValueError(
