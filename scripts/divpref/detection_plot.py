@@ -13,6 +13,7 @@ from divpref.detection import (
     detection_mask,
     row_label,
 )
+from divpref.plots import save_figure
 
 
 def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
@@ -94,11 +95,5 @@ def plot_roc_curves(pair_scores: pl.DataFrame, dataset: str, png: str | Path, pd
     )
     ax.legend(loc="lower right", fontsize=7, frameon=True)
     figure.tight_layout()
-    figure.savefig(png, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
-    figure.savefig(
-        pdf,
-        format="pdf",
-        bbox_inches="tight",
-        metadata={"CreationDate": None, "Creator": None, "Producer": None},
-    )
+    save_figure(figure, png, pdf)
     plt.close(figure)

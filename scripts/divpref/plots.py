@@ -132,7 +132,7 @@ def divergence_rates(divergence: pl.DataFrame) -> pl.DataFrame:
     ).sort("order", "dataset")
 
 
-def _save(figure, png: str | Path, pdf: str | Path) -> None:
+def save_figure(figure, png: str | Path, pdf: str | Path) -> None:
     """Write PNG and PDF without timestamps (formats given explicitly: atomic temp names have no suffix)."""
     figure.savefig(png, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
     figure.savefig(
@@ -185,7 +185,7 @@ def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | P
         ax.set_visible(False)
     figure.suptitle("How strongly reward models prefer the annotators' chosen response, by agreement subset")
     figure.tight_layout()
-    _save(figure, png, pdf)
+    save_figure(figure, png, pdf)
     plt.close(figure)
 
 
@@ -203,7 +203,7 @@ def plot_divergence_rates(divergence: pl.DataFrame, png: str | Path, pdf: str | 
     ax.set_ylabel("% of pairs")
     ax.legend(title="Dataset")
     figure.tight_layout()
-    _save(figure, png, pdf)
+    save_figure(figure, png, pdf)
     plt.close(figure)
 
 
@@ -238,5 +238,5 @@ def plot_decisiveness(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *,
         ax.set_ylabel(f"Mean {METRIC_AXIS_LABELS[SIDE_FREE_METRIC[method]]}")
         ax.legend(title="Condition")
     figure.tight_layout()
-    _save(figure, png, pdf)
+    save_figure(figure, png, pdf)
     plt.close(figure)
