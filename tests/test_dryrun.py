@@ -69,11 +69,6 @@ def test_dry_run_imports_no_model_libraries(measurement):
     assert measurement["heavy_modules_imported"] == []
 
 
-def test_dry_run_takes_under_two_seconds(measurement):
-    # CPU time (user + sys): the cost of parsing and planning, independent of other load on a shared machine.
-    assert min(measurement["dryrun_cpu_s"]) < bench_dryrun.BUDGET_SECONDS, measurement
-
-
 def rulegraph_edges_from_dot(dot: str) -> set[tuple[str, str]]:
     """(upstream rule, downstream rule) pairs of `snakemake --rulegraph` output (graphviz dot text)."""
     labels = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', dot, flags=re.MULTILINE))
