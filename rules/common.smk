@@ -64,21 +64,16 @@ def training_runs():
     ]
 
 
-def expand_runs(pattern, methods=None):
-    """Format `pattern` for every training run, optionally only for the given methods."""
+def expand_runs(pattern):
+    """Format `pattern` for every training run."""
     return [
         pattern.format(dataset=dataset, condition=condition, seed=seed)
         for dataset, condition, seed in training_runs()
-        if methods is None or CONDITIONS[condition]["method"] in methods
     ]
 
 
 def condition_method(wildcards):
     return CONDITIONS[wildcards.condition]["method"]
-
-
-def condition_labels(wildcards):
-    return CONDITIONS[wildcards.condition]["labels"]
 
 
 def get_training_params(wildcards):
