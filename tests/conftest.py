@@ -1,21 +1,15 @@
 """Shared fixtures. `ci_run` runs the whole DAG once per test session on the CI-size config."""
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import snakemake_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "envs", "report", "profiles", "demo", "config.yaml"]
 CI_CONFIG = "tests/config/ci.yaml"
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-
-
-def snakemake_bin() -> str:
-    return str(Path(sys.executable).with_name("snakemake"))
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -33,16 +27,10 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def run_snakemake(workdir: Path, *args: str, timeout: int = 1800, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake in `workdir` under `timeout -k`, offline; on failure show the tail of its output."""
-    cmd = ["timeout", "-k", "10", str(timeout), snakemake_bin(), "--configfile", CI_CONFIG, *args]
-    proc = subprocess.run(
-        cmd, cwd=workdir, env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True
-    )
+    """Run snakemake on the CI config in `workdir` (offline, under `timeout -k`); fail the test on error."""
+    proc = snakemake_jobs.run_snakemake(workdir, "--configfile", CI_CONFIG, *args, timeout=timeout)
     if check and proc.returncode != 0:
-        pytest.fail(
-            f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout ---\n{proc.stdout[-6000:]}"
-            f"\n--- stderr ---\n{proc.stderr[-6000:]}"
-        )
+        pytest.fail(f"snakemake {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-12000:]}")
     return proc
 
 
