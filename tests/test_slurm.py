@@ -11,6 +11,7 @@ The CI-size config runs through the cluster profile, changed only where a one-no
 Needs root and apt. Elsewhere these tests skip with the reason; under CI=true they fail instead.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -179,27 +181,32 @@ def slurm_profile() -> dict:
     return yaml.safe_load(PROFILE.read_text())
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory, slurm_profile):
-    """A running one-node cluster whose fake GPUs carry the profile's GPU model; stopped by PID afterwards."""
+@contextlib.contextmanager
+def running_cluster(state_dir: Path, gpu_model: str, accounting: bool = False) -> Iterator[dict]:
+    """A one-node cluster started by cluster.sh (with slurmdbd if `accounting`) whose fake GPUs carry
+    `gpu_model`; stopped by PID on exit. Only one such cluster can run at a time."""
     if os.geteuid() != 0:
         unavailable("starting SLURM daemons needs root")
     if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
         unavailable("SLURM is not installed and apt-get is not available to install it")
+    accounting_env = {"WITH_ACCOUNTING": "1" if accounting else "0"}
     install = subprocess.run(
-        ["bash", str(SLURM_DIR / "install.sh")], capture_output=True, text=True, timeout=600, check=False
+        ["bash", str(SLURM_DIR / "install.sh")],
+        env={**os.environ, **accounting_env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if install.returncode != 0:
         unavailable(f"tests/slurm/install.sh failed: {install.stderr[-2000:]}")
-    state_dir = tmp_path_factory.mktemp("slurm")
-    gpu_model = slurm_profile["set-resources"]["train"]["gpu_model"]
-    env = {**os.environ, "GPU_TYPE": gpu_model, "GPU_COUNT": str(FAKE_GPUS)}
+    env = {**os.environ, **accounting_env, "GPU_TYPE": gpu_model, "GPU_COUNT": str(FAKE_GPUS)}
     start = subprocess.run(
         ["bash", str(SLURM_DIR / "cluster.sh"), "start", str(state_dir)],
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
     if start.returncode == 3:
@@ -217,6 +224,16 @@ def slurm_cluster(tmp_path_factory, slurm_profile):
         subprocess.run(
             ["bash", str(SLURM_DIR / "cluster.sh"), "stop", str(state_dir)], timeout=120, check=False
         )
+
+
+# Module scope: this cluster stops when this module's tests end, before test_slurm_accounting.py starts its
+# own (one cluster at a time: both use the same ports and /etc/slurm/slurm.conf).
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory, slurm_profile):
+    """A running one-node cluster without accounting, as most clusters the profile meets may be."""
+    gpu_model = slurm_profile["set-resources"]["train"]["gpu_model"]
+    with running_cluster(tmp_path_factory.mktemp("slurm"), gpu_model) as cluster:
+        yield cluster
 
 
 def job_records(cluster: dict) -> dict[str, dict[str, str]]:

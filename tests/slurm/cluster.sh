@@ -18,6 +18,9 @@
 #   SLURMCTLD_PORT, SLURMD_PORT   (default 6817, 6818)
 #   READY_TIMEOUT=30      seconds to wait for the node to become idle
 #   MIN_JOB_AGE=3600      seconds a finished job stays visible to squeue/scontrol (at least 600, see below)
+#   WITH_ACCOUNTING=1     also run MariaDB and slurmdbd (state in STATE_DIR), so that sacct works; the cluster
+#                         is registered with sacctmgr (needs WITH_ACCOUNTING=1 tests/slurm/install.sh)
+#   MARIADB_PORT, SLURMDBD_PORT   (default 6820, 6819; MariaDB listens on 127.0.0.1 only)
 # Needs root and tests/slurm/install.sh's packages. Facts behind each setting: ../shared/SLURM.md.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -89,7 +92,7 @@ DefMemPerCPU=500
 # The executor plugin's squeue status path needs finished jobs to stay visible (>= 600 s); the tests read
 # every job's record after the run, so keep them for the whole test session.
 MinJobAge=${MIN_JOB_AGE:-3600}
-AccountingStorageType=accounting_storage/none
+$(accounting_settings)
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 GresTypes=gpu
@@ -106,6 +109,18 @@ CONF
 AutoDetect=off
 NodeName=localhost Name=gpu ${gres_type_field}File=${gpu_files}
 CONF
+}
+
+with_accounting() { [[ "${WITH_ACCOUNTING:-0}" == 1 ]]; }
+
+# slurm.conf's accounting lines: slurmdbd with WITH_ACCOUNTING=1, none otherwise (sacct then fails).
+accounting_settings() {
+    if with_accounting; then
+        printf '%s\n' AccountingStorageType=accounting_storage/slurmdbd AccountingStorageHost=localhost \
+            "AccountingStoragePort=${SLURMDBD_PORT:-6819}"
+    else
+        echo AccountingStorageType=accounting_storage/none
+    fi
 }
 
 # Wait until a PID file names a live process; record it.
@@ -144,6 +159,64 @@ start_munge() {
     rm -f /run/munge/munged.pid
     runuser -u munge -- munged --pid-file=/run/munge/munged.pid --log-file=/var/log/munge/munged.log
     record_daemon munged /run/munge/munged.pid
+}
+
+# Poll `$@` every 0.2 s until it succeeds, for at most $1 seconds.
+wait_until() {
+    local seconds=$1 deadline
+    shift
+    deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if [[ $SECONDS -ge $deadline ]]; then
+            log "gave up after $seconds s waiting for: $*"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# MariaDB with its data, socket and logs in STATE_DIR, on 127.0.0.1, with a database user for slurmdbd.
+start_mariadb() {
+    local data_dir="$state_dir/mariadb" socket="$state_dir/mariadb.sock"
+    rm -rf "$data_dir"
+    mariadb-install-db --user=root --datadir="$data_dir" --skip-test-db >"$state_dir/mariadb-install.log" 2>&1
+    mariadbd --user=root --datadir="$data_dir" --socket="$socket" --pid-file="$state_dir/mariadb.pid" \
+        --bind-address=127.0.0.1 --port="${MARIADB_PORT:-6820}" --skip-name-resolve \
+        --log-error="$state_dir/mariadb.log" >/dev/null 2>&1 &
+    record_daemon mariadbd "$state_dir/mariadb.pid"
+    wait_until 60 mariadb-admin --socket="$socket" ping
+    mariadb --socket="$socket" -u root <<SQL
+CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'divpref-test';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+SQL
+}
+
+# slurmdbd on MariaDB; slurmdbd.conf sits beside slurm.conf, mode 0600, owned by SlurmUser (root).
+start_slurmdbd() {
+    local dbd_conf="$state_dir/slurmdbd.conf"
+    (
+        umask 077
+        cat >"$dbd_conf" <<CONF
+AuthType=auth/munge
+DbdHost=localhost
+DbdPort=${SLURMDBD_PORT:-6819}
+SlurmUser=root
+PidFile=$state_dir/slurmdbd.pid
+LogFile=$state_dir/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=${MARIADB_PORT:-6820}
+StorageUser=slurm
+StoragePass=divpref-test
+StorageLoc=slurm_acct_db
+CONF
+    )
+    rm -f "$state_dir/slurmdbd.pid"
+    slurmdbd
+    record_daemon slurmdbd "$state_dir/slurmdbd.pid"
+    wait_until 60 sacctmgr -n list cluster
+    # Registering the cluster also creates the root account and user that root's jobs are accounted to.
+    sacctmgr -i add cluster divpref-test >/dev/null
 }
 
 wait_for_idle_node() {
@@ -189,6 +262,10 @@ start_cluster() {
     write_config
     link_default_config
     start_munge
+    if with_accounting; then
+        start_mariadb
+        start_slurmdbd
+    fi
     slurmctld -f "$SLURM_CONF" -i
     record_daemon slurmctld "$state_dir/slurmctld.pid"
     # The host name is not "localhost": slurmd must be told which node it is.
