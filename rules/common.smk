@@ -257,8 +257,9 @@ def get_evaluation_outputs():
 
 # --- detection helpers ---
 
-# Methods whose divergence score has a weight (lambda) tuned on dev scores: Mean-Var only.
-DEV_SCORED_METHODS = {"mean_var"}
+# Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's
+# candidate score (opposite-side mass or entropy); see divpref.detection.DEV_TUNED_METHODS.
+DEV_SCORED_METHODS = {"mean_var", "classification"}
 
 
 def detection_datasets():
@@ -279,7 +280,7 @@ def get_detection_outputs():
 
 
 def detection_runs():
-    """One record per trained model: its keys, its test-score file and (Mean-Var only) its dev-score file."""
+    """One record per trained model: its keys, its test-score file and its dev-score file, if any."""
     runs = []
     for dataset, condition, seed in training_runs():
         spec = CONDITIONS[condition]
@@ -301,7 +302,7 @@ def detection_runs():
 
 
 def get_detection_inputs(wildcards):
-    """Test pairs and all pairs of each dataset, every test-score file, and the Mean-Var dev-score files."""
+    """Test pairs and all pairs of each dataset, every test-score file, and the dev-score files."""
     runs = detection_runs()
     datasets = detection_datasets()
     return {

@@ -35,6 +35,33 @@ def test_opposite_side_mass_is_the_smaller_side():
     np.testing.assert_allclose(det.opposite_side_mass(probs), [0.3, 0.0, 0.4])
 
 
+def test_label_entropy_by_hand():
+    probs = np.array(
+        [
+            [0.2, 0.2, 0.2, 0.2, 0.2],  # uniform: ln 5
+            [0.0, 0.0, 1.0, 0.0, 0.0],  # certain: 0 (0 ln 0 = 0)
+            [0.5, 0.0, 0.0, 0.0, 0.5],  # two labels: ln 2
+            [0.1, 0.1, 0.6, 0.1, 0.1],  # 4 * 0.1 ln 10 + 0.6 ln(1 / 0.6) = 0.92103 + 0.30650
+        ]
+    )
+    np.testing.assert_allclose(det.label_entropy(probs), [1.6094379, 0.0, 0.6931472, 1.2275294], atol=1e-7)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.floats(0.0, 1.0), min_size=5, max_size=5).filter(lambda row: sum(row) > 0.01), min_size=1
+    )
+)
+def test_label_entropy_matches_scipy_and_stays_within_zero_and_ln5(rows):
+    from scipy.stats import entropy
+
+    probs = np.array(rows) / np.array(rows).sum(axis=1, keepdims=True)
+    got = det.label_entropy(probs)
+    np.testing.assert_allclose(got, entropy(probs, axis=1), atol=1e-12)
+    assert np.all(got >= -1e-12) and np.all(got <= np.log(5) + 1e-12)
+
+
 def test_preference_correct_scores_sides_and_gives_half_credit_to_ties():
     correct = det.preference_correct([1.0, 1.0, 0.0, 2.0], [0.0, 2.0, 0.0, 1.0], ["a", "a", "b", "b"])
     np.testing.assert_allclose(correct, [1.0, 0.0, 0.5, 0.0])
@@ -56,9 +83,21 @@ def test_divergence_scores_dispatch_on_method():
     )
     np.testing.assert_allclose(det.divergence_scores("bt", frame), [-0.4, 0.0])
     np.testing.assert_allclose(det.divergence_scores("mean_var", frame, lam=0.5), [0.6, 0.25])
-    np.testing.assert_allclose(det.divergence_scores("classification", frame), [0.3, 0.5])
+    np.testing.assert_allclose(
+        det.divergence_scores("classification", frame, score_name="opposite_mass"), [0.3, 0.5]
+    )
+    # -(0.1 ln 0.1 + 0.2 ln 0.2 + 0.3 ln 0.3 + 0.25 ln 0.25 + 0.15 ln 0.15) = 1.5444795; two halves: ln 2
+    np.testing.assert_allclose(
+        det.divergence_scores("classification", frame, score_name="entropy"),
+        [1.5444795, np.log(2)],
+        atol=1e-7,
+    )
     with pytest.raises(ValueError, match="needs lambda"):
         det.divergence_scores("mean_var", frame)
+    with pytest.raises(ValueError, match="classification divergence score needs a name"):
+        det.divergence_scores("classification", frame)
+    with pytest.raises(ValueError, match="no classification divergence score 'variance'"):
+        det.divergence_scores("classification", frame, score_name="variance")
     with pytest.raises(ValueError, match="no divergence score"):
         det.divergence_scores("dpo", frame)
 
@@ -122,6 +161,56 @@ def test_lambda_tuning_keeps_zero_when_sigmas_mislead():
     assert det.tune_lambda(agreement, dev, [0.0, 0.1, 1.0, 10.0]) == (0.0, 1.0)
     with pytest.raises(ValueError, match="non-negative"):
         det.tune_lambda(agreement, dev, [-1.0, 1.0])
+
+
+# Dev cases for Classification's score: two diverging pairs, then two high-agreement ones (pref, tie).
+DEV_AGREEMENT = ["diverging", "diverging", "high_agreement_pref", "high_agreement_tie"]
+ENTROPY_WINS = [  # opposite mass 0.1, 0.4 | 0.0, 0.3; entropy 1.314, 1.609 | 0.500, 0.611
+    [0.0, 0.1, 0.3, 0.3, 0.3],
+    [0.2, 0.2, 0.2, 0.2, 0.2],
+    [0.0, 0.0, 0.0, 0.8, 0.2],
+    [0.3, 0.0, 0.0, 0.0, 0.7],
+]
+OPPOSITE_MASS_WINS = [  # opposite mass 0.5, 0.3 | 0.25, 0.0; entropy 1.194, 0.611 | 1.040, 0.325
+    [0.4, 0.1, 0.0, 0.1, 0.4],
+    [0.0, 0.3, 0.0, 0.7, 0.0],
+    [0.0, 0.25, 0.5, 0.25, 0.0],  # an uncertain high-agreement tie: high entropy, little opposite mass
+    [0.0, 0.0, 0.1, 0.9, 0.0],
+]
+BOTH_PERFECT = [  # opposite mass 0.4, 0.4 | 0.0, 0.0; entropy 1.609, 1.505 | 0.0, 0.325: AUROC 1 each
+    [0.2, 0.2, 0.2, 0.2, 0.2],
+    [0.3, 0.1, 0.2, 0.1, 0.3],
+    [0.0, 0.0, 0.0, 0.0, 1.0],
+    [0.0, 0.0, 0.1, 0.9, 0.0],
+]
+
+
+def classification_scores(label_probs, pair_ids=None) -> pl.DataFrame:
+    """A classification score frame: reward_a = P(A better), reward_b = P(B better) of each row."""
+    probs = np.asarray(label_probs, dtype=float)
+    return pl.DataFrame(
+        {
+            "pair_id": pair_ids or [f"p{i}" for i in range(len(probs))],
+            "reward_a": probs[:, 3] + probs[:, 4],
+            "reward_b": probs[:, 0] + probs[:, 1],
+            "label_probs": probs.tolist(),
+        },
+        schema_overrides={"label_probs": pl.List(pl.Float64)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("dev_probs", "expected"),
+    [
+        (ENTROPY_WINS, ("entropy", {"opposite_mass": 0.75, "entropy": 1.0})),
+        (OPPOSITE_MASS_WINS, ("opposite_mass", {"opposite_mass": 1.0, "entropy": 0.75})),
+        (BOTH_PERFECT, ("opposite_mass", {"opposite_mass": 1.0, "entropy": 1.0})),
+        ([[0.2] * 5] * 4, ("opposite_mass", {"opposite_mass": 0.5, "entropy": 0.5})),
+    ],
+    ids=["entropy-wins", "opposite-mass-wins", "tie-at-1", "tie-at-half"],
+)
+def test_classification_score_is_chosen_by_dev_auroc_with_ties_to_opposite_mass(dev_probs, expected):
+    assert det.choose_classification_score(DEV_AGREEMENT, classification_scores(dev_probs)) == expected
 
 
 # --- joining scores ---
@@ -243,7 +332,7 @@ def test_detection_table_values_on_hand_made_runs():
     assert value[("1", "auroc")]["n_diverging"] == 2 and value[("1", "auroc")]["n_high_agreement"] == 3
     for row in table.iter_rows(named=True):
         assert row["ci_low"] <= row["value"] <= row["ci_high"]
-        assert row["score"] == "-|r_A - r_B|" and row["lambda"] is None
+        assert row["score"] == "-|r_A - r_B|" and row["lambda"] is None and row["score_name"] is None
     assert table.equals(det.detection_table([first, second], n_samples=200, ci=0.95, seed=7))
 
 
@@ -352,6 +441,79 @@ def test_prepare_run_names_the_dev_file_when_lambda_cannot_be_tuned():
         det.prepare_run(SPEC, test, scores, pairs=ALL_PAIRS, dev_scores=unknown, lambda_grid=[0.0])
 
 
+CLASSIFICATION_PAIRS = pl.DataFrame(
+    {
+        "pair_id": ["t1", "t2", "t3", "v1", "v2", "v3", "v4", "v5"],
+        "agreement": [
+            "diverging",
+            "high_agreement_pref",
+            "high_agreement_tie",
+            *DEV_AGREEMENT,
+            "other",
+        ],
+        "chosen": ["a", "a", "b", "a", "b", "a", "b", "a"],
+    }
+)
+CLASSIFICATION_SPEC = SPEC | {"condition": "classification-all", "method": "classification"}
+# Test pairs t1 (diverging), t2 (pref), t3 (tie): opposite mass 0.4, 0.0, 0.2; entropy ln 5, ln 2, 1.2275294.
+TEST_PROBS = [[0.2] * 5, [0.0, 0.0, 0.0, 0.5, 0.5], [0.1, 0.1, 0.6, 0.1, 0.1]]
+TEST_SCORES = {"opposite_mass": [0.4, 0.0, 0.2], "entropy": [np.log(5), np.log(2), 1.2275294]}
+
+
+@pytest.mark.parametrize(
+    ("dev_probs", "chosen"), [(ENTROPY_WINS, "entropy"), (OPPOSITE_MASS_WINS, "opposite_mass")]
+)
+def test_prepare_run_chooses_the_classification_score_on_dev_and_applies_it_to_test(dev_probs, chosen):
+    test = CLASSIFICATION_PAIRS.head(3)
+    scores = classification_scores(TEST_PROBS, ["t1", "t2", "t3"])
+    # v5 ('other') would break either candidate's dev AUROC if it were counted: it is left out.
+    dev = classification_scores([*dev_probs, [0.2] * 5], ["v1", "v2", "v3", "v4", "v5"])
+    run = det.prepare_run(CLASSIFICATION_SPEC, test, scores, pairs=CLASSIFICATION_PAIRS, dev_scores=dev)
+    assert run.score_name == chosen and run.lam is None
+    frame = det.pair_scores(run)
+    np.testing.assert_allclose(frame["divergence_score"].to_numpy(), TEST_SCORES[chosen], atol=1e-7)
+    assert frame["score_name"].to_list() == [chosen] * 3
+    table = det.detection_table([run], n_samples=20, ci=0.95, seed=0)
+    assert table["score_name"].to_list() == [chosen, chosen]
+    assert table["score"].to_list() == [det.CLASSIFICATION_SCORES[chosen]] * 2
+    assert table["lambda"].to_list() == [None, None]
+
+
+def test_prepare_run_needs_classification_dev_scores_with_both_classes():
+    test = CLASSIFICATION_PAIRS.head(3)
+    scores = classification_scores(TEST_PROBS, ["t1", "t2", "t3"])
+    with pytest.raises(
+        ValueError, match="Classification needs dev scores and pairs to choose the divergence"
+    ):
+        det.prepare_run(CLASSIFICATION_SPEC, test, scores)
+    only_diverging = classification_scores(ENTROPY_WINS[:2], ["v1", "v2"])
+    with pytest.raises(
+        ValueError, match=r"scores_dev/seed3\.parquet: cannot choose the divergence score: .*0 high-agreement"
+    ):
+        det.prepare_run(
+            CLASSIFICATION_SPEC, test, scores, pairs=CLASSIFICATION_PAIRS, dev_scores=only_diverging
+        )
+
+
+def test_pooled_row_lists_each_seeds_classification_score_and_markdown_names_the_choice():
+    test = CLASSIFICATION_PAIRS.head(3)
+    scores = classification_scores(TEST_PROBS, ["t1", "t2", "t3"])
+    joined = det.join_scores(test, scores, "classification", "s.parquet")
+    runs = [
+        det.DetectionRun(
+            "multipref", "classification-all", "classification", "all", seed, joined, score_name=name
+        )
+        for seed, name in [(1, "entropy"), (2, "opposite_mass")]
+    ]
+    table = det.detection_table(runs, n_samples=20, ci=0.95, seed=0)
+    by_seed = {row["seed"]: row for row in table.filter(pl.col("metric") == "auroc").iter_rows(named=True)}
+    assert by_seed["1"]["score_name"] == "entropy"
+    assert by_seed["all"]["score_name"] == "opposite_mass,entropy"
+    assert by_seed["all"]["score"] == "; ".join(det.CLASSIFICATION_SCORES.values())
+    markdown = det.render_markdown(table.filter(pl.col("seed") == "1"), ci=0.95)
+    assert "Classification's score chosen on dev: Classification (KL) on MultiPref: entropy." in markdown
+
+
 # --- ROC plot ---
 
 
@@ -424,8 +586,10 @@ def test_ci_dag_scores_distributional_conditions_and_writes_the_detection_table(
     for row in table.iter_rows(named=True):
         assert 0.0 <= row["ci_low"] <= row["value"] <= row["ci_high"] <= 1.0
         assert (row["lambda"] is not None) == (row["method"] == "mean_var")
+        assert (row["score_name"] in det.CLASSIFICATION_SCORES) == (row["method"] == "classification")
     dev = pl.read_parquet(ci_run / "results/scores_dev/helpsteer2/mean_var-all/seed0.parquet")
     dev_pairs = pl.read_parquet(ci_run / "results/helpsteer2/trainsets/mean_var-all/dev.parquet")
     assert sorted(dev["pair_id"]) == sorted(dev_pairs["pair_id"])
+    assert (ci_run / "results/scores_dev/helpsteer2/classification-all/seed0.parquet").exists()
     markdown = (ci_run / "results/tables/divergence_detection.md").read_text()
     assert "| Mean-Var (KL) |" in markdown and "| Classification (KL) |" in markdown

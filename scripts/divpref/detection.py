@@ -11,9 +11,11 @@
   - BT, MSE: -|r_A - r_B| (an undecided model);
   - Mean-Var: lambda (sigma_A + sigma_B) - |mu_A - mu_B|, the negation of the full paper's agreement score
     |mu_A - mu_B| - lambda (sigma_A + sigma_B), with lambda >= 0 tuned for dev AUROC;
-  - Classification: the mass on the side opposite the predicted one, min(P(A better), P(B better)). Chosen
-    over the entropy because high-agreement ties are uncertain too (mass spread over tie and both slight
-    labels) yet are not diverging; annotators on both sides is what defines divergence.
+  - Classification: one of two candidates on the 5-way ``label_probs``, chosen like Mean-Var's lambda by dev
+    AUROC (ties: ``opposite_mass``): ``opposite_mass``, the mass on the side opposite the predicted one,
+    min(P(A better), P(B better)), or ``entropy``, -sum_k p_k ln p_k. Entropy also rises on pairs the model
+    thinks are ties, which high-agreement ties are; which one ranks diverging pairs better is an empirical
+    question, so the dev pairs decide.
 
 Confidence intervals: percentile bootstrap over test pairs, stratified by agreement category (so both AUROC
 classes keep their sizes), seeded per row key. With several seeds a pooled row (seed ``all``) averages the
@@ -42,12 +44,20 @@ METHOD_ORDER = ("bt", "mse", "mean_var", "classification")
 METHOD_NAMES = {"bt": "BT", "mse": "MSE", "mean_var": "Mean-Var", "classification": "Classification"}
 DISTRIBUTIONAL_METHODS = ("mean_var", "classification")
 DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
+CLASSIFICATION_SCORES = {
+    "opposite_mass": "min(P(A better), P(B better))",
+    "entropy": "-sum_k p_k ln p_k of the 5 label probabilities",
+}
+"""Classification's candidate divergence scores (name: formula), in tie-break order."""
 SCORE_DESCRIPTIONS = {
     "bt": "-|r_A - r_B|",
     "mse": "-|r_A - r_B|",
     "mean_var": "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
-    "classification": "min(P(A better), P(B better))",
+    "classification": " or ".join(f"{name} {formula}" for name, formula in CLASSIFICATION_SCORES.items())
+    + ", whichever has the better dev AUROC",
 }
+DEV_TUNED_METHODS = ("mean_var", "classification")
+"""Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's candidate."""
 TEST_COLUMNS = ("pair_id", "agreement", "chosen")
 SCORE_INPUTS = {
     "bt": ("reward_a", "reward_b"),
@@ -71,6 +81,7 @@ TABLE_SCHEMA = {
     "ci_high": pl.Float64,
     "lambda": pl.Float64,
     "score": pl.String,
+    "score_name": pl.String,
 }
 
 
@@ -97,8 +108,31 @@ def opposite_side_mass(label_probs: np.ndarray) -> np.ndarray:
     return np.minimum(label_probs[:, 3] + label_probs[:, 4], label_probs[:, 0] + label_probs[:, 1])
 
 
-def divergence_scores(method: str, scores: pl.DataFrame, lam: float | None = None) -> np.ndarray:
-    """The per-pair divergence score of ``method`` from score-file columns (``lam`` for mean_var only)."""
+def label_entropy(label_probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy in nats, -sum_k p_k ln p_k (0 ln 0 = 0), of each row of ``[n, 5]`` probabilities."""
+    label_probs = np.asarray(label_probs, dtype=float)
+    logs = np.log(np.where(label_probs > 0, label_probs, 1.0))
+    return -np.sum(label_probs * logs, axis=1)
+
+
+def classification_divergence_score(label_probs: np.ndarray, score_name: str) -> np.ndarray:
+    """The :data:`CLASSIFICATION_SCORES` candidate ``score_name`` of ``[n, 5]`` label probabilities."""
+    if score_name == "opposite_mass":
+        return opposite_side_mass(label_probs)
+    if score_name == "entropy":
+        return label_entropy(label_probs)
+    raise ValueError(
+        f"no classification divergence score {score_name!r}; known: {list(CLASSIFICATION_SCORES)}"
+    )
+
+
+def divergence_scores(
+    method: str, scores: pl.DataFrame, lam: float | None = None, score_name: str | None = None
+) -> np.ndarray:
+    """The per-pair divergence score of ``method`` from score-file columns.
+
+    ``lam`` is for mean_var only; ``score_name``, a :data:`CLASSIFICATION_SCORES` key, for classification.
+    """
     if method in ("bt", "mse"):
         return margin_divergence_score(scores["reward_a"].to_numpy(), scores["reward_b"].to_numpy())
     if method == "mean_var":
@@ -112,7 +146,12 @@ def divergence_scores(method: str, scores: pl.DataFrame, lam: float | None = Non
             lam,
         )
     if method == "classification":
-        return opposite_side_mass(np.asarray(scores["label_probs"].to_list(), dtype=float).reshape(-1, 5))
+        if score_name is None:
+            raise ValueError(
+                f"the classification divergence score needs a name, one of {list(CLASSIFICATION_SCORES)}"
+            )
+        label_probs = np.asarray(scores["label_probs"].to_list(), dtype=float).reshape(-1, 5)
+        return classification_divergence_score(label_probs, score_name)
     raise ValueError(f"no divergence score for method {method!r}; known: {list(METHOD_ORDER)}")
 
 
@@ -124,7 +163,7 @@ def preference_correct(reward_a: np.ndarray, reward_b: np.ndarray, chosen: Seque
 
 
 # ---------------------------------------------------------------------------------------------------------
-# AUROC and the choice of lambda
+# AUROC and the choices made on dev: Mean-Var's lambda, Classification's score
 
 
 def detection_mask(agreement: Sequence[str]) -> np.ndarray:
@@ -166,13 +205,31 @@ def tune_lambda(
     return best_lambda, best_auroc
 
 
+def choose_classification_score(
+    dev_agreement: Sequence[str], dev_scores: pl.DataFrame
+) -> tuple[str, dict[str, float]]:
+    """(name, dev AUROC per candidate): the :data:`CLASSIFICATION_SCORES` candidate with the best dev AUROC.
+
+    Ties go to the earlier candidate, ``opposite_mass``.
+    """
+    dev_aurocs = {
+        name: divergence_auroc(dev_agreement, divergence_scores("classification", dev_scores, None, name))
+        for name in CLASSIFICATION_SCORES
+    }
+    best_name = next(name for name, auroc in dev_aurocs.items() if auroc == max(dev_aurocs.values()))
+    return best_name, dev_aurocs
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Joining and bootstrapping
 
 
 @dataclass(frozen=True)
 class DetectionRun:
-    """One trained model's test scores joined with the pairs, and the lambda tuned on its dev scores."""
+    """One trained model's test scores joined with the pairs, and what its dev scores chose.
+
+    That is Mean-Var's ``lam`` or Classification's ``score_name`` (a :data:`CLASSIFICATION_SCORES` key).
+    """
 
     dataset: str
     condition: str
@@ -181,6 +238,7 @@ class DetectionRun:
     seed: int
     pairs: pl.DataFrame  # TEST_COLUMNS + the method's score columns, in test-set order
     lam: float | None = None
+    score_name: str | None = None
 
 
 def join_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, scores_source: str) -> pl.DataFrame:
@@ -207,31 +265,38 @@ def prepare_run(
 ) -> DetectionRun:
     """A :class:`DetectionRun` from one run record (see ``detection_runs`` in rules/common.smk) and its frames.
 
-    Mean-Var runs also need the dataset's ``pairs`` (for the dev pairs' agreement) and their ``dev_scores``;
-    lambda is tuned there. Errors name the offending score file.
+    Mean-Var and Classification runs also need the dataset's ``pairs`` (for the dev pairs' agreement) and
+    their ``dev_scores``: Mean-Var's lambda is tuned there, Classification's score chosen there. Errors name
+    the offending score file.
     """
-    joined = join_scores(test, scores, spec["method"], spec["scores"])
-    lam = None
-    if spec["method"] == "mean_var":
+    method = spec["method"]
+    joined = join_scores(test, scores, method, spec["scores"])
+    lam = score_name = None
+    if method in DEV_TUNED_METHODS:
+        choice = "tune lambda" if method == "mean_var" else "choose the divergence score"
         if pairs is None or dev_scores is None:
-            raise ValueError(f"{spec['scores']}: Mean-Var needs dev scores and pairs to tune lambda")
+            raise ValueError(
+                f"{spec['scores']}: {METHOD_NAMES[method]} needs dev scores and pairs to {choice}"
+            )
         scored_pairs = pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
-        dev = join_scores(scored_pairs, dev_scores, "mean_var", spec["dev_scores"])
+        dev = join_scores(scored_pairs, dev_scores, method, spec["dev_scores"])
+        run_name = f"{spec['dataset']}/{spec['condition']} seed {spec['seed']}"
         try:
-            lam, dev_auroc = tune_lambda(dev["agreement"].to_numpy(), dev, lambda_grid)
+            if method == "mean_var":
+                lam, dev_auroc = tune_lambda(dev["agreement"].to_numpy(), dev, lambda_grid)
+                log.info("%s: lambda %.3g (dev AUROC %.3f)", run_name, lam, dev_auroc)
+            else:
+                score_name, dev_aurocs = choose_classification_score(dev["agreement"].to_numpy(), dev)
+                log.info("%s: score %s (dev AUROC %s)", run_name, score_name, _format_aurocs(dev_aurocs))
         except ValueError as error:
-            raise ValueError(f"{spec['dev_scores']}: cannot tune lambda: {error}") from error
-        log.info(
-            "%s/%s seed %s: lambda %.3g (dev AUROC %.3f)",
-            spec["dataset"],
-            spec["condition"],
-            spec["seed"],
-            lam,
-            dev_auroc,
-        )
+            raise ValueError(f"{spec['dev_scores']}: cannot {choice}: {error}") from error
     return DetectionRun(
-        spec["dataset"], spec["condition"], spec["method"], spec["labels"], int(spec["seed"]), joined, lam
+        spec["dataset"], spec["condition"], method, spec["labels"], int(spec["seed"]), joined, lam, score_name
     )
+
+
+def _format_aurocs(aurocs: Mapping[str, float]) -> str:
+    return ", ".join(f"{name} {auroc:.3f}" for name, auroc in aurocs.items())
 
 
 def stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_samples: int) -> np.ndarray:
@@ -289,15 +354,16 @@ def pair_scores(run: DetectionRun) -> pl.DataFrame:
             "seed": run.seed,
             "pair_id": run.pairs["pair_id"],
             "agreement": run.pairs["agreement"],
-            "divergence_score": divergence_scores(run.method, run.pairs, run.lam),
+            "divergence_score": divergence_scores(run.method, run.pairs, run.lam, run.score_name),
             "preference_correct": preference_correct(
                 run.pairs["reward_a"].to_numpy(),
                 run.pairs["reward_b"].to_numpy(),
                 run.pairs["chosen"].to_numpy(),
             ),
             "lambda": run.lam,
+            "score_name": run.score_name,
         },
-        schema_overrides={"lambda": pl.Float64, "seed": pl.Int64},
+        schema_overrides={"lambda": pl.Float64, "score_name": pl.String, "seed": pl.Int64},
     )
 
 
@@ -320,7 +386,8 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
     """Long table: per (dataset, condition, seed or pooled ``all``) the accuracy and AUROC with bootstrap CIs.
 
     All seeds of a condition must have been scored on the same test pairs. Each seed uses its own dev-tuned
-    lambda (Mean-Var); the pooled row's ``lambda`` column is their mean, for information only.
+    lambda (Mean-Var) or dev-chosen score (Classification); the pooled row's ``lambda`` is their mean and its
+    ``score_name`` lists the seeds' distinct choices, for information only. ``score`` is the formula used.
     """
     grouped: dict[tuple[str, str], list[DetectionRun]] = {}
     for run in runs:
@@ -346,6 +413,7 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
         for seed_label, indices in seed_choices:
             chosen_frames = [frames[index] for index in indices]
             lambdas = [group[index].lam for index in indices]
+            score_name, score = score_labels(group[0].method, [group[index].score_name for index in indices])
             for metric in METRICS:
                 function, strata = _metric_function(metric, chosen_frames)
                 estimate = bootstrap_metric(
@@ -370,10 +438,23 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
                         "ci_low": estimate.ci_low,
                         "ci_high": estimate.ci_high,
                         "lambda": float(np.mean(lambdas)) if None not in lambdas else None,
-                        "score": SCORE_DESCRIPTIONS[group[0].method],
+                        "score": score,
+                        "score_name": score_name,
                     }
                 )
     return pl.DataFrame(rows, schema=TABLE_SCHEMA, orient="row")
+
+
+def score_labels(method: str, score_names: Sequence[str | None]) -> tuple[str | None, str]:
+    """(``score_name``, ``score``) table cells for runs of ``method`` with these per-seed score names.
+
+    Classification: the distinct names in :data:`CLASSIFICATION_SCORES` order, comma-joined, and their
+    formulas; other methods: no name and the method's fixed formula.
+    """
+    if method != "classification":
+        return None, SCORE_DESCRIPTIONS[method]
+    names = [name for name in CLASSIFICATION_SCORES if name in score_names]
+    return ",".join(names), "; ".join(CLASSIFICATION_SCORES[name] for name in names)
 
 
 def row_label(method: str, labels: str) -> str:
@@ -447,7 +528,26 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
             for method, text in SCORE_DESCRIPTIONS.items()
             if method != "mse"
         )
-        + " (MSE as BT). Mean-Var's lambda is tuned on the dev set.",
+        + " (MSE as BT). Mean-Var's lambda is tuned on the dev set."
+        + _classification_choices(table),
         "",
     ]
     return "\n".join(lines)
+
+
+def _classification_choices(table: pl.DataFrame) -> str:
+    """`` Classification's score chosen on dev: Classification (KL) on MultiPref: entropy; ...`` or ``""``."""
+    rows = (
+        _summary(table)
+        .filter(pl.col("method") == "classification", pl.col("metric") == "auroc")
+        .select("dataset", "method", "labels", "score_name")
+        .unique(maintain_order=True)
+    )
+    if rows.is_empty():
+        return ""
+    choices = [
+        f"{row_label(row['method'], row['labels'])} on {DATASET_NAMES.get(row['dataset'], row['dataset'])}: "
+        f"{row['score_name']}"
+        for row in rows.iter_rows(named=True)
+    ]
+    return " Classification's score chosen on dev: " + "; ".join(choices) + "."
