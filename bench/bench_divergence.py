@@ -3,7 +3,7 @@
 Generates synthetic annotations shaped like the real data (MultiPref: 10,461 pairs x 4 annotators; HelpSteer2:
 11,826 pairs x 3-5 annotators), checks both implementations agree, and prints both times and the ratio.
 
-    .venv/bin/python bench/bench_divergence.py [--repeats 3] [--seed 0]
+    .venv/bin/python bench/bench_divergence.py [--repeats 15] [--seed 0]
 """
 
 import argparse
@@ -57,7 +57,7 @@ def best_time(function, repeats: int) -> tuple[float, pl.DataFrame]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"polars threads: {pl.thread_pool_size()}")
