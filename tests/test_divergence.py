@@ -11,6 +11,7 @@ from divpref.divergence import (
     label_distribution,
     summarize,
 )
+from divpref.normalize import ANNOTATIONS_SCHEMA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,16 +25,7 @@ def annotations_frame(votes_by_pair: dict[str, list[int]], helpfulness: dict | N
             rows.append((pair_id, f"prompt {pair_id}", "a", "b", annotator, strength, h_a, h_b))
     return pl.DataFrame(
         rows,
-        schema={
-            "pair_id": pl.String,
-            "prompt": pl.String,
-            "response_a": pl.String,
-            "response_b": pl.String,
-            "annotator": pl.Int64,
-            "strength": pl.Int8,
-            "helpfulness_a": pl.Int64,
-            "helpfulness_b": pl.Int64,
-        },
+        schema=ANNOTATIONS_SCHEMA,
         orient="row",
     )
 
