@@ -1,4 +1,5 @@
 import ast
+import functools
 import os
 import re
 from pathlib import Path
@@ -101,6 +102,7 @@ def get_trainset(wildcards):
 LIBRARY = Path(workflow.basedir) / "scripts" / "divpref"
 
 
+@functools.cache
 def _library_imports(path):
     """divpref modules that a Python file imports, or names as 'divpref.<module>' strings (lazy registries)."""
     found = set()
@@ -124,7 +126,7 @@ def _library_imports(path):
                 and (LIBRARY / f"{parts[1]}.py").exists()
             ):
                 found.add(parts[1])
-    return found
+    return frozenset(found)
 
 
 def library_code(script):
@@ -134,7 +136,7 @@ def library_code(script):
     (snakemake's `code` rerun trigger only sees the rule's own script).
     """
     seen = set()
-    todo = _library_imports(LIBRARY.parent / f"{script}.py") | {"__init__"}
+    todo = {"__init__", *_library_imports(LIBRARY.parent / f"{script}.py")}
     while todo:
         name = todo.pop()
         seen.add(name)
