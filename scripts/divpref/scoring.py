@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from divpref.methods import get_method, scores_frame
+from divpref.training import encode_text, pad_right
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +27,6 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def pad_right(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad token id lists to a rectangle: ``(input_ids, attention_mask)`` as int64 arrays."""
-    width = max((len(sequence) for sequence in sequences), default=0)
-    input_ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
-    attention = np.zeros((len(sequences), width), dtype=np.int64)
-    for row, sequence in enumerate(sequences):
-        input_ids[row, : len(sequence)] = sequence
-        attention[row, : len(sequence)] = 1
-    return input_ids, attention
 
 
 def unique_texts(test: pl.DataFrame) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
@@ -116,8 +106,6 @@ def score_test_pairs(
     Each distinct (prompt, response) is encoded and scored once; the method's ``score_columns`` turns the two
     head outputs of a pair into ``reward_a``, ``reward_b``, ``sigma_*``, ``label_probs``.
     """
-    from divpref.training import encode_text
-
     reward_method = get_method(method)
     texts, index_a, index_b = unique_texts(test)
     encoded = [encode_text(tokenizer, prompt, response, max_length) for prompt, response in texts]

@@ -176,6 +176,17 @@ def encode_pairs(frame: pl.DataFrame, tokenizer: Any, max_length: int) -> Encode
     return EncodedPairs(ids_a=ids_a, ids_b=ids_b)
 
 
+def pad_right(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token id lists to a rectangle: ``(input_ids, attention_mask)`` as int64 arrays."""
+    width = max((len(sequence) for sequence in sequences), default=0)
+    input_ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    attention = np.zeros((len(sequences), width), dtype=np.int64)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, : len(sequence)] = sequence
+        attention[row, : len(sequence)] = 1
+    return input_ids, attention
+
+
 def collate(
     encoded: EncodedPairs, rows: np.ndarray, targets: Mapping[str, np.ndarray], pad_id: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -183,14 +194,10 @@ def collate(
     import torch
 
     sequences = [encoded.ids_a[i] for i in rows] + [encoded.ids_b[i] for i in rows]
-    width = max(len(sequence) for sequence in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        input_ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-        attention[row, : len(sequence)] = 1
+    input_ids, attention = pad_right(sequences, pad_id)
     batch_targets = {name: torch.from_numpy(values[rows]) for name, values in targets.items()}
-    return {"input_ids": input_ids, "attention_mask": attention}, batch_targets
+    inputs = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention)}
+    return inputs, batch_targets
 
 
 # ---------------------------------------------------------------------------------------------------------
