@@ -91,6 +91,11 @@ def get_training_params(wildcards):
     return params
 
 
+def get_data_parallel(wildcards):
+    """Processes of a training run (`training.data_parallel`, default 1): the train job's threads and GPUs."""
+    return int(get_training_params(wildcards).get("data_parallel", 1))
+
+
 def get_trainset(wildcards):
     spec = CONDITIONS[wildcards.condition]
     base = f"results/{wildcards.dataset}/trainsets/{spec['method']}-{spec['labels']}"
@@ -198,10 +203,37 @@ wildcard_constraints:
     backbone=r"[^/]+",
 
 
-def get_backbone_input(wildcards):
-    """The built backbone folder when `model.name_or_path` points into resources/backbones/, else nothing."""
+DOWNLOADED_BACKBONES = "resources/models/"
+HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def hub_backbone_dir():
+    """resources/models/<repo_id>@<revision> when `model.name_or_path` is a hub id (not a local folder), else None.
+
+    Rule download_backbone fills it once on the submit node; training then loads it with the hub offline.
+    """
     path = config["model"]["name_or_path"]
-    return path.rstrip("/") if path.startswith(BUILT_BACKBONES) else []
+    if path.startswith(BUILT_BACKBONES) or os.path.exists(path) or not HUB_MODEL_ID.fullmatch(path):
+        return None
+    return f"{DOWNLOADED_BACKBONES}{path}@{config['model'].get('revision') or 'main'}"
+
+
+wildcard_constraints:
+    model_dir=re.escape((hub_backbone_dir() or "/").removeprefix(DOWNLOADED_BACKBONES)),
+
+
+def get_backbone_input(wildcards):
+    """The backbone folder a training run loads: built (resources/backbones/), downloaded, or nothing (local)."""
+    path = config["model"]["name_or_path"]
+    if path.startswith(BUILT_BACKBONES):
+        return path.rstrip("/")
+    return hub_backbone_dir() or []
+
+
+def get_train_model(wildcards):
+    """The `model` block a training run uses: a hub id is replaced by its downloaded folder."""
+    folder = hub_backbone_dir()
+    return dict(config["model"]) if folder is None else {**config["model"], "name_or_path": folder}
 
 
 def get_backbone_build(wildcards):

@@ -1,4 +1,5 @@
-# Training stage: the offline demo/CI backbone, then one reward model per (dataset, condition, seed).
+# Training stage: the backbone (built offline for the demo/CI, or downloaded once from the hub), then one
+# reward model per (dataset, condition, seed).
 # Checkpoints go to checkpoints/ (not a declared output), so a failed or killed job resumes on rerun.
 
 
@@ -17,6 +18,24 @@ rule build_backbone:
         "../scripts/build_backbone.py"
 
 
+rule download_backbone:
+    input:
+        code=library_code("download_backbone"),
+    output:
+        folder=directory("resources/models/{model_dir}"),
+    log:
+        "logs/download_backbone/{model_dir}.log",
+    # Compute nodes often have no internet; the login node does. Train and score jobs run with the hub offline.
+    localrule: True
+    conda:
+        "../envs/data.yaml"
+    params:
+        repo_id=config["model"]["name_or_path"],
+        revision=lambda wildcards: config["model"].get("revision") or "main",
+    script:
+        "../scripts/download_backbone.py"
+
+
 rule train:
     input:
         unpack(get_trainset),
@@ -30,18 +49,22 @@ rule train:
         "benchmarks/train/{dataset}/{condition}/seed{seed}.tsv"
     conda:
         "../envs/train.yaml"
-    # One thread per job: on small CPU hosts two single-thread jobs beat one two-thread job, and torch's
-    # thread spin-waits make a shared CPU up to 15x slower (measured). Profiles may raise it.
-    threads: 1
+    # One thread per training process (training.data_parallel processes): on small CPU hosts two
+    # single-thread jobs beat one two-thread job, and torch's thread spin-waits make a shared CPU up to 15x
+    # slower (measured). profiles/slurm asks for `threads` GPUs, one per process.
+    threads: get_data_parallel
     resources:
-        # No GPU unless a profile asks for one (profiles/slurm sets gpu=1 for this rule).
+        # No GPU unless a profile asks for one (profiles/slurm sets gpu="threads" for this rule).
         gpu=0,
         cpus_per_gpu=lambda wildcards, attempt: 4 * attempt,
         mem_mb=lambda wildcards, attempt: 32000 * attempt,
         runtime=lambda wildcards, attempt: 720 * attempt,
+        # Each retry halves training.micro_batch_size (batch_size stays): a CUDA out-of-memory error
+        # cannot be fixed by more host memory. Checkpoints do not depend on it, so the retry resumes.
+        micro_batch_halvings=lambda wildcards, attempt: attempt - 1,
     params:
         method=condition_method,
-        model=config["model"],
+        model=get_train_model,
         training=get_training_params,
         checkpoint_root=get_checkpoint_root,
     script:

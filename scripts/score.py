@@ -1,12 +1,17 @@
 """Rule score: the selected model's scores for every test pair of a dataset."""
 
-import polars as pl
-import torch
+import os
 
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.modeling import load_for_inference
-from divpref.scoring import (
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: compute nodes have no internet
+
+import polars as pl  # noqa: E402
+import torch  # noqa: E402
+
+from divpref.devices import require_visible_gpus  # noqa: E402
+from divpref.io_utils import atomic_path  # noqa: E402
+from divpref.logutil import log_to_file  # noqa: E402
+from divpref.modeling import load_for_inference, scores_in_bf16  # noqa: E402
+from divpref.scoring import (  # noqa: E402
     check_test_pairs,
     inference_device,
     inference_load_kwargs,
@@ -18,6 +23,7 @@ def main(smk) -> None:
     log_to_file(smk.log[0])
     test = pl.read_parquet(smk.input.test)
     check_test_pairs(test, smk.input.test)
+    require_visible_gpus(int(smk.resources.get("gpu", 0) or 0))
     device = inference_device()
     torch.set_num_threads(max(1, int(smk.threads)))
     model, tokenizer = load_for_inference(
@@ -31,6 +37,7 @@ def main(smk) -> None:
         max_length=int(smk.params.max_length),
         batch_size=int(smk.params.batch_size),
         device=device,
+        bf16=scores_in_bf16(smk.input.adapter),
     )
     with atomic_path(smk.output.scores) as tmp:
         scores.write_parquet(tmp)

@@ -19,6 +19,7 @@ with atomic_path(snakemake.output.adapter) as tmp:  # noqa: F821
         tmp,
         train_log["head_outputs"],
         train_log["pad_token_id"],
+        train_log.get("compute_dtype", "float32"),  # scoring runs at the precision dev evaluation ran at
     )
 with atomic_path(snakemake.output.best) as tmp:  # noqa: F821
     tmp.write_text(json.dumps(best, indent=2) + "\n")

@@ -1,23 +1,15 @@
-"""Rule train: fit one reward model (resuming from its latest checkpoint) and write the training log."""
+"""Rule train: fit one reward model (resuming from its latest checkpoint) and write the training log.
 
-import json
+With ``training.data_parallel: N > 1`` this process becomes torchrun's agent and starts N training processes
+(divpref.train_job); the hub is offline: the backbone was downloaded (or built) by a local rule beforehand.
+"""
 
-import torch
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.methods import get_method
-from divpref.training import TrainingParams, train_reward_model
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: compute nodes have no internet
+
+from divpref.logutil import log_to_file  # noqa: E402
+from divpref.train_job import job_from_snakemake, run_job  # noqa: E402
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-
-result = train_reward_model(
-    train_path=snakemake.input.train,  # noqa: F821
-    dev_path=snakemake.input.dev,  # noqa: F821
-    method=get_method(snakemake.params.method),  # noqa: F821
-    model_cfg=dict(snakemake.params.model),  # noqa: F821
-    params=TrainingParams.from_mapping(snakemake.params.training),  # noqa: F821
-    checkpoint_root=snakemake.params.checkpoint_root,  # noqa: F821
-)
-with atomic_path(snakemake.output.train_log) as tmp:  # noqa: F821
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
+run_job(job_from_snakemake(snakemake))  # noqa: F821

@@ -20,7 +20,8 @@ HEAD_MODULE_NAMES = ("score", "classifier")
 """Names of the freshly initialised classification head (decoders: ``score``; BERT: ``classifier``)."""
 
 HEAD_INFO_FILE = "reward_head.json"
-"""Written beside an exported adapter: the ``num_labels`` and ``pad_token_id`` to load the base model with."""
+"""Written beside an exported adapter: the ``num_labels`` and ``pad_token_id`` to load the base model with, and
+the ``compute_dtype`` (``float32`` or ``bfloat16`` autocast) that training and dev evaluation ran at."""
 
 
 def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -164,10 +165,18 @@ def quiet_bitsandbytes_casts() -> None:
         logger.addFilter(_OncePerMessage())
 
 
-def write_head_info(adapter_dir: str | Path, num_labels: int, pad_token_id: int) -> None:
+def write_head_info(
+    adapter_dir: str | Path, num_labels: int, pad_token_id: int, compute_dtype: str = "float32"
+) -> None:
     """Record the base-model kwargs an exported adapter needs (:func:`load_for_inference` reads them)."""
-    info = {"num_labels": int(num_labels), "pad_token_id": int(pad_token_id)}
+    info = {"num_labels": int(num_labels), "pad_token_id": int(pad_token_id), "compute_dtype": compute_dtype}
     Path(adapter_dir, HEAD_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def scores_in_bf16(adapter_dir: str | Path) -> bool:
+    """Whether an exported adapter was trained and dev-evaluated under bf16 autocast (score it the same way)."""
+    info = json.loads(Path(adapter_dir, HEAD_INFO_FILE).read_text())
+    return info.get("compute_dtype", "float32") == "bfloat16"
 
 
 def load_for_inference(adapter_dir: str | Path, device: str = "cpu", **kwargs: Any) -> tuple[Any, Any]:

@@ -68,8 +68,12 @@ def head_outputs(
     batch_size: int,
     device: str,
     progress: bool = True,
+    bf16: bool = False,
 ) -> np.ndarray:
-    """The model's head output ``[len(encoded), num_labels]`` (float64) for every token sequence."""
+    """The model's head output ``[len(encoded), num_labels]`` (float64) for every token sequence.
+
+    ``bf16``: under bf16 autocast, the precision the model was trained and selected at.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -78,10 +82,11 @@ def head_outputs(
     with torch.inference_mode():
         for rows in tqdm(batches, desc="scoring", unit="batch", disable=not progress, mininterval=5.0):
             input_ids, attention = pad_right([encoded[i] for i in rows], pad_id)
-            logits = model(
-                input_ids=torch.from_numpy(input_ids).to(device),
-                attention_mask=torch.from_numpy(attention).to(device),
-            ).logits
+            with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(
+                    input_ids=torch.from_numpy(input_ids).to(device),
+                    attention_mask=torch.from_numpy(attention).to(device),
+                ).logits
             logits = logits.double().cpu().numpy()
             if outputs is None:
                 outputs = np.empty((len(encoded), logits.shape[1]), dtype=np.float64)
@@ -100,6 +105,7 @@ def score_test_pairs(
     max_length: int,
     batch_size: int,
     device: str,
+    bf16: bool = False,
 ) -> pl.DataFrame:
     """The score-file frame (ARCHITECTURE.md) of every test pair, in test order.
 
@@ -116,7 +122,7 @@ def score_test_pairs(
         device,
         batch_size,
     )
-    outputs = head_outputs(model, encoded, tokenizer.pad_token_id, batch_size, device)
+    outputs = head_outputs(model, encoded, tokenizer.pad_token_id, batch_size, device, bf16=bf16)
     if outputs.shape[1] != reward_method.head_outputs:
         raise ValueError(
             f"model head has {outputs.shape[1]} outputs; {method!r} expects {reward_method.head_outputs}"

@@ -66,6 +66,7 @@ def export_adapter(
     out_dir: str | Path,
     head_outputs: int,
     pad_token_id: int,
+    compute_dtype: str = "float32",
 ) -> Path:
     """Copy a checkpoint's PEFT adapter plus the tokenizer into ``out_dir`` and record the head kwargs.
 
@@ -84,5 +85,5 @@ def export_adapter(
     for item in Path(tokenizer_dir).iterdir():
         if item.is_file():
             shutil.copy2(item, out_dir / item.name)
-    write_head_info(out_dir, head_outputs, pad_token_id)
+    write_head_info(out_dir, head_outputs, pad_token_id, compute_dtype)
     return out_dir

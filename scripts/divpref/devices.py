@@ -1,0 +1,36 @@
+"""GPU jobs fail at once without a visible GPU, instead of running an 8B model on one CPU thread for hours.
+
+torch is imported inside the function only.
+"""
+
+from __future__ import annotations
+
+import os
+
+ALLOW_NO_VISIBLE_GPU = "DIVPREF_ALLOW_NO_VISIBLE_GPU"
+"""Set to 1 where a job's GPUs are placeholders (tests/slurm's fake GPUs): such a job then runs on CPU."""
+
+
+class NoVisibleGpuError(RuntimeError):
+    """The job was given GPUs (resources ``gpu`` > 0) but torch sees fewer than it needs."""
+
+
+def require_visible_gpus(requested: int, needed: int = 1) -> int:
+    """Raise :class:`NoVisibleGpuError` when ``requested`` > 0 GPUs were given but fewer than ``needed`` are visible.
+
+    Returns the number of visible GPUs. A driver too old for torch's CUDA build shows up here as 0 GPUs.
+    """
+    import torch
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if requested <= 0 or os.environ.get(ALLOW_NO_VISIBLE_GPU) == "1":
+        return visible
+    if visible == 0:
+        raise NoVisibleGpuError(
+            f"this job was given {requested} GPU(s) but torch {torch.__version__} sees none "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}, torch CUDA build "
+            f"{torch.version.cuda!r}): check the node's NVIDIA driver against torch's CUDA build"
+        )
+    if visible < needed:
+        raise NoVisibleGpuError(f"this job needs {needed} GPUs (training.data_parallel) but sees {visible}")
+    return visible
