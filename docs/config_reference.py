@@ -60,7 +60,8 @@ def reference_rows(schema: dict, config: dict) -> list[str]:
         for key, sub in node.get("properties", {}).items():
             sub = _resolve(sub, defs)
             here = path + [key]
-            kind = " \\| ".join(sub["enum"]) if "enum" in sub else _cell(sub.get("type", ""))
+            choices = [str(v).lower() if isinstance(v, bool) else str(v) for v in sub.get("enum", [])]
+            kind = " \\| ".join(choices) if "enum" in sub else _cell(sub.get("type", ""))
             rows.append(
                 f"| `{'.'.join(here)}` | {kind} | {_shown(_value(config, here))} | {_cell(sub.get('description', ''))} |"
             )

@@ -213,7 +213,11 @@ def hub_backbone_dir():
     Rule download_backbone fills it once on the submit node; training then loads it with the hub offline.
     """
     path = config["model"]["name_or_path"]
-    if path.startswith(BUILT_BACKBONES) or os.path.exists(path) or not HUB_MODEL_ID.fullmatch(path):
+    if (
+        path.startswith(BUILT_BACKBONES)
+        or os.path.exists(path)
+        or not HUB_MODEL_ID.fullmatch(path)
+    ):
         return None
     return f"{DOWNLOADED_BACKBONES}{path}@{config['model'].get('revision') or 'main'}"
 
@@ -233,7 +237,11 @@ def get_backbone_input(wildcards):
 def get_train_model(wildcards):
     """The `model` block a training run uses: a hub id is replaced by its downloaded folder."""
     folder = hub_backbone_dir()
-    return dict(config["model"]) if folder is None else {**config["model"], "name_or_path": folder}
+    return (
+        dict(config["model"])
+        if folder is None
+        else {**config["model"], "name_or_path": folder}
+    )
 
 
 def get_backbone_build(wildcards):
