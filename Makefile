@@ -39,6 +39,7 @@ bench: venv
 	$(OFFLINE) $(BIN)/python bench/bench_divergence.py
 	$(OFFLINE) $(BIN)/python bench/bench_dryrun.py
 	$(OFFLINE) $(BIN)/python bench/bench_trainer.py --rounds 3
+	$(OFFLINE) PYTHONPATH=scripts $(BIN)/python bench/bench_memory.py
 
 # The README's rule graph of the paper config, drawn from the Snakefile itself so it cannot go stale.
 # Needs Debian's graphviz (`dot`); written to a temporary name first, so a failure leaves the old image.

@@ -10,7 +10,7 @@ forward pass) plus the dev evaluations (forward only, 1/3 of a training token). 
   issue's figure; an assumption until bench/gpu_smoke.py measures it on a real GPU).
 * Early stopping: a run stops ``patience`` evaluations after its best dev evaluation; the best epoch is an
   assumption (``--best-epoch``, default 1: reward models are commonly trained for a single epoch because they
-  overfit after it; Ouyang et al. 2022, "Training language models to follow instructions", section 3.5).
+  overfit after it, e.g. InstructGPT, Ouyang et al. 2022, "Training language models to follow instructions").
 * Tokenizer: the configured backbone's tokenizer if available locally, else the offline WordPiece tokenizer of
   the demo backbone (a proxy: Llama-3's tokenizer needs about as many tokens for English text).
 
