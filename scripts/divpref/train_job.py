@@ -88,6 +88,7 @@ def train_in_this_process(job: TrainJob) -> None:
     from divpref.training import train_reward_model
 
     parallel = distributed.from_environment()
+    distributed.init_process_group(parallel)  # first: it selects this process's GPU for the pre-flight
     torch.set_num_threads(max(1, job.threads // parallel.world_size))
     params = job.params()
     preflight(job.model, params, job.method)

@@ -543,7 +543,6 @@ def accumulate_step_gradients(
         raise ValueError(f"the rows of a step have total weight {total_weight}; weights must not all be 0")
     share = distributed.step_share(rows, parallel)
     chunks = distributed.micro_batches(share, micro_batch_size) or [rows[:1]]
-    scale = parallel.world_size / total_weight
     loss_sum = 0.0
     for index, chunk in enumerate(chunks):
         batch, batch_targets = collate(data, chunk, targets, pad_id)
@@ -554,7 +553,7 @@ def accumulate_step_gradients(
             weighted_sum, _ = weighted_loss_sum(method, out_a, out_b, batch_targets)
             if len(share) == 0:
                 weighted_sum = weighted_sum * 0.0
-            (weighted_sum * scale).backward()
+            (weighted_sum * parallel.world_size / total_weight).backward()  # 1 process: the batch mean
         loss_sum += float(weighted_sum.detach())
     return distributed.all_reduce_sum(loss_sum, parallel) / total_weight
 
