@@ -118,7 +118,9 @@ def youden_threshold(is_diverging: Sequence[bool], score: Sequence[float]) -> tu
             f"{is_diverging.size}"
         )
     fpr, tpr, thresholds = roc_curve(is_diverging, np.asarray(score, dtype=float), drop_intermediate=False)
-    best = int(np.argmax(tpr - fpr))  # thresholds decrease: the first maximum is the largest threshold
+    youden = tpr - fpr
+    # Thresholds decrease, so the first maximum is the largest threshold (equal up to rounding counts as equal).
+    best = int(np.flatnonzero(youden >= youden.max() - 1e-12)[0])
     return float(thresholds[best]), float(tpr[best]), float(fpr[best])
 
 
