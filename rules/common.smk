@@ -390,7 +390,7 @@ def get_judge_table_inputs(wildcards):
     }
     if FLAG:
         inputs["flag_threshold"] = FLAG_THRESHOLD
-        inputs["flag_scores"] = flag_model_path("results/scores")
+        inputs["flag_scores"] = flag_model_path("results/scores") + ".parquet"
     return inputs
 
 
@@ -441,15 +441,18 @@ def flag_model():
     }
 
 
-def flag_model_path(root, suffix=".parquet"):
+def flag_model_path(root):
+    """The flag model's run folder under `root` (append `.parquet` for its score files)."""
     model = flag_model()
-    return f"{root}/{model['dataset']}/{model['condition']}/seed{model['seed']}{suffix}"
+    return f"{root}/{model['dataset']}/{model['condition']}/seed{model['seed']}"
 
 
 def flag_wildcards():
     """The flag model's (dataset, condition, seed) as rule wildcards, for the training-config helpers."""
     model = flag_model()
-    return SimpleNamespace(dataset=model["dataset"], condition=model["condition"], seed=str(model["seed"]))
+    return SimpleNamespace(
+        dataset=model["dataset"], condition=model["condition"], seed=str(model["seed"])
+    )
 
 
 def get_flag_set_path(wildcards):
@@ -463,13 +466,13 @@ def get_flag_model(wildcards):
 def get_flag_threshold_inputs(wildcards):
     """The flag model's dev scores (as divergence detection uses them) and the flag dataset's pairs."""
     return {
-        "dev_scores": flag_model_path("results/scores_dev"),
+        "dev_scores": flag_model_path("results/scores_dev") + ".parquet",
         "pairs": f"results/{FLAG['dataset']}/pairs.parquet",
     }
 
 
 def get_flag_adapter(wildcards):
-    return flag_model_path("results/models", "/adapter")
+    return os.path.join(flag_model_path("results/models"), "adapter")
 
 
 def get_flag_test_pairs(wildcards):

@@ -128,7 +128,9 @@ def test_build_inputs_truncates_texts_but_never_the_template(tokenizer):
 
 
 def test_batched_left_padded_judging_equals_one_pair_at_a_time(tmp_path):
-    model, tok = judge.load_judge({"name_or_path": str(build_backbone({}, tmp_path / "tiny")), "load_in_8bit": False}, "cpu")
+    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+             "intermediate_size": 64}
+    model, tok = judge.load_judge({"name_or_path": str(build_backbone(small, tmp_path / "tiny"))}, "cpu")
     test = pl.DataFrame(
         {
             "pair_id": ["x", "y", "z"],
