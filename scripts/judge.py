@@ -28,7 +28,10 @@ def main(smk) -> None:
     )
     with atomic_path(smk.output.verdicts) as tmp:
         verdicts.write_parquet(tmp)
-    print(verdicts["verdict"].value_counts(sort=True), f"order-consistent: {verdicts['order_consistent'].mean():.3f}")
+    print(
+        verdicts["verdict"].value_counts(sort=True),
+        f"order-consistent: {verdicts['order_consistent'].mean():.3f}",
+    )
 
 
 main(snakemake)  # noqa: F821

@@ -10,7 +10,13 @@ import polars as pl  # noqa: E402
 
 from divpref.flagging import flag_scores  # noqa: E402
 from divpref.io_utils import atomic_path  # noqa: E402
-from divpref.judge_table import flag_masks, join_verdicts, judge_rows, judge_table, render_markdown  # noqa: E402
+from divpref.judge_table import (
+    flag_masks,
+    join_verdicts,
+    judge_rows,
+    judge_table,
+    render_markdown,
+)  # noqa: E402
 
 
 def unflagged_mask(smk, dataset: str, test: pl.DataFrame):

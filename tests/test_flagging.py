@@ -50,7 +50,12 @@ def _dev(method: str):
     """Hand-made dev pairs and score file: diverging pairs have close means and large sigmas."""
     agreement = ["diverging", "diverging", "high_agreement_pref", "high_agreement_tie", "other", "diverging"]
     pairs = pl.DataFrame(
-        {"pair_id": [f"d{i}" for i in range(6)], "agreement": agreement, "chosen": ["a"] * 6, "extra": [0] * 6}
+        {
+            "pair_id": [f"d{i}" for i in range(6)],
+            "agreement": agreement,
+            "chosen": ["a"] * 6,
+            "extra": [0] * 6,
+        }
     )
     scores = pl.DataFrame(
         {
@@ -62,7 +67,13 @@ def _dev(method: str):
         },
         schema_overrides={"sigma_a": pl.Float64, "sigma_b": pl.Float64},
     )
-    model = {"dataset": "multipref", "condition": f"{method}-x", "seed": 0, "method": method, "dev_scores": "dev.parquet"}
+    model = {
+        "dataset": "multipref",
+        "condition": f"{method}-x",
+        "seed": 0,
+        "method": method,
+        "dev_scores": "dev.parquet",
+    }
     return model, pairs, scores
 
 
@@ -78,8 +89,12 @@ def test_threshold_uses_detections_score_and_dev_tuned_lambda(method):
     is_diverging = dev["agreement"].to_numpy() == "diverging"
     assert record["threshold"] == pytest.approx(youden_threshold(is_diverging, score)[0])
     flagged = score >= record["threshold"]
-    assert (record["dev_precision"], record["dev_recall"]) == pytest.approx(precision_recall(is_diverging, flagged))
-    assert record["dev_n"] == 6 and record["dev_n_diverging"] == 3 and record["dev_n_flagged"] == flagged.sum()
+    assert (record["dev_precision"], record["dev_recall"]) == pytest.approx(
+        precision_recall(is_diverging, flagged)
+    )
+    assert (
+        record["dev_n"] == 6 and record["dev_n_diverging"] == 3 and record["dev_n_flagged"] == flagged.sum()
+    )
     json.dumps(record, allow_nan=False)  # a valid JSON record
 
     flags = flag_scores(record, scores, "set.parquet")
@@ -97,7 +112,7 @@ def test_a_null_threshold_flags_nothing():
 # --- reading pair files -----------------------------------------------------------------------------------
 
 PAIRS = [
-    {"pair_id": "x1", "prompt": "hi", "response_a": "hello", "response_b": "line one\nline two, \"quoted\""},
+    {"pair_id": "x1", "prompt": "hi", "response_a": "hello", "response_b": 'line one\nline two, "quoted"'},
     {"pair_id": "x2", "prompt": "why?", "response_a": "because", "response_b": ""},
 ]
 
@@ -158,7 +173,9 @@ def test_broken_json_lines_and_unknown_formats_are_refused(tmp_path):
 
 
 def test_labelled_evaluation_counts_only_identical_test_pairs():
-    test = pl.DataFrame([{**row, "agreement": a} for row, a in zip(PAIRS, ["diverging", "other"], strict=True)])
+    test = pl.DataFrame(
+        [{**row, "agreement": a} for row, a in zip(PAIRS, ["diverging", "other"], strict=True)]
+    )
     set_pairs = pl.DataFrame([PAIRS[0], {**PAIRS[1], "response_b": "edited"}])
     flags = pl.DataFrame({"pair_id": ["x1", "x2"], "flagged": [True, True]})
     result = labelled_evaluation(flags, set_pairs, test)
@@ -171,14 +188,22 @@ def test_labelled_evaluation_counts_only_identical_test_pairs():
 def test_demo_flag_example_is_the_demo_multipref_test_split(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     proc = run_snakemake(
-        workdir, "--configfile", "demo/config.yaml", "--cores", "1", "results/multipref/test.parquet", timeout=300
+        workdir,
+        "--configfile",
+        "demo/config.yaml",
+        "--cores",
+        "1",
+        "results/multipref/test.parquet",
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
     spec = importlib.util.spec_from_file_location("make_flag_example", REPO / "demo" / "make_flag_example.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     expected = module.example_lines(pl.read_parquet(workdir / "results/multipref/test.parquet"))
-    assert (REPO / "demo" / "flag_example.jsonl").read_text(encoding="utf-8") == expected, (
+    assert (REPO / "demo" / "flag_example.jsonl").read_text(
+        encoding="utf-8"
+    ) == expected, (
         "demo/flag_example.jsonl is stale: regenerate it with demo/make_flag_example.py (README, Flagging)"
     )
 
@@ -188,7 +213,15 @@ def test_demo_flag_example_is_the_demo_multipref_test_split(tmp_path):
 
 def test_ci_dag_flags_the_test_pairs_with_the_mean_var_model(ci_run: Path):
     flags = pl.read_parquet(ci_run / "results/flags/ci_test.parquet")
-    assert flags.columns == ["pair_id", "divergence_score", "flagged", "reward_a", "reward_b", "sigma_a", "sigma_b"]
+    assert flags.columns == [
+        "pair_id",
+        "divergence_score",
+        "flagged",
+        "reward_a",
+        "reward_b",
+        "sigma_a",
+        "sigma_b",
+    ]
     test = pl.read_parquet(ci_run / "results/multipref/test.parquet")
     assert flags["pair_id"].to_list() == test["pair_id"].to_list()
     # Same scoring path as the test scores: identical rewards and sigmas.

@@ -76,7 +76,11 @@ def test_label_logprobs_are_next_token_log_softmax_at_the_label_ids():
     )
     log_z1 = np.log(np.exp(2) + 1 + 1 + np.exp(1))
     log_z2 = np.log(3 + np.exp(3))
-    expected = [[2 - log_z1, 1 - log_z1, -log_z1], [-log_z2, -log_z2, 3 - log_z2], [-log_z2, -log_z2, 3 - log_z2]]
+    expected = [
+        [2 - log_z1, 1 - log_z1, -log_z1],
+        [-log_z2, -log_z2, 3 - log_z2],
+        [-log_z2, -log_z2, 3 - log_z2],
+    ]
     np.testing.assert_allclose(result, expected, rtol=1e-6)
     assert judge.order_verdicts(result).tolist() == ["A", "tie", "tie"]
 
@@ -96,7 +100,11 @@ def test_label_tokens_continue_the_answer_prefix(tokenizer):
 
 @pytest.mark.parametrize(
     ("lengths", "budget", "expected"),
-    [([10, 20, 30], 100, [10, 20, 30]), ([10, 100, 100], 110, [10, 50, 50]), ([50, 50, 50], 100, [34, 33, 33])],
+    [
+        ([10, 20, 30], 100, [10, 20, 30]),
+        ([10, 100, 100], 110, [10, 50, 50]),
+        ([50, 50, 50], 100, [34, 33, 33]),
+    ],
 )
 def test_truncation_caps_cut_the_longest_fields_to_a_common_cap(lengths, budget, expected):
     assert judge.truncation_caps(lengths, budget) == expected
@@ -124,12 +132,19 @@ def test_build_inputs_truncates_texts_but_never_the_template(tokenizer):
     assert text.endswith("verdict :") and "which tower is taller?" in text and "the eiffel tower." in text
     assert text.startswith("[CLS] you are an impartial judge")
     untouched, cut = judge.build_inputs(tokenizer, "hi", "a", "b", max_length=260)
-    assert not cut and untouched == judge.encode_prompt(tokenizer, judge.render_prompt(tokenizer, "hi", "a", "b"))
+    assert not cut and untouched == judge.encode_prompt(
+        tokenizer, judge.render_prompt(tokenizer, "hi", "a", "b")
+    )
 
 
 def test_batched_left_padded_judging_equals_one_pair_at_a_time(tmp_path):
-    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
-             "intermediate_size": 64}
+    small = {
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "intermediate_size": 64,
+    }
     model, tok = judge.load_judge({"name_or_path": str(build_backbone(small, tmp_path / "tiny"))}, "cpu")
     test = pl.DataFrame(
         {
@@ -141,7 +156,9 @@ def test_batched_left_padded_judging_equals_one_pair_at_a_time(tmp_path):
     )
     batched = judge.judge_pairs(model, tok, test, max_length=512, batch_size=4, device="cpu")
     for row in range(test.height):
-        single = judge.judge_pairs(model, tok, test[row : row + 1], max_length=512, batch_size=1, device="cpu")
+        single = judge.judge_pairs(
+            model, tok, test[row : row + 1], max_length=512, batch_size=1, device="cpu"
+        )
         for column in [c for c in batched.columns if c.startswith("logprob_")]:
             assert single[column][0] == pytest.approx(batched[column][row], abs=1e-4)
         assert single["verdict"][0] == batched["verdict"][row]
@@ -173,13 +190,20 @@ def test_winner_rate_ci_is_the_percentile_bootstrap_over_pairs():
     ab = rng.choice(["a", "b", "tie"], size=n).tolist()
     ba = [x if rng.random() < 0.7 else "tie" for x in ab]
     final = [x if x == y else "tie" for x, y in zip(ab, ba, strict=True)]
-    agreement = rng.choice(["diverging", "high_agreement_pref", "high_agreement_tie", "other"], size=n).tolist()
+    agreement = rng.choice(
+        ["diverging", "high_agreement_pref", "high_agreement_tie", "other"], size=n
+    ).tolist()
     substantial = [a == "diverging" and bool(rng.random() < 0.5) for a in agreement]
     pairs = _pairs(final, agreement, substantial, ab, ba)
-    rows = {r["subset"]: r for r in judge_rows("multipref", "j", pairs, unflagged=None, n_samples=300, ci=0.9, seed=5)}
+    rows = {
+        r["subset"]: r
+        for r in judge_rows("multipref", "j", pairs, unflagged=None, n_samples=300, ci=0.9, seed=5)
+    }
     assert list(rows) == list(SUBSETS)
     for subset, row in rows.items():
-        mask = np.ones(n, bool) if subset == "all" else np.array(agreement) == subset.replace("_substantial", "")
+        mask = (
+            np.ones(n, bool) if subset == "all" else np.array(agreement) == subset.replace("_substantial", "")
+        )
         if subset == "diverging_substantial":
             mask &= np.array(substantial)
         winners = np.isin(np.array(final)[mask], ["a", "b"]).astype(float)
@@ -201,9 +225,15 @@ def test_constant_verdicts_give_zero_width_intervals_and_empty_subsets_nan():
     pairs = _pairs(["a", "b", "a"], ["diverging", "diverging", "other"], [False, False, False])
     rows = {
         r["subset"]: r
-        for r in judge_rows("d", "j", pairs, unflagged=np.array([True, False, True]), n_samples=50, ci=0.95, seed=0)
+        for r in judge_rows(
+            "d", "j", pairs, unflagged=np.array([True, False, True]), n_samples=50, ci=0.95, seed=0
+        )
     }
-    assert (rows["diverging"]["winner_rate"], rows["diverging"]["ci_low"], rows["diverging"]["ci_high"]) == (1, 1, 1)
+    assert (rows["diverging"]["winner_rate"], rows["diverging"]["ci_low"], rows["diverging"]["ci_high"]) == (
+        1,
+        1,
+        1,
+    )
     assert rows["high_agreement_tie"]["n"] == 0 and np.isnan(rows["high_agreement_tie"]["winner_rate"])
     assert rows[UNFLAGGED]["n"] == 2 and rows[UNFLAGGED]["winner_rate"] == 1.0
     table = judge_table(list(rows.values()))
@@ -220,7 +250,9 @@ def test_markdown_sets_the_paper_figures_beside_the_judges():
 
 
 def test_every_test_pair_needs_one_verdict():
-    test = pl.DataFrame({"pair_id": ["p0", "p1"], "agreement": ["other", "other"], "substantial": [False, False]})
+    test = pl.DataFrame(
+        {"pair_id": ["p0", "p1"], "agreement": ["other", "other"], "substantial": [False, False]}
+    )
     verdicts = _pairs(["a"], ["other"], [False]).drop("agreement", "substantial")
     with pytest.raises(ValueError, match=r"verdicts\.parquet: test pair_id 'p1' has no verdict"):
         join_verdicts(test, verdicts, "verdicts.parquet")

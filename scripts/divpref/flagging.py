@@ -26,7 +26,9 @@ from divpref import detection, scorefiles
 PAIR_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
 FORMATS = (".jsonl", ".parquet", ".csv")
-THRESHOLD_RULE = "youden: max TPR - FPR on the dev ROC (diverging vs all other dev pairs); ties: larger threshold"
+THRESHOLD_RULE = (
+    "youden: max TPR - FPR on the dev ROC (diverging vs all other dev pairs); ties: larger threshold"
+)
 FLAG_SCORE_COLUMNS = {
     "bt": ("reward_a", "reward_b"),
     "mse": ("reward_a", "reward_b"),
@@ -55,7 +57,9 @@ def _read_rows(path: Path) -> dict[str, list]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}: line {number} is not valid JSON ({error.msg}): {line[:80]!r}") from None
+                raise ValueError(
+                    f"{path}: line {number} is not valid JSON ({error.msg}): {line[:80]!r}"
+                ) from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}: line {number} is not a JSON object: {line[:80]!r}")
             records.append(record)
@@ -84,12 +88,16 @@ def read_pair_file(path: str | Path) -> pl.DataFrame:
     for row in range(n_rows):
         raw_id = values["pair_id"][row] if has_ids else row
         if raw_id is None or isinstance(raw_id, (float, list, dict, bool)) or str(raw_id).strip() == "":
-            raise ValueError(f"{path}: row {row} has an invalid pair_id {raw_id!r} (want a string or integer)")
+            raise ValueError(
+                f"{path}: row {row} has an invalid pair_id {raw_id!r} (want a string or integer)"
+            )
         pair_ids.append(str(raw_id))
         for column in TEXT_COLUMNS:
             value = values[column][row]
             if not isinstance(value, str):
-                raise ValueError(f"{path}: row {row} (pair_id {pair_ids[-1]!r}) has {column} = {value!r}, not a string")
+                raise ValueError(
+                    f"{path}: row {row} (pair_id {pair_ids[-1]!r}) has {column} = {value!r}, not a string"
+                )
     seen: dict[str, int] = {}
     for row, pair_id in enumerate(pair_ids):
         if pair_id in seen:

@@ -127,7 +127,9 @@ def label_token_ids(tokenizer: Any) -> list[int]:
     for label in LABELS:
         full = list(tokenizer(f"{ANSWER_PREFIX} {label}", add_special_tokens=False)["input_ids"])
         if full[: len(prefix)] != prefix or len(full) == len(prefix):
-            raise ValueError(f"judge tokenizer: {ANSWER_PREFIX!r} + {label!r} does not extend the prefix's tokens")
+            raise ValueError(
+                f"judge tokenizer: {ANSWER_PREFIX!r} + {label!r} does not extend the prefix's tokens"
+            )
         ids.append(full[len(prefix)])
     if len(set(ids)) != len(ids):
         raise ValueError(f"judge tokenizer: labels {LABELS} share a first token ({ids})")
@@ -170,7 +172,9 @@ def _cut(tokenizer: Any, text: str, keep: int, from_left: bool) -> str:
     return text[offsets[-keep][0] :] if from_left else text[: offsets[keep - 1][1]]
 
 
-def build_inputs(tokenizer: Any, prompt: str, first: str, second: str, max_length: int) -> tuple[list[int], bool]:
+def build_inputs(
+    tokenizer: Any, prompt: str, first: str, second: str, max_length: int
+) -> tuple[list[int], bool]:
     """(token ids, truncated?) of one judge input of at most ``max_length`` tokens.
 
     When the texts do not fit, the prompt is cut from the left (its end, usually the question, stays) and the
@@ -183,7 +187,9 @@ def build_inputs(tokenizer: Any, prompt: str, first: str, second: str, max_lengt
     fields = [prompt, first, second]
     lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in fields]
     keep = truncation_caps(lengths, max_length - fixed - TRUNCATION_MARGIN)
-    cut = [_cut(tokenizer, text, n, from_left=index == 0) for index, (text, n) in enumerate(zip(fields, keep))]
+    cut = [
+        _cut(tokenizer, text, n, from_left=index == 0) for index, (text, n) in enumerate(zip(fields, keep))
+    ]
     ids = encode_prompt(tokenizer, render_prompt(tokenizer, *cut))
     if len(ids) > max_length:
         raise ValueError(f"judge input still has {len(ids)} > {max_length} tokens after truncation")
@@ -253,7 +259,12 @@ def judge_pairs(
             truncated += cut
     log.info(
         "judging %d pairs in both orders (%d inputs, %d truncated to %d tokens) on %s, batch size %d",
-        test.height, len(encoded), truncated, max_length, device, batch_size,
+        test.height,
+        len(encoded),
+        truncated,
+        max_length,
+        device,
+        batch_size,
     )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     logprobs = label_logprobs(model, encoded, label_ids, pad_id, batch_size=batch_size, device=device)

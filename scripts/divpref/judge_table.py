@@ -23,7 +23,17 @@ import polars as pl
 from divpref.bootstrap import bootstrap_mean, stable_seed
 from divpref.table2 import SUBSET_LABELS, SUBSETS, subset_masks
 
-JUDGE_COLUMNS = ("dataset", "judge", "subset", "n", "winner_rate", "ci_low", "ci_high", "tie_rate", "order_consistency")
+JUDGE_COLUMNS = (
+    "dataset",
+    "judge",
+    "subset",
+    "n",
+    "winner_rate",
+    "ci_low",
+    "ci_high",
+    "tie_rate",
+    "order_consistency",
+)
 JUDGE_SCHEMA = {
     "dataset": pl.String,
     "judge": pl.String,
@@ -39,10 +49,18 @@ UNFLAGGED = "unflagged"
 """Subset value of the rows on the test pairs the flag model leaves in (stable)."""
 ALL_SUBSET_LABELS = {**SUBSET_LABELS, UNFLAGGED: "Unflagged (mitigation)"}
 PAPER_WINNER_RATE = {
-    "multipref": {"high_agreement_pref": 0.731, "high_agreement_tie": 0.426, "diverging": 0.738,
-                  "diverging_substantial": 0.760},
-    "helpsteer2": {"high_agreement_pref": 0.646, "high_agreement_tie": 0.519, "diverging": 0.573,
-                   "diverging_substantial": 0.650},
+    "multipref": {
+        "high_agreement_pref": 0.731,
+        "high_agreement_tie": 0.426,
+        "diverging": 0.738,
+        "diverging_substantial": 0.760,
+    },
+    "helpsteer2": {
+        "high_agreement_pref": 0.646,
+        "high_agreement_tie": 0.519,
+        "diverging": 0.573,
+        "diverging_substantial": 0.650,
+    },
 }
 """The full paper's LLM-as-judge winner rates (SPEC.md, "The later full paper")."""
 DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
@@ -141,7 +159,9 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
                     continue
                 row = cells.get((dataset, judge, subset))
                 line.append(
-                    "-" if row is None else f"{_percent(row['winner_rate'])} [{_percent(row['ci_low'])}, "
+                    "-"
+                    if row is None
+                    else f"{_percent(row['winner_rate'])} [{_percent(row['ci_low'])}, "
                     f"{_percent(row['ci_high'])}] ({row['n']})"
                 )
             if dataset in PAPER_WINNER_RATE:
@@ -169,7 +189,9 @@ def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> 
     judges = table["judge"].unique(maintain_order=True).to_list()
     subsets = [s for s in [*SUBSETS, UNFLAGGED] if (table["subset"] == s).any()]
     palette = dict(zip(judges, sns.color_palette("colorblind", len(judges)), strict=True))
-    figure, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False, sharey=True)
+    figure, axes = plt.subplots(
+        1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False, sharey=True
+    )
     width = 0.8 / max(len(judges), 1)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for j, judge in enumerate(judges):
