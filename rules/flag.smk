@@ -30,7 +30,7 @@ rule flag_pairs:
         "logs/flag_pairs/{flag_set}.log",
     localrule: True
     conda:
-        "../envs/data.yaml"
+        "../envs/evaluate.yaml"
     params:
         path=lambda wildcards: FLAG_SETS[wildcards.flag_set],
     script:
