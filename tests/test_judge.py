@@ -287,3 +287,49 @@ def test_ci_dag_judges_every_test_pair_and_writes_the_table(ci_run: Path):
 
 def n_unflagged(table: pl.DataFrame) -> int:
     return table.filter(dataset="multipref", subset=UNFLAGGED)["n"][0]
+
+
+# --- the optional vLLM backend (vLLM is not installed here) -----------------------------------------------
+
+
+def test_backend_falls_back_to_transformers_unless_vllm_can_run():
+    from divpref.judge_vllm import choose_backend
+
+    cfg = {"name_or_path": "m", "backend": "vllm"}
+    assert choose_backend(cfg, "cuda", vllm_installed=True) == "vllm"
+    assert choose_backend(cfg, "cuda", vllm_installed=False) == "transformers"
+    assert choose_backend(cfg, "cpu", vllm_installed=True) == "transformers"
+    assert choose_backend({**cfg, "load_in_8bit": True}, "cuda", vllm_installed=True) == "transformers"
+    assert choose_backend({"name_or_path": "m"}, "cuda", vllm_installed=True) == "transformers"
+
+
+def test_vllm_prompts_append_each_label_and_read_its_prompt_logprob():
+    from divpref.judge_vllm import label_prompts, read_prompt_logprobs
+
+    prompts = label_prompts([[5, 6], [7]], [1, 2, 3])
+    assert [p["prompt_token_ids"] for p in prompts] == [
+        [5, 6, 1],
+        [5, 6, 2],
+        [5, 6, 3],
+        [7, 1],
+        [7, 2],
+        [7, 3],
+    ]
+
+    # Stand-in for vLLM's RequestOutput (vLLM cannot be installed here): prompt_logprobs holds, per prompt
+    # position, {token id: Logprob} for the prompt's own token; the first position has none.
+    class Logprob:
+        def __init__(self, value):
+            self.logprob = value
+
+    class Output:
+        def __init__(self, ids, value):
+            self.prompt_logprobs = (
+                [None] + [{token: Logprob(-9.0)} for token in ids[1:-1]] + [{ids[-1]: Logprob(value)}]
+            )
+
+    values = [-0.1, -2.0, -3.0, -1.5, -0.5, -4.0]
+    outputs = [Output(p["prompt_token_ids"], v) for p, v in zip(prompts, values, strict=True)]
+    np.testing.assert_allclose(
+        read_prompt_logprobs(outputs, [1, 2, 3]), [[-0.1, -2.0, -3.0], [-1.5, -0.5, -4.0]]
+    )

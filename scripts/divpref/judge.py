@@ -243,11 +243,8 @@ def label_logprobs(
     return result
 
 
-def judge_pairs(
-    model: Any, tokenizer: Any, test: pl.DataFrame, *, max_length: int, batch_size: int, device: str
-) -> pl.DataFrame:
-    """Judge every test pair in both orders; the per-pair verdict frame in test order."""
-    label_ids = label_token_ids(tokenizer)
+def encode_pairs(tokenizer: Any, test: pl.DataFrame, max_length: int) -> list[list[int]]:
+    """Judge inputs of every test pair: first all pairs in order ``ab``, then all in order ``ba``."""
     encoded: list[list[int]] = []
     truncated = 0
     rows = list(zip(test["prompt"].to_list(), test["response_a"].to_list(), test["response_b"].to_list()))
@@ -258,14 +255,22 @@ def judge_pairs(
             encoded.append(ids)
             truncated += cut
     log.info(
-        "judging %d pairs in both orders (%d inputs, %d truncated to %d tokens) on %s, batch size %d",
+        "judging %d pairs in both orders: %d inputs, %d truncated to %d tokens",
         test.height,
         len(encoded),
         truncated,
         max_length,
-        device,
-        batch_size,
     )
+    return encoded
+
+
+def judge_pairs(
+    model: Any, tokenizer: Any, test: pl.DataFrame, *, max_length: int, batch_size: int, device: str
+) -> pl.DataFrame:
+    """Judge every test pair in both orders with a transformers model; the per-pair verdict frame in test order."""
+    label_ids = label_token_ids(tokenizer)
+    encoded = encode_pairs(tokenizer, test, max_length)
+    log.info("transformers on %s, batch size %d", device, batch_size)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     logprobs = label_logprobs(model, encoded, label_ids, pad_id, batch_size=batch_size, device=device)
     return verdict_frame(test["pair_id"].to_list(), logprobs[: test.height], logprobs[test.height :])
@@ -274,13 +279,13 @@ def judge_pairs(
 def load_judge(judge_cfg: Mapping[str, Any], device: str) -> tuple[Any, Any]:
     """A judge's causal LM (eval mode) and tokenizer: 8 bits on CUDA when asked, bf16 on CUDA otherwise, fp32 on CPU."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from divpref.scoring import inference_load_kwargs
 
     source = judge_cfg["name_or_path"]
     revision = judge_cfg.get("revision")
-    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    tokenizer = load_judge_tokenizer(judge_cfg)
     kwargs = inference_load_kwargs(judge_cfg, device)
     if judge_cfg.get("load_in_8bit") and device != "cuda":
         log.warning("judge %s: load_in_8bit needs CUDA; loading in full precision on %s", source, device)
@@ -290,3 +295,10 @@ def load_judge(judge_cfg: Mapping[str, Any], device: str) -> tuple[Any, Any]:
     if "device_map" not in kwargs:
         model = model.to(device)
     return model.eval(), tokenizer
+
+
+def load_judge_tokenizer(judge_cfg: Mapping[str, Any]) -> Any:
+    """The judge's tokenizer (hub id at its revision, or local folder)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(judge_cfg["name_or_path"], revision=judge_cfg.get("revision"))
