@@ -333,3 +333,10 @@ def test_vllm_prompts_append_each_label_and_read_its_prompt_logprob():
     np.testing.assert_allclose(
         read_prompt_logprobs(outputs, [1, 2, 3]), [[-0.1, -2.0, -3.0], [-1.5, -0.5, -4.0]]
     )
+
+
+def test_judge_precision_follows_device_and_config():
+    assert judge.judge_load_kwargs({"name_or_path": "m", "load_in_8bit": True}, "cpu") == {}
+    assert judge.judge_load_kwargs({"name_or_path": "m"}, "cuda") == {"dtype": torch.bfloat16}
+    eight_bit = judge.judge_load_kwargs({"name_or_path": "m", "load_in_8bit": True}, "cuda")
+    assert eight_bit["quantization_config"].load_in_8bit and eight_bit["device_map"] == {"": 0}

@@ -276,25 +276,35 @@ def judge_pairs(
     return verdict_frame(test["pair_id"].to_list(), logprobs[: test.height], logprobs[test.height :])
 
 
-def load_judge(judge_cfg: Mapping[str, Any], device: str) -> tuple[Any, Any]:
-    """A judge's causal LM (eval mode) and tokenizer: 8 bits on CUDA when asked, bf16 on CUDA otherwise, fp32 on CPU."""
+def judge_load_kwargs(judge_cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
+    """``from_pretrained`` kwargs: 8 bits (bitsandbytes; lm_head stays unquantized) on CUDA when asked, bf16 on
+    CUDA otherwise, fp32 on CPU (8 bits need CUDA: a warning, then full precision)."""
+    if device != "cuda":
+        if judge_cfg.get("load_in_8bit"):
+            log.warning(
+                "judge %s: load_in_8bit needs CUDA; loading in fp32 on %s", judge_cfg["name_or_path"], device
+            )
+        return {}
+    if judge_cfg.get("load_in_8bit"):
+        from transformers import BitsAndBytesConfig
+
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True), "device_map": {"": 0}}
     import torch
+
+    return {"dtype": torch.bfloat16}
+
+
+def load_judge(judge_cfg: Mapping[str, Any], device: str) -> tuple[Any, Any]:
+    """A judge's causal LM (eval mode, on ``device``) and tokenizer; see :func:`judge_load_kwargs`."""
     from transformers import AutoModelForCausalLM
 
-    from divpref.scoring import inference_load_kwargs
-
-    source = judge_cfg["name_or_path"]
-    revision = judge_cfg.get("revision")
-    tokenizer = load_judge_tokenizer(judge_cfg)
-    kwargs = inference_load_kwargs(judge_cfg, device)
-    if judge_cfg.get("load_in_8bit") and device != "cuda":
-        log.warning("judge %s: load_in_8bit needs CUDA; loading in full precision on %s", source, device)
-    if not kwargs and device == "cuda":
-        kwargs = {"dtype": torch.bfloat16}
-    model = AutoModelForCausalLM.from_pretrained(source, revision=revision, **kwargs)
+    kwargs = judge_load_kwargs(judge_cfg, device)
+    model = AutoModelForCausalLM.from_pretrained(
+        judge_cfg["name_or_path"], revision=judge_cfg.get("revision"), **kwargs
+    )
     if "device_map" not in kwargs:
         model = model.to(device)
-    return model.eval(), tokenizer
+    return model.eval(), load_judge_tokenizer(judge_cfg)
 
 
 def load_judge_tokenizer(judge_cfg: Mapping[str, Any]) -> Any:
