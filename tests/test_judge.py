@@ -340,3 +340,27 @@ def test_judge_precision_follows_device_and_config():
     assert judge.judge_load_kwargs({"name_or_path": "m"}, "cuda") == {"dtype": torch.bfloat16}
     eight_bit = judge.judge_load_kwargs({"name_or_path": "m", "load_in_8bit": True}, "cuda")
     assert eight_bit["quantization_config"].load_in_8bit and eight_bit["device_map"] == {"": 0}
+
+
+def test_winner_rate_plot_handles_several_judges_and_a_subset_only_one_dataset_has(tmp_path):
+    from divpref.judge_table import plot_winner_rates
+
+    pairs = _pairs(
+        ["a", "tie", "b"], ["diverging", "high_agreement_tie", "high_agreement_pref"], [True, False, False]
+    )
+    rows = []
+    for judge_name in ("j1", "j2"):
+        rows += judge_rows(
+            "multipref",
+            judge_name,
+            pairs,
+            unflagged=np.array([True, True, False]),
+            n_samples=20,
+            ci=0.9,
+            seed=0,
+        )
+        rows += judge_rows("helpsteer2", judge_name, pairs, unflagged=None, n_samples=20, ci=0.9, seed=0)
+    plot_winner_rates(judge_table(rows), tmp_path / "w.png", tmp_path / "w.pdf")
+    assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "w.pdf").read_bytes()[
+        :4
+    ] == b"%PDF"

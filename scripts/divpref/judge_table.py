@@ -181,39 +181,43 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
 
 
 def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> None:
-    """Winner rate by agreement subset, one panel per dataset, one colour per judge, with CIs; paper as black marks."""
+    """Winner rate by agreement subset (seaborn bars, one colour per judge, bootstrap CIs), one panel per dataset;
+    the paper's figures as black marks."""
     from divpref.plots import _pyplot, save_figure
 
     plt, sns = _pyplot()
     datasets = table["dataset"].unique(maintain_order=True).to_list()
     judges = table["judge"].unique(maintain_order=True).to_list()
     subsets = [s for s in [*SUBSETS, UNFLAGGED] if (table["subset"] == s).any()]
-    palette = dict(zip(judges, sns.color_palette("colorblind", len(judges)), strict=True))
+    labels = [ALL_SUBSET_LABELS[s] for s in subsets]
     figure, axes = plt.subplots(
         1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False, sharey=True
     )
-    width = 0.8 / max(len(judges), 1)
     for ax, dataset in zip(axes[0], datasets, strict=True):
-        for j, judge in enumerate(judges):
-            rows = {r["subset"]: r for r in table.filter(dataset=dataset, judge=judge).iter_rows(named=True)}
-            xs, ys, lows, highs = [], [], [], []
-            for index, subset in enumerate(subsets):
-                if subset in rows and rows[subset]["n"]:
-                    xs.append(index - 0.4 + width * (j + 0.5))
-                    ys.append(rows[subset]["winner_rate"])
-                    lows.append(ys[-1] - rows[subset]["ci_low"])
-                    highs.append(rows[subset]["ci_high"] - ys[-1])
-            ax.bar(xs, ys, width=width, color=palette[judge], label=judge)
-            ax.errorbar(xs, ys, yerr=[lows, highs], fmt="none", ecolor="0.2", capsize=2, linewidth=0.8)
+        rows = table.filter(pl.col("dataset") == dataset, pl.col("n") > 0)
+        frame = rows.with_columns(
+            pl.col("subset").replace_strict(ALL_SUBSET_LABELS).alias("label")
+        ).to_pandas()
+        sns.barplot(
+            data=frame, x="label", y="winner_rate", hue="judge", order=labels, hue_order=judges,
+            errorbar=None, palette="colorblind", ax=ax,
+        )  # fmt: skip
+        for judge, container in zip(judges, ax.containers, strict=False):
+            cells = {r["label"]: r for r in frame[frame["judge"] == judge].to_dict("records")}
+            for bar in container:
+                x = bar.get_x() + bar.get_width() / 2  # dodged within +-0.4 of its category's index
+                row = cells.get(labels[int(round(x))])
+                if row is not None:
+                    low, high = row["winner_rate"] - row["ci_low"], row["ci_high"] - row["winner_rate"]
+                    ax.errorbar(x, row["winner_rate"], yerr=[[low], [high]], color="0.2", capsize=2, lw=0.8)
         paper = PAPER_WINNER_RATE.get(dataset, {})
-        marks = [(i, paper[s]) for i, s in enumerate(subsets) if s in paper]
+        marks = [(index, paper[s]) for index, s in enumerate(subsets) if s in paper]
         if marks:
             ax.scatter(*zip(*marks, strict=True), marker="_", s=300, color="black", zorder=3, label="paper")
-        ax.set_xticks(range(len(subsets)), [ALL_SUBSET_LABELS[s] for s in subsets], rotation=35, ha="right")
-        ax.set_title(DATASET_NAMES.get(dataset, dataset))
-        ax.set_ylim(0, 1.05)
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
+        ax.set(title=DATASET_NAMES.get(dataset, dataset), xlabel="", ylim=(0, 1.05))
+        ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("winner rate (A or B, not tie)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     save_figure(figure, png, pdf)
     plt.close(figure)
