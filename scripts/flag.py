@@ -5,6 +5,7 @@ from divpref.logutil import log_to_file
 log_to_file(snakemake.log[0])  # noqa: F821
 
 import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import polars as pl  # noqa: E402
 
@@ -13,7 +14,7 @@ from divpref.io_utils import atomic_path  # noqa: E402
 
 
 def main(smk) -> None:
-    record = json.loads(open(smk.input.threshold).read())
+    record = json.loads(Path(smk.input.threshold).read_text())
     set_pairs = pl.read_parquet(smk.input.pairs)
     scores = pl.read_parquet(smk.input.scores)
     if scores["pair_id"].to_list() != set_pairs["pair_id"].to_list():

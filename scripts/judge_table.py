@@ -5,6 +5,7 @@ from divpref.logutil import log_to_file
 log_to_file(snakemake.log[0])  # noqa: F821
 
 import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import polars as pl  # noqa: E402
 
@@ -23,7 +24,7 @@ def unflagged_mask(smk, dataset: str, test: pl.DataFrame):
     """``~flagged`` per test pair of the flag dataset (None for other datasets or without a flag model)."""
     if not smk.params.flag_dataset or dataset != smk.params.flag_dataset:
         return None
-    record = json.loads(open(smk.input.flag_threshold).read())
+    record = json.loads(Path(smk.input.flag_threshold).read_text())
     flags = flag_scores(record, pl.read_parquet(smk.input.flag_scores), smk.input.flag_scores)
     return flag_masks(test, dict(zip(flags["pair_id"].to_list(), flags["flagged"].to_list(), strict=True)))
 

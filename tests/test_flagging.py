@@ -244,3 +244,21 @@ def test_ci_dag_flags_the_test_pairs_with_the_mean_var_model(ci_run: Path):
     assert labelled["precision"] == (None if math.isnan(precision) else pytest.approx(precision))
     example = pl.read_parquet(ci_run / "results/flags/demo_example.parquet")
     assert example.height == sum(1 for _ in (REPO / "demo/flag_example.jsonl").open())
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ({"condition": "nope", "dataset": "multipref"}, "config key flag.condition: unknown condition 'nope'"),
+        (
+            {"condition": "mse-agg", "dataset": "multipref"},
+            "config key flag.dataset: condition 'mse-agg' is not trained on 'multipref'",
+        ),
+        ({"condition": "bt-agg", "dataset": "multipref", "sets": {"x": 3}}, "3 is not of type 'string'"),
+    ],
+)
+def test_a_bad_flag_config_stops_the_workflow_load(tmp_path, flag, message):
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "bad.yaml").write_text(json.dumps({"flag": flag}))
+    proc = run_snakemake(workdir, "-n", "--configfile", "tests/config/ci.yaml", "bad.yaml", timeout=120)
+    assert proc.returncode != 0 and message in proc.stdout, proc.stdout[-3000:]
