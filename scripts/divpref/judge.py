@@ -4,9 +4,10 @@ Each pair is judged twice, with the responses in both orders. In each order the 
 (``A``, ``B`` or ``tie``) with the highest next-token probability after the answer prefix: nothing is parsed from
 generated text, so every pair gets a verdict and a tiny model works as well as a large one. Mapped back to the
 pair's own sides, the two verdicts agree (order-consistent) or not; a verdict that changes with the order counts
-as a tie. The prompt's wording follows common pairwise-judge practice (MT-Bench, Zheng et al. 2023, "Judging
-LLM-as-a-judge with MT-Bench and Chatbot Arena", Fig. 3/5; Arena-Hard-Auto, Li et al. 2024, its pairwise system
-prompt), rewritten for a single-word answer. torch/transformers are imported inside the functions only.
+as a tie. The prompt's wording follows common pairwise-judge practice (MT-Bench: Zheng et al. 2023, "Judging
+LLM-as-a-judge with MT-Bench and Chatbot Arena", its default pairwise prompt; Arena-Hard-Auto: Li et al. 2024,
+its pairwise judge system prompt), rewritten for a single-word answer. torch/transformers are imported inside the
+functions only.
 """
 
 from __future__ import annotations
