@@ -192,6 +192,9 @@ def test_int8_training_logs_the_cast_warning_at_most_once_per_dtype(tmp_path, ca
     train, dev = write_trainset(tmp_path / "data", n_train=16, n_dev=8)
     params = TrainingParams(batch_size=8, max_epochs=1, eval_every_epochs=1, max_length=32, micro_batch_size=4,
                             gradient_checkpointing=True)
+    quiet_bitsandbytes_casts()
+    for once in logging.getLogger(BITSANDBYTES_CAST_LOGGER).filters:
+        once.seen.clear()  # forget what earlier tests in this process logged
     with caplog.at_level(logging.WARNING):
         train_reward_model(train, dev, BT, model_cfg(load_in_8bit=True), params, tmp_path / "ck", progress=False)
     casts = [r for r in caplog.records if "MatMul8bitLt" in r.getMessage()]
