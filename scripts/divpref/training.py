@@ -198,6 +198,8 @@ def encode_text(tokenizer: Any, prompt: str, response: str, max_length: int) -> 
             return list(tokenizer(prompt_text, response_text)["input_ids"])
 
     ids = full = render(prompt, response)
+    if len(ids) <= max_length:
+        return ids
     for field in ("prompt", "response"):  # drop leading prompt tokens, then leading response tokens
         tokens = tokenizer(prompt if field == "prompt" else response, add_special_tokens=False)["input_ids"]
         dropped = 0
