@@ -85,6 +85,7 @@ rule split:
     output:
         splits="results/{dataset}/splits.parquet",
         test="results/{dataset}/test.parquet",
+        summary="results/{dataset}/split_summary.json",
     log:
         "logs/split/{dataset}.log",
     localrule: True
@@ -94,6 +95,7 @@ rule split:
         seed=config["splits"]["seed"],
         test_size=config["splits"]["test_size"],
         dev_size=config["splits"]["dev_size"],
+        group_by=config["splits"].get("group_by", "prompt"),
     script:
         "../scripts/split.py"
 
