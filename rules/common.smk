@@ -178,6 +178,14 @@ def get_raw_annotations(wildcards):
     return os.path.expanduser(spec["source"])
 
 
+def get_min_annotators(wildcards):
+    """`divergence.min_annotators` for this dataset (one value for all, or a per-dataset mapping)."""
+    setting = config["divergence"].get("min_annotators")
+    if isinstance(setting, dict):
+        return setting.get(wildcards.dataset)
+    return setting
+
+
 def get_hub_params(wildcards):
     """repo_id, revision and filename of a dataset's hub file (checked against the requested file)."""
     hub = config["datasets"][wildcards.dataset]["hub"]

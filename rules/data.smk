@@ -56,6 +56,7 @@ rule normalize:
         "../envs/data.yaml"
     params:
         helpsteer2_strength=config["divergence"]["helpsteer2_strength"],
+        min_annotators=get_min_annotators,
     script:
         "../scripts/normalize.py"
 
