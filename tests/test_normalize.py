@@ -225,8 +225,8 @@ def test_helpsteer2_rejects_reconcile(tmp_path):
             hs2_record("three", "c", [3]),  # the odd row out
             hs2_record("single", "a", [3]),  # a lone prompt
             hs2_record("dup", "a", [3]),
-            hs2_record("dup", "a", [3]),  # repeats the row before it
-            hs2_record("dup", "b", [2]),  # pairs with row 7
+            hs2_record("dup", "a", [3]),  # consecutive, same prompt: a pair (of two equal responses)
+            hs2_record("dup", "b", [2]),  # the odd row out
             hs2_record("uneven", "a", [3, 3]),
             hs2_record("uneven", "b", [3, 3, 1]),
             hs2_record("missing", "a", None),  # a null list is an empty list
@@ -242,10 +242,10 @@ def test_helpsteer2_rejects_reconcile(tmp_path):
     )
     result = normalize_helpsteer2(path)
     assert result.rejects.rows() == [
-        ("row 8", "duplicate_row", "a"),
         ("row 14", "missing_prompt", ""),
         ("row 5", "unpaired_row", "three"),
         ("row 6", "unpaired_row", "single"),
+        ("row 9", "unpaired_row", "dup"),
         ("row 10", "unequal_annotator_counts", "2 vs 3"),
         ("row 11", "unequal_annotator_counts", "2 vs 3"),
         ("row 12", "unequal_annotator_counts", "0 vs 1"),
@@ -263,12 +263,11 @@ def test_helpsteer2_rejects_reconcile(tmp_path):
     ]
     assert report["reasons"] == {
         "unequal_annotator_counts": 4,
+        "unpaired_row": 3,
         "duplicate_pair": 2,
-        "unpaired_row": 2,
-        "duplicate_row": 1,
         "missing_prompt": 1,
     }
-    assert result.pair_row_keys[helpsteer2_pair_id("dup", "a", "b")] == ("row 7", "row 9")
+    assert result.pair_row_keys[helpsteer2_pair_id("dup", "a", "a")] == ("row 7", "row 8")
 
 
 def test_helpsteer2_null_and_empty_score_lists_behave_the_same(tmp_path):

@@ -247,11 +247,10 @@ def normalize_helpsteer2(path: str | Path, slight_min_diff: int = 1, clear_min_d
     """Long table of a HelpSteer2 ``disagreements`` file: consecutive same-prompt rows form pair (A, B).
 
     Rows are paired in file order: a row and the next one form a pair when their prompts are equal, so a prompt
-    that appears in several consecutive pairs (a short prompt such as "Hi") gives several pairs. A row that
-    repeats the (prompt, response) of the row before it is rejected as ``duplicate_row`` and pairing goes on
-    with the row after it; a row without a same-prompt partner (a lone prompt, the odd row out of a run) is
-    rejected as ``unpaired_row``; a pair equal to an earlier pair (same prompt and responses) as
-    ``duplicate_pair``. The i-th helpfulness score of both responses is taken as annotator i's (SPEC's
+    that appears in several consecutive pairs (a short prompt such as "Hi") gives several pairs. Nothing is
+    guessed: a row without a same-prompt partner (a lone prompt, the odd row out of a run) is rejected as
+    ``unpaired_row``, a row without a prompt as ``missing_prompt``, and a pair equal to an earlier pair (same
+    prompt and both responses, hence the same pair_id) as ``duplicate_pair``, both its rows. The i-th helpfulness score of both responses is taken as annotator i's (SPEC's
     documented assumption).
     """
     if not 1 <= slight_min_diff <= clear_min_diff:
@@ -265,14 +264,8 @@ def normalize_helpsteer2(path: str | Path, slight_min_diff: int = 1, clear_min_d
     for row, record in records:
         require_columns(path, row, record, HELPSTEER2_COLUMNS, f"row {row}")
         _check_scores(path, row, record["helpfulness"])
-        previous = candidates[-1][1] if candidates else None
         if record["prompt"] is None:
             rejects.append((f"row {row}", "missing_prompt", ""))
-        elif previous is not None and (previous["prompt"], previous["response"]) == (
-            record["prompt"],
-            record["response"],
-        ):
-            rejects.append((f"row {row}", "duplicate_row", _snippet(record["response"])))
         else:
             candidates.append((row, record))
 
