@@ -41,6 +41,7 @@ rule train:
         runtime=lambda wildcards, attempt: 720 * attempt,
     params:
         method=condition_method,
+        method_settings=get_method_settings,
         model=config["model"],
         training=get_training_params,
         checkpoint_root=get_checkpoint_root,

@@ -374,11 +374,12 @@ def test_markdown_has_paper_layout_rows_and_acc_auroc_cells():
     table = det.detection_table([mean_var, bt], n_samples=50, ci=0.95, seed=0)
     markdown = det.render_markdown(table, ci=0.95)
     lines = markdown.splitlines()
-    header = lines.index("| Model | MultiPref |")
-    assert lines[header + 2] == "| BT (Agg) | .500 / .833 |"
-    assert lines[header + 3] == "| Mean-Var (KL) | .500 / .833 |"
+    header = lines.index("| Model | MultiPref | paper MultiPref |")
+    assert lines[header + 2] == "| BT (Agg) | .500 / .833 | .663 / .458 |"  # the paper's numbers beside
+    assert lines[header + 3] == "| Mean-Var (KL) | .500 / .833 | .664 / .615 |"
     assert "With 95% bootstrap confidence intervals" in markdown
-    assert det.row_label("classification", "agg") == "Classification (KL, Agg)"
+    assert table["label"].to_list()[0] == "Mean-Var (KL)"
+    assert det.row_label("classification", "agg") == "Pairwise classification (KL, Agg)"
 
 
 # --- a run from its files' frames: lambda tuned on the dev pairs ---
@@ -483,7 +484,7 @@ def test_prepare_run_needs_classification_dev_scores_with_both_classes():
     test = CLASSIFICATION_PAIRS.head(3)
     scores = classification_scores(TEST_PROBS, ["t1", "t2", "t3"])
     with pytest.raises(
-        ValueError, match="Classification needs dev scores and pairs to choose the divergence"
+        ValueError, match="Pairwise classification needs dev scores and pairs to choose the divergence"
     ):
         det.prepare_run(CLASSIFICATION_SPEC, test, scores)
     only_diverging = classification_scores(ENTROPY_WINS[:2], ["v1", "v2"])
@@ -511,7 +512,7 @@ def test_pooled_row_lists_each_seeds_classification_score_and_markdown_names_the
     assert by_seed["all"]["score_name"] == "opposite_mass,entropy"
     assert by_seed["all"]["score"] == "; ".join(det.CLASSIFICATION_SCORES.values())
     markdown = det.render_markdown(table.filter(pl.col("seed") == "1"), ci=0.95)
-    assert "Classification's score chosen on dev: Classification (KL) on MultiPref: entropy." in markdown
+    assert "Scores chosen on dev: Pairwise classification (KL) on MultiPref: entropy." in markdown
 
 
 # --- ROC plot ---

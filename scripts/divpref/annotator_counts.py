@@ -47,7 +47,9 @@ def apply_min_annotators(normalized: "Normalized", min_annotators: int | None) -
         for pair_id, n in short.iter_rows()
     ]
     excluded = (
-        per_pair.filter(pl.col("n_annotators") < min_annotators) if min_annotators is not None else per_pair.clear()
+        per_pair.filter(pl.col("n_annotators") < min_annotators)
+        if min_annotators is not None
+        else per_pair.clear()
     )
     report = {
         "usual_annotators": usual,
@@ -63,9 +65,17 @@ def apply_min_annotators(normalized: "Normalized", min_annotators: int | None) -
         for pair_id, n in excluded.iter_rows()
         for key in row_keys.get(pair_id, (pair_id,))
     ]
-    kept = normalized.annotations.join(excluded.select("pair_id"), on="pair_id", how="anti", maintain_order="left")
-    all_rejects = pl.concat([normalized.rejects, pl.DataFrame(rejects, schema=normalized.rejects.schema, orient="row")])
+    kept = normalized.annotations.join(
+        excluded.select("pair_id"), on="pair_id", how="anti", maintain_order="left"
+    )
+    all_rejects = pl.concat(
+        [normalized.rejects, pl.DataFrame(rejects, schema=normalized.rejects.schema, orient="row")]
+    )
     kept_keys = {pair: keys for pair, keys in row_keys.items() if pair not in set(excluded["pair_id"])}
     return replace(
-        normalized, annotations=kept, rejects=all_rejects, pair_row_keys=kept_keys or None, annotator_report=report
+        normalized,
+        annotations=kept,
+        rejects=all_rejects,
+        pair_row_keys=kept_keys or None,
+        annotator_report=report,
     )

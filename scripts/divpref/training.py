@@ -543,7 +543,7 @@ def train_reward_model(
 
     from divpref.modeling import load_backbone
 
-    fingerprint = run_fingerprint(params, model_cfg, method.name, [train_path, dev_path])
+    fingerprint = run_fingerprint(params, model_cfg, method.fingerprint_key, [train_path, dev_path])
     run_dir = Path(checkpoint_root) / fingerprint
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run.json").write_text(
@@ -552,6 +552,7 @@ def train_reward_model(
                 "params": dataclasses.asdict(params),
                 "model": model_cfg,
                 "method": method.name,
+                "method_options": dict(method.options),
                 "data": [str(train_path), str(dev_path)],
             },
             indent=2,
