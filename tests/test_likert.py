@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 import torch
 
-from divpref import likert
+from divpref import likert_targets as likert
 from divpref.methods import get_method, scores_frame
 from divpref.normalize import ANNOTATIONS_SCHEMA
 from divpref.trainsets import build_parts, build_trainset
@@ -30,7 +30,9 @@ PAIRS = pl.DataFrame(
         "mean_helpfulness_b": [1.0, 2.5],
     }
 )
-ANNOTATIONS = annotations([("p1", 0, 4, 1), ("p1", 1, 2, 1), ("p1", 2, 3, 1), ("p2", 0, 0, 2), ("p2", 1, 1, 3)])
+ANNOTATIONS = annotations(
+    [("p1", 0, 4, 1), ("p1", 1, 2, 1), ("p1", 2, 3, 1), ("p2", 0, 0, 2), ("p2", 1, 1, 3)]
+)
 
 
 def test_helpsteer2_scores_0_to_4_map_to_likert_classes_1_to_5():
@@ -55,7 +57,14 @@ def test_target_distribution_by_hand():
 
 def test_trainset_rows_per_pair_and_dev_uses_the_same_labels():
     table = build_trainset("likert_classification", "all", PAIRS, ANNOTATIONS)
-    assert table.columns == ["pair_id", "prompt", "response_a", "response_b", "likert_dist_a", "likert_dist_b"]
+    assert table.columns == [
+        "pair_id",
+        "prompt",
+        "response_a",
+        "response_b",
+        "likert_dist_a",
+        "likert_dist_b",
+    ]
     rows = {row["pair_id"]: row for row in table.iter_rows(named=True)}
     assert rows["p1"]["likert_dist_a"] == pytest.approx([0, 0, 1 / 3, 1 / 3, 1 / 3])
     assert rows["p1"]["likert_dist_b"] == [0, 1.0, 0, 0, 0]
@@ -95,7 +104,10 @@ def test_a_few_steps_learn_a_planted_score_distribution():
     features_a, features_b = torch.randn(64, 6), torch.randn(64, 6)
     true = torch.nn.Linear(6, 5)
     with torch.no_grad():
-        targets = {"likert_dist_a": true(features_a).softmax(-1), "likert_dist_b": true(features_b).softmax(-1)}
+        targets = {
+            "likert_dist_a": true(features_a).softmax(-1),
+            "likert_dist_b": true(features_b).softmax(-1),
+        }
     head = torch.nn.Linear(6, 5)
     optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
     losses = []
@@ -123,12 +135,20 @@ def test_divergence_scores_by_hand():
 
 @pytest.mark.parametrize(
     ("row", "message"),
-    [([0.5, 0.5], "not a distribution"), ([0.5, 0.5, 0.5, 0, 0], "not a distribution"), (None, "not a distribution")],
+    [
+        ([0.5, 0.5], "not a distribution"),
+        ([0.5, 0.5, 0.5, 0, 0], "not a distribution"),
+        (None, "not a distribution"),
+    ],
 )
 def test_bad_targets_name_the_file_pair_and_value(row, message):
     frame = pl.DataFrame(
         {"pair_id": ["p9"], "likert_dist_a": [row], "likert_dist_b": [[0, 0, 1.0, 0, 0]]},
-        schema={"pair_id": pl.String, "likert_dist_a": pl.List(pl.Float64), "likert_dist_b": pl.List(pl.Float64)},
+        schema={
+            "pair_id": pl.String,
+            "likert_dist_a": pl.List(pl.Float64),
+            "likert_dist_b": pl.List(pl.Float64),
+        },
     )
     with pytest.raises(ValueError, match=f"train.parquet: pair_id 'p9': likert_dist_a=.*{message}"):
         likert.encode_likert(frame, "train.parquet")
@@ -154,7 +174,13 @@ def test_detection_chooses_the_likert_score_on_dev_and_labels_the_row():
     pairs = pl.DataFrame(
         {
             "pair_id": ["t1", "t2", "v1", "v2", "v3"],
-            "agreement": ["diverging", "high_agreement_pref", "diverging", "high_agreement_pref", "high_agreement_tie"],
+            "agreement": [
+                "diverging",
+                "high_agreement_pref",
+                "diverging",
+                "high_agreement_pref",
+                "high_agreement_tie",
+            ],
             "chosen": ["a", "a", "a", "a", "b"],
         }
     )

@@ -68,7 +68,9 @@ def test_gaussian_nll_of_the_annotators_strengths_by_hand():
     )
     tie_or_clear = {"label_dist": torch.tensor([[0.0, 0.0, 0.5, 0.0, 0.5]], dtype=torch.float64)}
     expected = 0.5 * (HALF_LN_2PI + 0.25 / 2) + 0.5 * (HALF_LN_2PI + 2.25 / 2)
-    assert float(dist.mean_var_nll_loss(out_a, out_b, tie_or_clear, rho=0.5)) == pytest.approx(expected, abs=1e-9)
+    assert float(dist.mean_var_nll_loss(out_a, out_b, tie_or_clear, rho=0.5)) == pytest.approx(
+        expected, abs=1e-9
+    )
     # rho 0 (independent): std sqrt(2), so ln(std) = 0.5 ln 2 enters
     expected_independent = HALF_LN_2PI + 0.5 * math.log(2) + 0.25 / 4
     assert float(dist.mean_var_nll_loss(out_a, out_b, one_slight_a, rho=0.0)) == pytest.approx(
@@ -132,7 +134,9 @@ def test_configured_mean_var_binds_rho_and_objective_and_changes_the_fingerprint
     assert float(correlated.loss(out_a, out_b, targets)) == pytest.approx(
         float(dist.mean_var_loss(out_a, out_b, targets, rho=0.5))
     )
-    assert float(correlated.loss(out_a, out_b, targets)) != pytest.approx(float(plain.loss(out_a, out_b, targets)))
+    assert float(correlated.loss(out_a, out_b, targets)) != pytest.approx(
+        float(plain.loss(out_a, out_b, targets))
+    )
     assert len({plain.fingerprint_key, nll.fingerprint_key, correlated.fingerprint_key}) == 3
     assert correlated.name == "mean_var" and correlated.selection_metric == "kl"
     assert "nll" in nll.dev_metrics(out_a, out_b, targets)

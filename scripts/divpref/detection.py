@@ -18,7 +18,7 @@
     high-agreement ties are; which one ranks diverging pairs better is an empirical question, so the dev
     pairs decide.
   - Classification (KL) (``likert_classification``, the full paper's per-response Likert classifier): one of
-    :data:`divpref.likert.DIVERGENCE_SCORES`, chosen the same way (ties: ``extreme_mass``, the paper's).
+    :data:`divpref.likert_targets.DIVERGENCE_SCORES`, chosen the same way (ties: ``extreme_mass``, the paper's).
 
 Confidence intervals: percentile bootstrap over test pairs, stratified by agreement category (so both AUROC
 classes keep their sizes), seeded per row key. With several seeds a pooled row (seed ``all``) averages the
@@ -34,7 +34,8 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from divpref import likert, paper_numbers, scorefiles
+from divpref import likert_targets as likert
+from divpref import paper_numbers, scorefiles
 from divpref.bootstrap import Estimate, stable_seed
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ Every table starts with ``pair_id, prompt, response_a, response_b``; the label c
   empirical distribution; agg: all mass on the majority label (see ``majority_strength``).
 - ``likert_classification``: ``likert_dist_a``, ``likert_dist_b`` (5 shares over the Likert classes 1..5 =
   helpfulness 0..4 + 1), one row per pair; all: each response's annotator distribution; agg: all mass on its
-  rounded mean score (see :mod:`divpref.likert`).
+  rounded mean score (see :mod:`divpref.likert_targets`).
 
 The majority vote is the strict plurality over {A, B, Tie}. A pair without one (e.g. 2 A and 2 B) is dropped
 from agg sets, or treated as a tie when ``no_majority="tie"`` (config ``divergence.agg_no_majority``).
@@ -79,7 +79,7 @@ def build_trainset(
     if method == "mse":
         return _mse(labels, pairs, annotations)
     if method == "likert_classification":
-        from divpref.likert import build_likert_trainset
+        from divpref.likert_targets import build_likert_trainset
 
         return build_likert_trainset(labels, pairs, annotations)
     return _label_dist(labels, pairs, no_majority)
