@@ -88,6 +88,7 @@ def test_loss_preference_and_score_columns_by_hand():
         "likert_dist_b": torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0]], dtype=torch.float64),
     }
     # KL(t_A || uniform) = ln 5 (smoothing aside), KL(t_B || q_B) ~ 0: mean of the two = ln 5 / 2
+    assert method.loss(out_a, out_b, target).shape == (1,)  # one unreduced loss per row
     assert float(method.loss(out_a, out_b, target)) == pytest.approx(math.log(5) / 2, abs=1e-4)
     columns = scores_frame(method, ["p"], out_a.numpy(), out_b.numpy()).row(0, named=True)
     assert columns["reward_a"] == pytest.approx(3.0, abs=1e-4)  # expected score of uniform over 1..5
@@ -113,7 +114,7 @@ def test_a_few_steps_learn_a_planted_score_distribution():
     losses = []
     for _ in range(60):
         optimizer.zero_grad()
-        loss = method.loss(head(features_a), head(features_b), targets)
+        loss = method.loss(head(features_a), head(features_b), targets).mean()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())

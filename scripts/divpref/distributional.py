@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from divpref import ORDERED_LABELS
-from divpref.methods import RewardMethod, Targets, register, require_columns
+from divpref.methods import RewardMethod, Targets, optional_row_weight, register, require_columns
 
 if TYPE_CHECKING:
     import polars as pl
@@ -123,7 +123,7 @@ def encode_label_dist(frame: pl.DataFrame, source: str) -> dict[str, np.ndarray]
         if problem:
             raise ValueError(f"{source}: pair_id {key!r}: label_dist={row!r} {problem}")
         encoded[index] = np.asarray(row) / sum(row)  # exact normalisation of rounding-level deviations
-    return {"label_dist": encoded}
+    return {"label_dist": encoded, **optional_row_weight(frame, source)}
 
 
 def _label_dist_problem(row: list[float] | None) -> str:
@@ -189,12 +189,12 @@ def mean_var_label_probs(out_a: Tensor, out_b: Tensor, rho: float = 0.0) -> Tens
 
 
 def mean_var_loss(out_a: Tensor, out_b: Tensor, targets: Targets, rho: float = 0.0) -> Tensor:
-    """Mean KL(annotators' label distribution || Mean-Var label distribution) over the batch."""
+    """Per row, KL(annotators' label distribution || Mean-Var label distribution)."""
     import torch
 
     label_probs = mean_var_label_probs(out_a, out_b, rho)
     target = targets["label_dist"].to(label_probs.dtype)
-    return kl_divergence(target, torch.log(label_probs)).mean()
+    return kl_divergence(target, torch.log(label_probs))
 
 
 def gaussian_nll(strength: Tensor, mean: Tensor, std: Tensor) -> Tensor:
@@ -202,8 +202,8 @@ def gaussian_nll(strength: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return 0.5 * math.log(2.0 * math.pi) + std.log() + (strength - mean).square() / (2.0 * std.square())
 
 
-def mean_var_nll_per_pair(out_a: Tensor, out_b: Tensor, targets: Targets, rho: float = 0.0) -> Tensor:
-    """Per pair: sum_k p_k * -log N(s_k; mu_A - mu_B, margin_std^2), s_k the strength of label k."""
+def mean_var_nll_loss(out_a: Tensor, out_b: Tensor, targets: Targets, rho: float = 0.0) -> Tensor:
+    """Per row: sum_k p_k * -log N(s_k; mu_A - mu_B, margin_std^2), s_k the strength of label k."""
     import torch
 
     mu_a, sigma_a = mean_and_sigma(_at_least_float32(out_a))
@@ -212,11 +212,6 @@ def mean_var_nll_per_pair(out_a: Tensor, out_b: Tensor, targets: Targets, rho: f
     strengths = torch.tensor(LABEL_STRENGTHS, dtype=mu_a.dtype, device=mu_a.device)
     std = margin_std(sigma_a, sigma_b, rho).unsqueeze(-1)
     return (target * gaussian_nll(strengths, (mu_a - mu_b).unsqueeze(-1), std)).sum(dim=-1)
-
-
-def mean_var_nll_loss(out_a: Tensor, out_b: Tensor, targets: Targets, rho: float = 0.0) -> Tensor:
-    """Mean Gaussian NLL of the annotators' strengths over the batch (see :func:`mean_var_nll_per_pair`)."""
-    return mean_var_nll_per_pair(out_a, out_b, targets, rho).mean()
 
 
 def mean_var_dev_metrics(
@@ -233,7 +228,7 @@ def mean_var_dev_metrics(
     _, sigma_b = mean_and_sigma(out_b)
     metrics["mean_margin_std"] = float(margin_std(sigma_a, sigma_b, rho).mean()) if len(out_a) else math.nan
     if objective == "nll":
-        metrics["nll"] = float(mean_var_nll_loss(out_a, out_b, targets, rho)) if len(out_a) else math.nan
+        metrics["nll"] = float(mean_var_nll_loss(out_a, out_b, targets, rho).mean()) if len(out_a) else math.nan
     return metrics
 
 
@@ -316,12 +311,12 @@ def classification_label_probs(out_a: Tensor, out_b: Tensor) -> Tensor:
 
 
 def classification_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
-    """Mean KL(annotators' label distribution || classifier distribution) over the batch."""
+    """Per row, KL(annotators' label distribution || classifier distribution)."""
     import torch
 
     label_probs = classification_label_probs(out_a, out_b)
     target = targets["label_dist"].to(label_probs.dtype)
-    return kl_divergence(target, torch.log(label_probs)).mean()
+    return kl_divergence(target, torch.log(label_probs))
 
 
 def classification_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from divpref.distributional import PROBABILITY_SMOOTHING, kl_divergence
 from divpref.likert_targets import CLASS_VALUES, N_CLASSES, TARGET_COLUMNS, encode_likert
-from divpref.methods import RewardMethod, Targets, pairwise_accuracy, register
+from divpref.methods import RewardMethod, Targets, optional_row_weight, pairwise_accuracy, register
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -56,13 +56,13 @@ def expected_score(probs: Tensor) -> Tensor:
 
 
 def likert_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
-    """Mean over pairs of (KL(t_A || q_A) + KL(t_B || q_B)) / 2."""
+    """Per row (pair), (KL(t_A || q_A) + KL(t_B || q_B)) / 2, unreduced (the loss contract of divpref.methods)."""
     import torch
 
     q_a, q_b = likert_probs(out_a), likert_probs(out_b)
     kl_a = kl_divergence(targets["likert_dist_a"].to(q_a.dtype), torch.log(q_a))
     kl_b = kl_divergence(targets["likert_dist_b"].to(q_b.dtype), torch.log(q_b))
-    return ((kl_a + kl_b) / 2.0).mean()
+    return (kl_a + kl_b) / 2.0
 
 
 def likert_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:
@@ -78,7 +78,7 @@ def likert_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[s
         decided
     ]
     return {
-        "kl": float(likert_loss(out_a, out_b, targets)),
+        "kl": float(likert_loss(out_a, out_b, targets).mean()),
         "mean_margin": float(margin.mean()) if margin.numel() else math.nan,
         "accuracy": pairwise_accuracy(margin),
     }
@@ -106,7 +106,10 @@ LIKERT_CLASSIFICATION = register(
         name="likert_classification",
         head_outputs=N_CLASSES,
         target_columns=TARGET_COLUMNS,
-        encode_targets=encode_likert,
+        encode_targets=lambda frame, source: {
+            **encode_likert(frame, source),
+            **optional_row_weight(frame, source),
+        },
         loss=likert_loss,
         dev_metrics=likert_dev_metrics,
         selection_metric="kl",
