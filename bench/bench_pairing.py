@@ -12,7 +12,7 @@ Data sets, each written as a ``disagreements.jsonl.gz``-layout file and normaliz
    responses get the pair number appended, so that template texts of the generator do not make two "Hi" pairs
    identical (that would be a duplicate pair, not a pairing question).
 
-    PYTHONPATH=scripts .venv/bin/python bench/bench_pairing.py
+    .venv/bin/python bench/bench_pairing.py
 """
 
 import sys
