@@ -38,7 +38,11 @@ def test_valid_settings_plan_their_jobs(workdir):
             {
                 "conditions": {
                     "mv-fixed": {"method": "mean_var", "labels": "all", "rho": -0.3, "objective": "nll"},
-                    "likert-agg": {"method": "likert_classification", "labels": "agg", "datasets": ["helpsteer2"]},
+                    "likert-agg": {
+                        "method": "likert_classification",
+                        "labels": "agg",
+                        "datasets": ["helpsteer2"],
+                    },
                 },
                 "splits": {"group_by": "pair"},
                 "divergence": {"min_annotators": {"multipref": 4, "helpsteer2": None}},
