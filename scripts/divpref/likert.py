@@ -1,23 +1,24 @@
-"""The full paper's Classification (KL): a 5-way classifier of each RESPONSE's Likert score (``likert_classification``).
+"""The full paper's Classification (KL), ``likert_classification``: a 5-way classifier of each RESPONSE's score.
 
-HelpSteer2 helpfulness scores are integers 0-4 in the published file (SPEC: "not 1-5"). They are mapped to the five
-Likert classes 1..5 explicitly: score s is class s + 1 (:func:`likert_class`); class k's value is k. Each response's
+HelpSteer2 helpfulness scores are integers 0-4 in the published file (SPEC: "not 1-5"). They are mapped to the
+five Likert classes 1..5 explicitly: score s is class s + 1 (``likert_targets.likert_class``). Each response's
 target is the empirical distribution of its annotators' scores over the five classes (``labels: all``), or all
 mass on the class of its rounded mean score (``labels: agg``, halves round up). The head has 5 outputs per
 response, a softmax gives the predicted distribution q, and the loss is the mean over pairs of
 (KL(t_A || q_A) + KL(t_B || q_B)) / 2. The preference is the difference of expected scores
 E_A - E_B, E = sum_k k q_k (the score file's ``reward_a`` / ``reward_b``; ``likert_probs_a`` / ``_b`` hold q).
 
-Divergence scores (higher = more likely diverging), chosen per trained model on dev AUROC like Mean-Var's lambda
-(ties: the first), in :data:`DIVERGENCE_SCORES`:
+Divergence scores (higher = more likely diverging), chosen per trained model on dev AUROC like Mean-Var's
+lambda (ties: the first), in ``likert_targets.DIVERGENCE_SCORES``:
 
 - ``extreme_mass``: the paper's "predicted probability of annotators labelling the response as a 1 or 5", per
   pair the mean over its two responses of q(1) + q(5);
-- ``opposite_mass``: min(P(S_A > S_B), P(S_B > S_A)) for independent draws S_A ~ q_A, S_B ~ q_B, the mass on the
-  side opposite the predicted one;
+- ``opposite_mass``: min(P(S_A > S_B), P(S_B > S_A)) for independent draws S_A ~ q_A, S_B ~ q_B, the mass on
+  the side opposite the predicted one;
 - ``score_variance``: Var_A + Var_B of the predicted scores, the spread Mean-Var's sigma_A + sigma_B measures.
 
-Registered in :mod:`divpref.methods` on import (an ``EXTENSION_MODULES`` entry). torch is imported inside functions.
+Registered in :mod:`divpref.methods` on import (an ``EXTENSION_MODULES`` entry). torch is imported inside
+functions; targets and divergence scores live in :mod:`divpref.likert_targets` (no torch).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def expected_score(probs: Tensor) -> Tensor:
 
 
 def likert_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
-    """Per row (pair), (KL(t_A || q_A) + KL(t_B || q_B)) / 2, unreduced (the loss contract of divpref.methods)."""
+    """Per row (pair), (KL(t_A || q_A) + KL(t_B || q_B)) / 2, unreduced (divpref.methods' loss contract)."""
     import torch
 
     q_a, q_b = likert_probs(out_a), likert_probs(out_b)
@@ -66,8 +67,8 @@ def likert_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
 
 
 def likert_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:
-    """Dev KL (selection, lower is better); margin E_A - E_B towards the side with the higher mean target score,
-    and accuracy, over pairs whose target means differ."""
+    """Dev KL (selection, lower is better); margin E_A - E_B towards the side with the higher mean target
+    score, and accuracy, over pairs whose target means differ."""
     out_a, out_b = out_a.double(), out_b.double()
     if out_a.shape[0] == 0:
         return {"kl": math.nan, "mean_margin": math.nan, "accuracy": math.nan}

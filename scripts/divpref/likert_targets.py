@@ -1,4 +1,4 @@
-"""Targets and divergence scores of ``likert_classification`` (numpy and polars only; the model: :mod:`divpref.likert`).
+"""Targets and divergence scores of ``likert_classification`` (numpy, polars; the model: divpref.likert).
 
 HelpSteer2 helpfulness scores are 0-4; score s is Likert class s + 1 (see :mod:`divpref.likert`).
 """
@@ -58,7 +58,7 @@ def majority_distribution(scores: list[int]) -> list[float]:
 
 
 def build_likert_trainset(labels: str, pairs: pl.DataFrame, annotations: pl.DataFrame) -> pl.DataFrame:
-    """``pair_id, prompt, response_a, response_b, likert_dist_a, likert_dist_b``, one row per pair of ``pairs``."""
+    """``pair_id, prompt, response_a, response_b, likert_dist_a, likert_dist_b``, one row per pair."""
     import polars as pl
 
     if annotations.is_empty() or annotations["helpfulness_a"].is_null().any():

@@ -68,7 +68,7 @@ class Normalized:
     pair_row_keys: dict[str, tuple[str, ...]] | None = None
     """The input row keys of each kept pair (None: a pair's row key is its pair_id)."""
     annotator_report: dict | None = None
-    """Pairs with fewer annotators than usual (see :mod:`divpref.annotator_counts`), merged into the report."""
+    """Pairs with fewer annotators than usual (:mod:`divpref.annotator_counts`), merged into the report."""
 
     def quality_report(self) -> dict:
         """rows_in / kept / rejected, pairs, annotations and rejected rows per reason; checks they add up."""
@@ -250,8 +250,8 @@ def normalize_helpsteer2(path: str | Path, slight_min_diff: int = 1, clear_min_d
     that appears in several consecutive pairs (a short prompt such as "Hi") gives several pairs. Nothing is
     guessed: a row without a same-prompt partner (a lone prompt, the odd row out of a run) is rejected as
     ``unpaired_row``, a row without a prompt as ``missing_prompt``, and a pair equal to an earlier pair (same
-    prompt and both responses, hence the same pair_id) as ``duplicate_pair``, both its rows. The i-th helpfulness score of both responses is taken as annotator i's (SPEC's
-    documented assumption).
+    prompt and both responses, hence the same pair_id) as ``duplicate_pair``, both its rows. The i-th
+    helpfulness score of both responses is taken as annotator i's (SPEC's documented assumption).
     """
     if not 1 <= slight_min_diff <= clear_min_diff:
         raise ValueError(
@@ -282,7 +282,9 @@ def normalize_helpsteer2(path: str | Path, slight_min_diff: int = 1, clear_min_d
         row_keys = (f"row {row}", f"row {partner[0]}")
         second = partner[1]
         reason = _helpsteer2_pair_reject_reason(first, second)
-        pair_id = None if reason else helpsteer2_pair_id(first["prompt"], first["response"], second["response"])
+        pair_id = (
+            None if reason else helpsteer2_pair_id(first["prompt"], first["response"], second["response"])
+        )
         if reason is None and pair_id in pair_row_keys:
             reason = ("duplicate_pair", f"{pair_id} ({pair_row_keys[pair_id][0]})")
         if reason is not None:

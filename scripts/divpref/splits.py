@@ -29,8 +29,9 @@ def assign_splits(
 ) -> pl.DataFrame:
     """``pair_id, split, seed, group_by`` per pair, in sorted pair order (see the module doc for the rule).
 
-    ``prompts`` (aligned with ``pair_ids``) is needed for ``group_by="prompt"``. The result depends only on the
-    set of (pair_id, prompt) and the seed. Raises ``ValueError`` if no training pair would remain or ids repeat.
+    ``prompts`` (aligned with ``pair_ids``) is needed for ``group_by="prompt"``. The result depends only on
+    the set of (pair_id, prompt) and the seed. Raises ``ValueError`` if no training pair would remain or ids
+    repeat.
     """
     if group_by not in GROUP_BY:
         raise ValueError(f"splits.group_by must be one of {GROUP_BY}, got {group_by!r}")
@@ -40,8 +41,8 @@ def assign_splits(
         raise ValueError(f"splits.test_size and splits.dev_size must be >= 1, got {test_size}, {dev_size}")
     if test_size + dev_size >= len(pair_ids):
         raise ValueError(
-            f"too few pairs for the requested splits: {len(pair_ids)} pairs, but splits.test_size={test_size} + "
-            f"splits.dev_size={dev_size} leaves no training pair"
+            f"too few pairs for the requested splits: {len(pair_ids)} pairs, but "
+            f"splits.test_size={test_size} + splits.dev_size={dev_size} leaves no training pair"
         )
     if group_by == "pair":
         ids = sorted(pair_ids)
