@@ -501,7 +501,7 @@ def get_flag_adapter(wildcards):
 
 def get_flag_train_log(wildcards):
     """The flag model's training log: rule score reads its resolved method settings (Mean-Var's rho)."""
-    return flag_model_path("results/train") + "/train_log.json"
+    return os.path.join(flag_model_path("results/train"), "train_log.json")
 
 
 def get_flag_test_pairs(wildcards):
