@@ -3,7 +3,7 @@
 A pair file (``.jsonl``, ``.parquet`` or ``.csv``; columns ``prompt``, ``response_a``, ``response_b`` and
 optionally ``pair_id``) is scored by a condition's selected model through the test-scoring path
 (``scripts/score.py``). Each pair's divergence score is the one divergence detection uses for that method
-(:func:`divpref.detection.divergence_scores`, with Mean-Var's lambda and Classification's score chosen on the dev
+(:func:`divpref.detection.divergence_scores`, with Mean-Var's lambda and the classifiers' scores chosen on the dev
 pairs exactly as there). A pair is flagged when its score reaches a threshold chosen on the same dev pairs: the
 **Youden point** of the dev ROC (diverging dev pairs against all other dev pairs), i.e. the threshold maximising
 TPR - FPR; ties go to the larger threshold (fewer flags). A score that never beats chance flags nothing.
