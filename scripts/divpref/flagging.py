@@ -34,6 +34,7 @@ FLAG_SCORE_COLUMNS = {
     "mse": ("reward_a", "reward_b"),
     "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
     "classification": ("reward_a", "reward_b", "label_probs"),
+    "likert_classification": ("reward_a", "reward_b", "likert_probs_a", "likert_probs_b"),
 }
 """The model's score columns carried into ``results/flags/<name>.parquet`` (see :data:`detection.SCORE_INPUTS`)."""
 
