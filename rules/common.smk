@@ -17,14 +17,16 @@ SEEDS = config["training"]["seeds"]
 
 # A fact of the published formats, not an experiment choice: only HelpSteer2 carries Likert scores.
 DATASETS_WITH_SCORES = {"helpsteer2"}
-METHODS_NEEDING_SCORES = {"mse"}
+METHODS_NEEDING_SCORES = {"mse", "likert_classification"}
+# Condition keys that only some methods accept (see divpref.method_options.SETTINGS).
+METHOD_SETTINGS = {"mean_var": ("rho", "objective")}
 
 
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)),
     condition="|".join(map(re.escape, CONDITIONS)),
     seed=r"\d+",
-    method="bt|mse|mean_var|classification",
+    method="bt|mse|mean_var|classification|likert_classification",
     labels="agg|all",
 
 
@@ -51,6 +53,12 @@ def _check_condition_grid():
                     f"config key conditions.{name}: method {spec['method']!r} needs Likert scores, "
                     f"which dataset {dataset!r} does not have; restrict it with `datasets:`"
                 )
+        for key in ("rho", "objective"):
+            if key in spec and key not in METHOD_SETTINGS.get(spec["method"], ()):
+                raise ValueError(
+                    f"config key conditions.{name}.{key}: method {spec['method']!r} has no setting {key!r} "
+                    f"(only {sorted(METHOD_SETTINGS)} take settings)"
+                )
 
 
 _check_condition_grid()
@@ -76,6 +84,12 @@ def expand_runs(pattern):
 
 def condition_method(wildcards):
     return CONDITIONS[wildcards.condition]["method"]
+
+
+def get_method_settings(wildcards):
+    """The condition's method settings (Mean-Var: `rho`, `objective`), resolved by the train rule."""
+    spec = CONDITIONS[wildcards.condition]
+    return {key: spec[key] for key in ("rho", "objective") if key in spec}
 
 
 def get_training_params(wildcards):
@@ -184,6 +198,14 @@ def get_raw_annotations(wildcards):
     if spec["source"] == "hub":
         return f"resources/hub/{wildcards.dataset}/{spec['hub']['filename']}"
     return os.path.expanduser(spec["source"])
+
+
+def get_min_annotators(wildcards):
+    """`divergence.min_annotators` for this dataset (one value for all, or a per-dataset mapping)."""
+    setting = config["divergence"].get("min_annotators")
+    if isinstance(setting, dict):
+        return setting.get(wildcards.dataset)
+    return setting
 
 
 def get_hub_params(wildcards):
@@ -302,9 +324,9 @@ def get_evaluation_outputs():
 
 # --- detection helpers ---
 
-# Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's
-# candidate score (opposite-side mass or entropy); see divpref.detection.DEV_TUNED_METHODS.
-DEV_SCORED_METHODS = {"mean_var", "classification"}
+# Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, the classifiers'
+# candidate scores; see divpref.detection.DEV_TUNED_METHODS.
+DEV_SCORED_METHODS = {"mean_var", "classification", "likert_classification"}
 
 
 def detection_datasets():
@@ -338,6 +360,8 @@ def detection_runs():
                 "condition": condition,
                 "method": spec["method"],
                 "labels": spec["labels"],
+                "rho": spec.get("rho"),
+                "objective": spec.get("objective"),
                 "seed": seed,
                 "scores": f"results/scores/{dataset}/{condition}/seed{seed}.parquet",
                 "dev_scores": dev_scores,
@@ -513,6 +537,11 @@ def get_flag_threshold_inputs(wildcards):
 
 def get_flag_adapter(wildcards):
     return os.path.join(flag_model_path("results/models"), "adapter")
+
+
+def get_flag_train_log(wildcards):
+    """The flag model's training log: rule score reads its resolved method settings (Mean-Var's rho)."""
+    return os.path.join(flag_model_path("results/train"), "train_log.json")
 
 
 def get_flag_test_pairs(wildcards):

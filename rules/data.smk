@@ -56,6 +56,7 @@ rule normalize:
         "../envs/data.yaml"
     params:
         helpsteer2_strength=config["divergence"]["helpsteer2_strength"],
+        min_annotators=get_min_annotators,
     script:
         "../scripts/normalize.py"
 
@@ -85,6 +86,7 @@ rule split:
     output:
         splits="results/{dataset}/splits.parquet",
         test="results/{dataset}/test.parquet",
+        summary="results/{dataset}/split_summary.json",
     log:
         "logs/split/{dataset}.log",
     localrule: True
@@ -94,6 +96,7 @@ rule split:
         seed=config["splits"]["seed"],
         test_size=config["splits"]["test_size"],
         dev_size=config["splits"]["dev_size"],
+        group_by=config["splits"].get("group_by", "prompt"),
     script:
         "../scripts/split.py"
 

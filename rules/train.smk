@@ -64,6 +64,7 @@ rule train:
         micro_batch_halvings=lambda wildcards, attempt: attempt - 1,
     params:
         method=condition_method,
+        method_settings=get_method_settings,
         model=get_train_model,
         training=get_training_params,
         checkpoint_root=get_checkpoint_root,

@@ -17,6 +17,7 @@ def main(smk) -> None:
         smk.output.rejects,
         smk.output.quality,
         helpsteer2_strength_options=dict(smk.params.helpsteer2_strength),
+        min_annotators=smk.params.min_annotators,
     )
     logging.info("data quality: %s", report)
 

@@ -1,6 +1,8 @@
 """Rule score: the selected model's scores for every test pair of a dataset."""
 
+import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: compute nodes have no internet
 
@@ -37,6 +39,7 @@ def main(smk) -> None:
         max_length=int(smk.params.max_length),
         batch_size=int(smk.params.batch_size),
         device=device,
+        method_options=json.loads(Path(smk.input.train_log).read_text()).get("method_options") or None,
         bf16=scores_in_bf16(smk.input.adapter),
     )
     with atomic_path(smk.output.scores) as tmp:

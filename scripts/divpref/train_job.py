@@ -44,6 +44,7 @@ class TrainJob:
     threads: int = 1
     gpus_requested: int = 0
     micro_batch_halvings: int = 0  # retries (attempt - 1): on CUDA each halves micro_batch_size, batch_size stays
+    method_settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # divpref.method_options
 
     def params(self) -> Any:
         """The resolved :class:`divpref.training.TrainingParams`, with the retry's micro-batch size."""
@@ -84,6 +85,7 @@ def train_in_this_process(job: TrainJob) -> None:
     from divpref import distributed
     from divpref.io_utils import atomic_path
     from divpref.memory import preflight
+    from divpref.method_options import resolve
     from divpref.methods import get_method
     from divpref.training import train_reward_model
 
@@ -92,10 +94,15 @@ def train_in_this_process(job: TrainJob) -> None:
     torch.set_num_threads(max(1, job.threads // parallel.world_size))
     params = job.params()
     preflight(job.model, params, job.method)
+    import polars as pl
+
+    train_table = pl.read_parquet(job.train) if job.method_settings else None
+    options = resolve(job.method, job.method_settings, train_table)
     result = train_reward_model(
-        job.train, job.dev, get_method(job.method), job.model, params, job.checkpoint_root
+        job.train, job.dev, get_method(job.method, options), job.model, params, job.checkpoint_root
     )
     if parallel.is_main:
+        result["method_options"] = options
         result["micro_batch_size"] = params.pairs_per_micro_batch
         with atomic_path(job.train_log) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
@@ -176,6 +183,7 @@ def job_from_snakemake(smk: Any) -> TrainJob:
         threads=int(smk.threads),
         gpus_requested=int(resources.get("gpu", 0) or 0),
         micro_batch_halvings=int(resources.get("micro_batch_halvings", 0) or 0),
+        method_settings=dict(smk.params.method_settings),
     )
 
 
