@@ -3,10 +3,13 @@
 
 
 rule score_dev:
+    wildcard_constraints:
+        condition=_alternatives(TRAINED_CONDITIONS),
     input:
         test=get_dev_pairs,
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
         code=library_code("score"),
+        method_modules=get_method_modules,
     output:
         scores="results/scores_dev/{dataset}/{condition}/seed{seed}.parquet",
     log:
@@ -23,6 +26,7 @@ rule score_dev:
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         method=condition_method,
+        method_modules=METHOD_MODULES,
         model=config["model"],
         max_length=get_score_max_length,
         batch_size=config["evaluation"]["batch_size"],

@@ -22,6 +22,7 @@ rule train:
         unpack(get_trainset),
         backbone=get_backbone_input,
         code=library_code("train"),
+        method_modules=get_method_modules,
     output:
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
     log:
@@ -41,6 +42,7 @@ rule train:
         runtime=lambda wildcards, attempt: 720 * attempt,
     params:
         method=condition_method,
+        method_modules=METHOD_MODULES,
         model=config["model"],
         training=get_training_params,
         checkpoint_root=get_checkpoint_root,

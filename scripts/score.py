@@ -5,6 +5,7 @@ import torch
 
 from divpref.io_utils import atomic_path
 from divpref.logutil import log_to_file
+from divpref.methods import load_method_modules
 from divpref.modeling import load_for_inference
 from divpref.scoring import (
     check_test_pairs,
@@ -16,6 +17,7 @@ from divpref.scoring import (
 
 def main(smk) -> None:
     log_to_file(smk.log[0])
+    load_method_modules(smk.params.method_modules)  # config `method_modules`
     test = pl.read_parquet(smk.input.test)
     check_test_pairs(test, smk.input.test)
     device = inference_device()

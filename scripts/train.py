@@ -5,11 +5,12 @@ import json
 import torch
 from divpref.io_utils import atomic_path
 from divpref.logutil import log_to_file
-from divpref.methods import get_method
+from divpref.methods import get_method, load_method_modules
 from divpref.training import TrainingParams, train_reward_model
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 torch.set_num_threads(snakemake.threads)  # noqa: F821
+load_method_modules(snakemake.params.method_modules)  # noqa: F821 - config `method_modules`
 
 result = train_reward_model(
     train_path=snakemake.input.train,  # noqa: F821

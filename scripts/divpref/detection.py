@@ -8,7 +8,8 @@
   high-agreement pairs (``high_agreement_pref`` and ``high_agreement_tie``); ``other`` pairs are left out.
   Higher scores mean "more likely diverging" for every method:
 
-  - BT, MSE: -|r_A - r_B| (an undecided model);
+  - BT, MSE, off-the-shelf reward models (``pretrained``) and any registered single-value method:
+    -|r_A - r_B| (an undecided model);
   - Mean-Var: lambda (sigma_A + sigma_B) - |mu_A - mu_B|, the negation of the full paper's agreement score
     |mu_A - mu_B| - lambda (sigma_A + sigma_B), with lambda >= 0 tuned for dev AUROC;
   - Classification: one of two candidates on the 5-way ``label_probs``, chosen like Mean-Var's lambda by dev
@@ -40,8 +41,16 @@ DIVERGING = "diverging"
 HIGH_AGREEMENT = ("high_agreement_pref", "high_agreement_tie")
 POOLED_SEED = "all"
 METRICS = ("accuracy", "auroc")
-METHOD_ORDER = ("bt", "mse", "mean_var", "classification")
-METHOD_NAMES = {"bt": "BT", "mse": "MSE", "mean_var": "Mean-Var", "classification": "Classification"}
+METHOD_ORDER = ("pretrained", "bt", "mse", "mean_var", "classification")
+METHOD_NAMES = {
+    "pretrained": "Pretrained",
+    "bt": "BT",
+    "mse": "MSE",
+    "mean_var": "Mean-Var",
+    "classification": "Classification",
+}
+SINGLE_VALUE = "single_value"
+"""How a registered single-value method (``RewardMethod.single_value``) is scored: as BT/MSE are."""
 DISTRIBUTIONAL_METHODS = ("mean_var", "classification")
 DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
 CLASSIFICATION_SCORES = {
@@ -50,6 +59,8 @@ CLASSIFICATION_SCORES = {
 }
 """Classification's candidate divergence scores (name: formula), in tie-break order."""
 SCORE_DESCRIPTIONS = {
+    SINGLE_VALUE: "-|r_A - r_B|",
+    "pretrained": "-|r_A - r_B|",
     "bt": "-|r_A - r_B|",
     "mse": "-|r_A - r_B|",
     "mean_var": "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
@@ -60,6 +71,8 @@ DEV_TUNED_METHODS = ("mean_var", "classification")
 """Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's candidate."""
 TEST_COLUMNS = ("pair_id", "agreement", "chosen")
 SCORE_INPUTS = {
+    SINGLE_VALUE: ("reward_a", "reward_b"),
+    "pretrained": ("reward_a", "reward_b"),
     "bt": ("reward_a", "reward_b"),
     "mse": ("reward_a", "reward_b"),
     "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
@@ -133,7 +146,7 @@ def divergence_scores(
 
     ``lam`` is for mean_var only; ``score_name``, a :data:`CLASSIFICATION_SCORES` key, for classification.
     """
-    if method in ("bt", "mse"):
+    if SCORE_INPUTS.get(method) == SCORE_INPUTS[SINGLE_VALUE]:
         return margin_divergence_score(scores["reward_a"].to_numpy(), scores["reward_b"].to_numpy())
     if method == "mean_var":
         if lam is None:
@@ -239,6 +252,11 @@ class DetectionRun:
     pairs: pl.DataFrame  # TEST_COLUMNS + the method's score columns, in test-set order
     lam: float | None = None
     score_name: str | None = None
+    scored_as: str = ""  # the SCORE_INPUTS key its divergence score uses (default: method)
+
+    @property
+    def score_method(self) -> str:
+        return self.scored_as or self.method
 
 
 def join_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, scores_source: str) -> pl.DataFrame:
@@ -270,6 +288,8 @@ def prepare_run(
     the offending score file.
     """
     method = spec["method"]
+    if spec.get("single_value") and method not in SCORE_INPUTS:
+        method = SINGLE_VALUE  # scored like BT; the table keeps the registered name (below)
     joined = join_scores(test, scores, method, spec["scores"])
     lam = score_name = None
     if method in DEV_TUNED_METHODS:
@@ -291,7 +311,8 @@ def prepare_run(
         except ValueError as error:
             raise ValueError(f"{spec['dev_scores']}: cannot {choice}: {error}") from error
     return DetectionRun(
-        spec["dataset"], spec["condition"], method, spec["labels"], int(spec["seed"]), joined, lam, score_name
+        spec["dataset"], spec["condition"], spec["method"], spec["labels"], int(spec["seed"]), joined, lam,
+        score_name, scored_as=method,
     )
 
 
@@ -354,7 +375,7 @@ def pair_scores(run: DetectionRun) -> pl.DataFrame:
             "seed": run.seed,
             "pair_id": run.pairs["pair_id"],
             "agreement": run.pairs["agreement"],
-            "divergence_score": divergence_scores(run.method, run.pairs, run.lam, run.score_name),
+            "divergence_score": divergence_scores(run.score_method, run.pairs, run.lam, run.score_name),
             "preference_correct": preference_correct(
                 run.pairs["reward_a"].to_numpy(),
                 run.pairs["reward_b"].to_numpy(),
@@ -452,7 +473,7 @@ def score_labels(method: str, score_names: Sequence[str | None]) -> tuple[str | 
     formulas; other methods: no name and the method's fixed formula.
     """
     if method != "classification":
-        return None, SCORE_DESCRIPTIONS[method]
+        return None, SCORE_DESCRIPTIONS.get(method, SCORE_DESCRIPTIONS[SINGLE_VALUE])
     names = [name for name in CLASSIFICATION_SCORES if name in score_names]
     return ",".join(names), "; ".join(CLASSIFICATION_SCORES[name] for name in names)
 
@@ -460,6 +481,8 @@ def score_labels(method: str, score_names: Sequence[str | None]) -> tuple[str | 
 def row_label(method: str, labels: str) -> str:
     """The paper's row name: ``BT (Agg)``, ``Mean-Var (KL)``; a distributional model on agg labels says so."""
     name = METHOD_NAMES.get(method, method)
+    if method == "pretrained":
+        return f"{name}: {labels}"  # a pretrained condition's labels cell is its name
     if method in DISTRIBUTIONAL_METHODS:
         return f"{name} (KL)" if labels == "all" else f"{name} (KL, {labels.capitalize()})"
     return f"{name} ({labels.capitalize()})"
@@ -526,9 +549,9 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
         + "; ".join(
             f"{METHOD_NAMES[method]}: {text}"
             for method, text in SCORE_DESCRIPTIONS.items()
-            if method != "mse"
+            if method not in ("mse", "pretrained", SINGLE_VALUE)
         )
-        + " (MSE as BT). Mean-Var's lambda is tuned on the dev set."
+        + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set."
         + _classification_choices(table),
         "",
     ]

@@ -360,9 +360,21 @@ def _snippet(text: object, width: int = 60) -> str:
 
 
 def normalize_file(
-    dataset: str, path: str | Path, helpsteer2_strength_options: dict | None = None
+    dataset: str,
+    path: str | Path,
+    helpsteer2_strength_options: dict | None = None,
+    fmt: str | None = None,
+    use_scores: bool | None = None,
 ) -> Normalized:
-    """Normalize ``path`` with the reader of ``dataset`` (``multipref`` or ``helpsteer2``)."""
+    """Normalize ``path`` with the reader of its format ``fmt`` (default: the layout ``dataset`` names).
+
+    Formats: ``multipref``, ``helpsteer2``, ``long`` (:mod:`divpref.longformat`; ``use_scores`` goes there).
+    """
+    if fmt == "long":
+        from divpref.longformat import normalize_long  # imports this module: a lazy import avoids a cycle
+
+        return normalize_long(path, use_scores)
+    dataset = fmt or dataset
     if dataset == "multipref":
         return normalize_multipref(path)
     if dataset == "helpsteer2":
@@ -397,7 +409,9 @@ def normalize_to_files(
     rejects_path: str | Path,
     quality_path: str | Path,
     helpsteer2_strength_options: dict | None = None,
+    fmt: str | None = None,
+    use_scores: bool | None = None,
 ) -> dict:
     """Normalize ``raw`` and write the three outputs; on any error nothing is written. Returns the report."""
-    normalized = normalize_file(dataset, raw, helpsteer2_strength_options)
+    normalized = normalize_file(dataset, raw, helpsteer2_strength_options, fmt, use_scores)
     return write_normalized(normalized, annotations_path, rejects_path, quality_path, source=str(raw))

@@ -29,9 +29,13 @@ SUBSET_LABELS = {
 METRICS = {
     "bt": ("p_chosen", "decisiveness", "accuracy"),
     "mse": ("margin", "abs_margin", "accuracy"),
+    # Off-the-shelf reward models (Skywork, Nemotron) are Bradley-Terry trained: reward gaps are log-odds.
+    "pretrained": ("p_chosen", "decisiveness", "accuracy"),
 }
-HEADLINE_METRIC = {"bt": "p_chosen", "mse": "margin"}
-SIDE_FREE_METRIC = {"bt": "decisiveness", "mse": "abs_margin"}
+PROBABILITY_METHODS = ("bt", "pretrained")
+"""Methods whose reward gap r_A - r_B is read as the log-odds of P(A > B)."""
+HEADLINE_METRIC = {"bt": "p_chosen", "mse": "margin", "pretrained": "p_chosen"}
+SIDE_FREE_METRIC = {"bt": "decisiveness", "mse": "abs_margin", "pretrained": "decisiveness"}
 DATASET_ABBREVIATIONS = {"multipref": "MP", "helpsteer2": "HS2"}
 POOLED_SEED = "all"
 TABLE2_COLUMNS = (
@@ -101,7 +105,7 @@ def per_pair_metrics(method: str, reward_a: np.ndarray, reward_b: np.ndarray, ch
     chosen_is_a = np.asarray(chosen) == "a"
     margin = np.where(chosen_is_a, reward_a - reward_b, reward_b - reward_a)
     accuracy = (margin > 0).astype(float)
-    if method == "bt":
+    if method in PROBABILITY_METHODS:
         return {
             "p_chosen": expit(margin),
             "decisiveness": np.abs(expit(reward_a - reward_b) - 0.5),
@@ -204,7 +208,9 @@ def table2_long(runs: Iterable[ScoredRun], *, n_samples: int, ci: float, seed: i
 
 
 def condition_label(dataset: str, method: str, labels: str) -> str:
-    """Column header in the paper's style, e.g. ``MP BT-Agg``."""
+    """Column header in the paper's style, e.g. ``MP BT-Agg``; a pretrained model by its condition name."""
+    if method == "pretrained":
+        return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} {labels}"
     return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} {method.upper()}-{labels.capitalize()}"
 
 
