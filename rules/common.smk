@@ -22,13 +22,23 @@ SEEDS = config["training"]["seeds"]
 
 # Method modules outside the package (config `method_modules`): they register further methods.
 METHOD_MODULES = [os.path.expanduser(path) for path in config.get("method_modules", [])]
-load_method_modules(METHOD_MODULES)
+METHOD_SOURCES = {}  # method name -> the method_modules file that registered it
+for _path in METHOD_MODULES:
+    _known = set(method_names())
+    load_method_modules([_path])
+    METHOD_SOURCES.update({name: _path for name in set(method_names()) - _known})
 
 # `method: pretrained` scores with an existing reward model: no training run, one score file per dataset.
 PRETRAINED = "pretrained"
-PRETRAINED_SEED = 0  # the seed{seed} of its paths: scoring an existing model involves no seed
-TRAINED_CONDITIONS = [c for c, spec in CONDITIONS.items() if spec["method"] != PRETRAINED]
-PRETRAINED_CONDITIONS = [c for c, spec in CONDITIONS.items() if spec["method"] == PRETRAINED]
+PRETRAINED_SEED = (
+    0  # the seed{seed} of its paths: scoring an existing model involves no seed
+)
+TRAINED_CONDITIONS = [
+    c for c, spec in CONDITIONS.items() if spec["method"] != PRETRAINED
+]
+PRETRAINED_CONDITIONS = [
+    c for c, spec in CONDITIONS.items() if spec["method"] == PRETRAINED
+]
 
 # What each dataset supports follows from its format and columns (divpref.dataset_formats).
 DATASET_FORMATS = {d: dataset_format(d, spec) for d, spec in config["datasets"].items()}
@@ -55,7 +65,10 @@ def condition_reward_method(condition):
 
 
 def condition_needs_scores(condition):
-    return condition in TRAINED_CONDITIONS and condition_reward_method(condition).needs_scores
+    return (
+        condition in TRAINED_CONDITIONS
+        and condition_reward_method(condition).needs_scores
+    )
 
 
 def supports(condition, dataset):
@@ -215,9 +228,12 @@ def library_code(script):
 # --- final targets ---
 
 
-def get_method_modules(wildcards=None):
-    """The `method_modules` files (inputs of the rules that look methods up, so an edit reruns them)."""
-    return METHOD_MODULES
+def get_method_modules(wildcards):
+    """The `method_modules` file of a condition's method, if any: an input and a param of the rules that look
+    the method up, so editing it reruns exactly that method's jobs (and nothing else changes params).
+    """
+    method = CONDITIONS[wildcards.condition]["method"]
+    return [METHOD_SOURCES[method]] if method in METHOD_SOURCES else []
 
 
 def get_final_outputs():

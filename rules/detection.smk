@@ -3,8 +3,6 @@
 
 
 rule score_dev:
-    wildcard_constraints:
-        condition=_alternatives(TRAINED_CONDITIONS),
     input:
         test=get_dev_pairs,
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
@@ -16,6 +14,8 @@ rule score_dev:
         "logs/score_dev/{dataset}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/score_dev/{dataset}/{condition}/seed{seed}.tsv"
+    wildcard_constraints:
+        condition=_alternatives(TRAINED_CONDITIONS),
     conda:
         "../envs/train.yaml"
     threads: 2
@@ -26,7 +26,7 @@ rule score_dev:
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         method=condition_method,
-        method_modules=METHOD_MODULES,
+        method_modules=get_method_modules,
         model=config["model"],
         max_length=get_score_max_length,
         batch_size=config["evaluation"]["batch_size"],

@@ -2,8 +2,6 @@
 
 
 rule score:
-    wildcard_constraints:
-        condition=_alternatives(TRAINED_CONDITIONS),
     input:
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
         test="results/{dataset}/test.parquet",
@@ -15,6 +13,8 @@ rule score:
         "logs/score/{dataset}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/score/{dataset}/{condition}/seed{seed}.tsv"
+    wildcard_constraints:
+        condition=_alternatives(TRAINED_CONDITIONS),
     conda:
         "../envs/train.yaml"
     threads: 2
@@ -25,7 +25,7 @@ rule score:
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         method=condition_method,
-        method_modules=METHOD_MODULES,
+        method_modules=get_method_modules,
         model=config["model"],
         max_length=get_score_max_length,
         batch_size=config["evaluation"]["batch_size"],
@@ -197,8 +197,6 @@ rule config_snapshot:
 
 # Off-the-shelf reward models (`method: pretrained`): no training, the test and dev pairs scored directly.
 rule score_pretrained:
-    wildcard_constraints:
-        condition=_alternatives(PRETRAINED_CONDITIONS),
     input:
         test="results/{dataset}/test.parquet",
         pairs="results/{dataset}/pairs.parquet",
@@ -212,6 +210,8 @@ rule score_pretrained:
         "logs/score_pretrained/{dataset}/{condition}.log",
     benchmark:
         "benchmarks/score_pretrained/{dataset}/{condition}.tsv"
+    wildcard_constraints:
+        condition=_alternatives(PRETRAINED_CONDITIONS),
     conda:
         "../envs/train.yaml"
     threads: 2

@@ -42,7 +42,7 @@ rule train:
         runtime=lambda wildcards, attempt: 720 * attempt,
     params:
         method=condition_method,
-        method_modules=METHOD_MODULES,
+        method_modules=get_method_modules,
         model=config["model"],
         training=get_training_params,
         checkpoint_root=get_checkpoint_root,
