@@ -8,7 +8,7 @@ import pytest
 import torch
 from divpref import methods
 from divpref.losses import bradley_terry_loss, paired_mse_loss, pairwise_accuracy, signed_margin
-from divpref.methods import RewardMethod, get_method, register, scores_frame
+from divpref.methods import RewardMethod, get_method, mean_loss, register, scores_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +22,9 @@ def column(*values: float) -> torch.Tensor:
 
 def test_bt_loss_hand_worked():
     # margins r_chosen - r_rejected: row 0 A chosen 2 - 0 = 2; row 1 B chosen 1 - 0 = 1
-    loss = BT.loss(column(2.0, 0.0), column(0.0, 1.0), {"a_preferred": torch.tensor([1.0, 0.0])})
+    losses = BT.loss(column(2.0, 0.0), column(0.0, 1.0), {"a_preferred": torch.tensor([1.0, 0.0])})
+    assert losses.tolist() == pytest.approx([math.log1p(math.exp(-2.0)), math.log1p(math.exp(-1.0))], abs=1e-12)
+    loss = mean_loss(BT, column(2.0, 0.0), column(0.0, 1.0), {"a_preferred": torch.tensor([1.0, 0.0])})
     expected = (math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0))) / 2  # 0.2200948...
     assert float(loss) == pytest.approx(expected, abs=1e-12)
     assert expected == pytest.approx(0.2200948, abs=1e-7)
@@ -41,7 +43,8 @@ def test_bt_dev_metrics_hand_worked():
 def test_mse_loss_hand_worked():
     # errors A: 1-0=1, 2-2=0; B: 0-1=-1, 0-1=-1 -> (1 + 0 + 1 + 1) / 4
     targets = {"score_a": torch.tensor([0.0, 2.0]), "score_b": torch.tensor([1.0, 1.0])}
-    assert float(MSE.loss(column(1.0, 2.0), column(0.0, 0.0), targets)) == pytest.approx(0.75)
+    assert MSE.loss(column(1.0, 2.0), column(0.0, 0.0), targets).tolist() == pytest.approx([1.0, 0.5])
+    assert float(mean_loss(MSE, column(1.0, 2.0), column(0.0, 0.0), targets)) == pytest.approx(0.75)
 
 
 def test_mse_dev_metrics_skip_equal_scores_for_margin():

@@ -95,4 +95,9 @@ def test_encode_text_uses_the_chat_template_when_there_is_one():
     ids = encode_text(tokenizer, "what is up", "not much", 64)
     expected = tokenizer("user: what is up[SEP]assistant: not much[SEP]", add_special_tokens=False)["input_ids"]
     assert ids == expected and all(isinstance(i, int) for i in ids)
-    assert encode_text(tokenizer, "what is up", "not much", 5) == expected[:5]
+    # Truncation keeps the end: the prompt loses its first words, then the response; the template stays.
+    cut = tokenizer("user: up[SEP]assistant: not much[SEP]", add_special_tokens=False)["input_ids"]
+    assert encode_text(tokenizer, "what is up", "not much", len(expected) - 2) == cut
+    cut = tokenizer("user: [SEP]assistant: much[SEP]", add_special_tokens=False)["input_ids"]
+    assert encode_text(tokenizer, "what is up", "not much", len(cut)) == cut
+    assert encode_text(tokenizer, "what is up", "not much", 5) == expected[-5:]

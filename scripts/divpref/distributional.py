@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from divpref import ORDERED_LABELS
-from divpref.methods import RewardMethod, Targets, register, require_columns
+from divpref.methods import RewardMethod, Targets, optional_row_weight, register, require_columns
 
 if TYPE_CHECKING:
     import polars as pl
@@ -116,7 +116,7 @@ def encode_label_dist(frame: pl.DataFrame, source: str) -> dict[str, np.ndarray]
         if problem:
             raise ValueError(f"{source}: pair_id {key!r}: label_dist={row!r} {problem}")
         encoded[index] = np.asarray(row) / sum(row)  # exact normalisation of rounding-level deviations
-    return {"label_dist": encoded}
+    return {"label_dist": encoded, **optional_row_weight(frame, source)}
 
 
 def _label_dist_problem(row: list[float] | None) -> str:
@@ -178,12 +178,12 @@ def mean_var_label_probs(out_a: Tensor, out_b: Tensor) -> Tensor:
 
 
 def mean_var_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
-    """Mean KL(annotators' label distribution || Mean-Var label distribution) over the batch."""
+    """Per row, KL(annotators' label distribution || Mean-Var label distribution)."""
     import torch
 
     label_probs = mean_var_label_probs(out_a, out_b)
     target = targets["label_dist"].to(label_probs.dtype)
-    return kl_divergence(target, torch.log(label_probs)).mean()
+    return kl_divergence(target, torch.log(label_probs))
 
 
 def mean_var_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:
@@ -253,12 +253,12 @@ def classification_label_probs(out_a: Tensor, out_b: Tensor) -> Tensor:
 
 
 def classification_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
-    """Mean KL(annotators' label distribution || classifier distribution) over the batch."""
+    """Per row, KL(annotators' label distribution || classifier distribution)."""
     import torch
 
     label_probs = classification_label_probs(out_a, out_b)
     target = targets["label_dist"].to(label_probs.dtype)
-    return kl_divergence(target, torch.log(label_probs)).mean()
+    return kl_divergence(target, torch.log(label_probs))
 
 
 def classification_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:

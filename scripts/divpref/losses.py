@@ -17,18 +17,28 @@ def signed_margin(reward_a: Tensor, reward_b: Tensor, a_preferred: Tensor) -> Te
     return sign * (reward_a - reward_b)
 
 
-def bradley_terry_loss(reward_a: Tensor, reward_b: Tensor, a_preferred: Tensor) -> Tensor:
-    """Bradley-Terry negative log-likelihood, mean over pairs of ``-log sigmoid(r_chosen - r_rejected)``."""
+def bradley_terry_row_loss(reward_a: Tensor, reward_b: Tensor, a_preferred: Tensor) -> Tensor:
+    """Bradley-Terry negative log-likelihood of each pair, ``-log sigmoid(r_chosen - r_rejected)``."""
     import torch.nn.functional as F
 
-    return -F.logsigmoid(signed_margin(reward_a, reward_b, a_preferred)).mean()
+    return -F.logsigmoid(signed_margin(reward_a, reward_b, a_preferred))
+
+
+def bradley_terry_loss(reward_a: Tensor, reward_b: Tensor, a_preferred: Tensor) -> Tensor:
+    """Mean over pairs of :func:`bradley_terry_row_loss`."""
+    return bradley_terry_row_loss(reward_a, reward_b, a_preferred).mean()
+
+
+def paired_mse_row_loss(reward_a: Tensor, reward_b: Tensor, score_a: Tensor, score_b: Tensor) -> Tensor:
+    """Per pair, the squared error of each response's reward against its score, averaged over its 2 responses."""
+    error_a = reward_a - score_a.to(reward_a.dtype)
+    error_b = reward_b - score_b.to(reward_b.dtype)
+    return (error_a.square() + error_b.square()) / 2
 
 
 def paired_mse_loss(reward_a: Tensor, reward_b: Tensor, score_a: Tensor, score_b: Tensor) -> Tensor:
     """Squared error of each response's reward against its score, averaged over all 2n responses."""
-    error_a = reward_a - score_a.to(reward_a.dtype)
-    error_b = reward_b - score_b.to(reward_b.dtype)
-    return (error_a.square().sum() + error_b.square().sum()) / (2 * reward_a.numel())
+    return paired_mse_row_loss(reward_a, reward_b, score_a, score_b).mean()
 
 
 def pairwise_accuracy(margin: Tensor) -> float:

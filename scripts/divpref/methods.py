@@ -4,6 +4,12 @@ A method turns the per-response head outputs of a pair into a loss, dev metrics 
 Both responses of every row are encoded in ONE forward pass (A rows then B rows); the trainer splits the
 head output into ``out_a`` and ``out_b``, each of shape ``[batch, head_outputs]``.
 
+Loss contract (stable; see :class:`RewardMethod`): ``loss`` returns one UNREDUCED loss per row. The trainer,
+not the method, reduces: an optimisation step's loss is ``sum_i w_i * loss_i / sum_i w_i`` over ALL rows of
+the step (every micro-batch, every data-parallel process), ``w_i`` being the row's optional :data:`ROW_WEIGHT`
+target (default 1). Accumulating micro-batches or data-parallel shares therefore gives exactly the gradient
+of the whole batch, including the smaller last batch of an epoch and rows of different weights.
+
 Extending: define a :class:`RewardMethod` in your own module and call :func:`register` at import time.
 Modules named in :data:`EXTENSION_MODULES` are imported by :func:`get_method` / :func:`method_names`,
 so their methods are available wherever the registry is used. A module outside the package is named by its
@@ -27,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from divpref.losses import bradley_terry_loss, mean_or_nan, paired_mse_loss, pairwise_accuracy, signed_margin
+from divpref.losses import (
+    bradley_terry_row_loss,
+    mean_or_nan,
+    paired_mse_row_loss,
+    pairwise_accuracy,
+    signed_margin,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -42,6 +54,12 @@ EXTENSION_MODULES = ("divpref.distributional",)
 Targets = Mapping[str, "Tensor"]
 """A batch's targets: name -> tensor, batch first (see ``RewardMethod.encode_targets``)."""
 
+ROW_WEIGHT = "weight"
+"""Optional target (and trainset column) of per-row weights: finite, >= 0, default 1 for every row.
+
+A method's ``encode_targets`` returns it (e.g. via :func:`optional_row_weight`) when its rows are weighted;
+the trainer uses it to normalise the loss, and it is never passed to a method's loss maths otherwise."""
+
 
 @dataclass(frozen=True)
 class RewardMethod:
@@ -53,7 +71,11 @@ class RewardMethod:
         target_columns: trainset columns (besides pair_id/prompt/responses) that feed the targets.
         encode_targets: ``(frame, source) -> {target_name: float32/int64 array [rows, ...]}``;
             raises ``ValueError`` naming ``source``, the pair_id and the value on bad input.
-        loss: ``(out_a, out_b, targets) -> scalar Tensor`` (mean over the batch).
+        loss: ``(out_a, out_b, targets) -> Tensor [rows]``: the loss of EACH row, unreduced and unweighted
+            (differentiable, float32 or wider). The trainer reduces it to the weighted mean over the whole
+            optimisation step (:func:`weighted_loss_sum`, divided by the step's total :data:`ROW_WEIGHT`), so a
+            method must not average, and a row's loss must depend on that row only (no batch-level terms:
+            they could not be split into micro-batches or data-parallel shares).
         dev_metrics: ``(out_a, out_b, targets) -> {metric: float}`` over the WHOLE dev set; includes
             ``selection_metric`` and ``mean_margin``.
         selection_metric: the dev metric that picks the best checkpoint.
@@ -67,6 +89,10 @@ class RewardMethod:
         single_value: the score file's ``reward_a``/``reward_b`` are one scalar reward per response, so
             divergence detection scores a pair by -|r_A - r_B| (otherwise the method needs its own rule in
             ``divpref.detection``, as Mean-Var and Classification have).
+
+    Adding a method: write ``encode_targets`` (add ``optional_row_weight(frame, source)`` to its result if
+    trainset rows may carry a ``weight`` column), a per-row ``loss``, ``dev_metrics`` and ``score_columns``;
+    then ``register(RewardMethod(...))`` at import time.
     """
 
     name: str
@@ -94,6 +120,39 @@ class RewardMethod:
         if math.isnan(incumbent):
             return True
         return candidate > incumbent if self.greater_is_better else candidate < incumbent
+
+
+def row_weights(targets: Targets, n_rows: int, like: Tensor) -> Tensor:
+    """The :data:`ROW_WEIGHT` target as ``like``'s dtype and device, or ones when the rows are unweighted."""
+    import torch
+
+    if ROW_WEIGHT in targets:
+        return targets[ROW_WEIGHT].to(device=like.device, dtype=like.dtype)
+    return torch.ones(n_rows, dtype=like.dtype, device=like.device)
+
+
+def weighted_loss_sum(
+    method: RewardMethod, out_a: Tensor, out_b: Tensor, targets: Targets
+) -> tuple[Tensor, Tensor]:
+    """``(sum_i w_i * loss_i, sum_i w_i)`` of one (micro-)batch; ``TypeError`` if the loss is not per row.
+
+    Dividing the sums of all micro-batches of a step by the step's total weight gives the weighted mean
+    loss of the whole step, whatever the split.
+    """
+    losses = method.loss(out_a, out_b, targets)
+    if losses.dim() != 1 or losses.shape[0] != out_a.shape[0]:
+        raise TypeError(
+            f"reward method {method.name!r}: loss must return one unreduced loss per row, shape "
+            f"[{out_a.shape[0]}], got shape {list(losses.shape)} (see RewardMethod.loss)"
+        )
+    weights = row_weights(targets, out_a.shape[0], losses)
+    return (losses * weights).sum(), weights.sum()
+
+
+def mean_loss(method: RewardMethod, out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
+    """The weighted mean loss of one whole batch (what a step over exactly these rows minimises)."""
+    total, weight = weighted_loss_sum(method, out_a, out_b, targets)
+    return total / weight
 
 
 REGISTRY: dict[str, RewardMethod] = {}
@@ -193,6 +252,20 @@ def finite_float_column(frame: pl.DataFrame, column: str, source: str) -> np.nda
     return np.asarray(values, dtype=np.float32)
 
 
+def optional_row_weight(frame: pl.DataFrame, source: str) -> dict[str, np.ndarray]:
+    """``{ROW_WEIGHT: float32 [rows]}`` from a trainset's ``weight`` column, or ``{}`` without one.
+
+    ``ValueError`` names the pair and value of a null, negative or non-finite weight.
+    """
+    if ROW_WEIGHT not in frame.columns:
+        return {}
+    values = frame[ROW_WEIGHT].to_list()
+    for key, value in zip(_pair_keys(frame), values, strict=True):
+        if value is None or not math.isfinite(float(value)) or float(value) < 0:
+            raise ValueError(f"{source}: pair_id {key!r}: {ROW_WEIGHT}={value!r} is not a finite weight >= 0")
+    return {ROW_WEIGHT: np.asarray(values, dtype=np.float32)}
+
+
 def scalar_rewards(out_a: Tensor | np.ndarray, out_b: Tensor | np.ndarray) -> tuple[Any, Any]:
     """The single head output of each response as a 1-d vector."""
     return out_a[:, 0], out_b[:, 0]
@@ -245,7 +318,7 @@ def _bt_encode(frame: pl.DataFrame, source: str) -> dict[str, np.ndarray]:
         if chosen not in ("a", "b"):
             raise ValueError(f"{source}: pair_id {key!r}: chosen={chosen!r} is not 'a' or 'b'")
         a_preferred[index] = 1.0 if chosen == "a" else 0.0
-    return {"a_preferred": a_preferred}
+    return {"a_preferred": a_preferred, **optional_row_weight(frame, source)}
 
 
 def _bt_margin(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
@@ -254,9 +327,9 @@ def _bt_margin(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
 
 
 def bt_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
-    """Bradley-Terry negative log-likelihood: mean of ``-logsigmoid(r_chosen - r_rejected)``."""
+    """Bradley-Terry negative log-likelihood per row: ``-logsigmoid(r_chosen - r_rejected)``."""
     reward_a, reward_b = scalar_rewards(out_a, out_b)
-    return bradley_terry_loss(reward_a, reward_b, targets["a_preferred"])
+    return bradley_terry_row_loss(reward_a, reward_b, targets["a_preferred"])
 
 
 def bt_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:
@@ -267,7 +340,7 @@ def bt_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, 
     return {
         "accuracy": pairwise_accuracy(margin),
         "mean_margin": mean_or_nan(margin),
-        "loss": float("nan") if empty else float(bt_loss(out_a, out_b, targets)),
+        "loss": float("nan") if empty else float(mean_loss(BT, out_a, out_b, targets)),
     }
 
 
@@ -296,13 +369,14 @@ def _mse_encode(frame: pl.DataFrame, source: str) -> dict[str, np.ndarray]:
     return {
         "score_a": finite_float_column(frame, "score_a", source),
         "score_b": finite_float_column(frame, "score_b", source),
+        **optional_row_weight(frame, source),
     }
 
 
 def mse_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
-    """Mean squared error of every response's reward against its score (both responses of every row)."""
+    """Per row, the mean squared error of both responses' rewards against their scores."""
     reward_a, reward_b = scalar_rewards(out_a, out_b)
-    return paired_mse_loss(reward_a, reward_b, targets["score_a"], targets["score_b"])
+    return paired_mse_row_loss(reward_a, reward_b, targets["score_a"], targets["score_b"])
 
 
 def mse_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:
@@ -316,7 +390,7 @@ def mse_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str,
     decided = score_difference != 0
     margin = (reward_a - reward_b)[decided] * score_difference[decided].sign()
     return {
-        "mse": float("nan") if reward_a.numel() == 0 else float(mse_loss(out_a, out_b, targets)),
+        "mse": float("nan") if reward_a.numel() == 0 else float(mean_loss(MSE, out_a, out_b, targets)),
         "mean_margin": mean_or_nan(margin),
         "accuracy": pairwise_accuracy(margin),
     }

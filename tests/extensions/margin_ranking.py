@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from divpref.losses import mean_or_nan, pairwise_accuracy, signed_margin
-from divpref.methods import RewardMethod, register, require_columns, scalar_rewards, scalar_score_columns
+from divpref.methods import (
+    RewardMethod,
+    optional_row_weight,
+    register,
+    require_columns,
+    scalar_rewards,
+    scalar_score_columns,
+)
 
 MARGIN = 1.0
 """The hinge: a pair costs nothing once r_chosen - r_rejected >= MARGIN."""
@@ -23,7 +30,8 @@ def encode(frame, source):
     bad = [value for value in chosen if value not in ("a", "b")]
     if bad:
         raise ValueError(f"{source}: chosen={bad[0]!r} is not 'a' or 'b'")
-    return {"a_preferred": np.array([value == "a" for value in chosen], dtype=np.float32)}
+    targets = {"a_preferred": np.array([value == "a" for value in chosen], dtype=np.float32)}
+    return {**targets, **optional_row_weight(frame, source)}  # a trainset `weight` column, if any
 
 
 def margins(out_a, out_b, targets):
@@ -32,10 +40,10 @@ def margins(out_a, out_b, targets):
 
 
 def loss(out_a, out_b, targets):
-    """Mean over pairs of max(0, MARGIN - (r_chosen - r_rejected))."""
+    """Per row (unreduced, as the loss contract asks): max(0, MARGIN - (r_chosen - r_rejected))."""
     import torch
 
-    return torch.relu(MARGIN - margins(out_a, out_b, targets)).mean()
+    return torch.relu(MARGIN - margins(out_a, out_b, targets))
 
 
 def dev_metrics(out_a, out_b, targets):
