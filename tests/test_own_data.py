@@ -94,7 +94,8 @@ def test_unknown_method_and_missing_format_are_config_errors(workdir):
 def extended_run(ci_run, tmp_path_factory):
     """A copy of the completed CI run, extended by tests/config/own_data.yaml and run to completion."""
     workdir = tmp_path_factory.mktemp("extended") / "run"
-    shutil.copytree(ci_run, workdir, symlinks=True)
+    # Not the locks: they belong to snakemake processes in ci_run's directory, never to this copy.
+    shutil.copytree(ci_run, workdir, symlinks=True, ignore=shutil.ignore_patterns("locks"))
     shutil.copytree(REPO / "tests" / "extensions", workdir / "tests" / "extensions")
     shutil.copy2(REPO / OWN_OVERLAY, workdir / OWN_OVERLAY)
     proc = snakemake(workdir, OWN_OVERLAY, "--cores", "2", timeout=1500)
