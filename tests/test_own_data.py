@@ -42,6 +42,7 @@ def workdir(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_data_stages_on_a_long_file_with_hand_worked_categories(workdir):
     overlay = {"datasets": {"own": {"source": "tests/data/own_tiny.csv", "format": "long"}}}
     targets = [f"results/own/{name}" for name in ("pairs.parquet", "divergence_summary.csv", "data_quality.json")]
@@ -59,6 +60,7 @@ def test_data_stages_on_a_long_file_with_hand_worked_categories(workdir):
     assert rejects["row_key"].to_list() == ["row 18", "row 22", "row 24"]
 
 
+@pytest.mark.slow
 def test_score_needing_condition_on_a_dataset_without_scores_is_a_config_error(workdir):
     overlay = {
         "datasets": {"plain": {"source": "tests/data/plain.csv", "format": "long"}},
@@ -69,6 +71,7 @@ def test_score_needing_condition_on_a_dataset_without_scores_is_a_config_error(w
     assert "conditions.mse-agg: method 'mse' needs Likert scores, which dataset 'plain'" in proc.stdout
 
 
+@pytest.mark.slow
 def test_condition_without_datasets_runs_on_every_dataset_that_supports_it(workdir):
     overlay = {
         "datasets": {
@@ -83,6 +86,7 @@ def test_condition_without_datasets_runs_on_every_dataset_that_supports_it(workd
     assert "results/train/plain/bt-agg/seed0/train_log.json" in plan
 
 
+@pytest.mark.slow
 def test_unknown_method_and_missing_format_are_config_errors(workdir):
     proc = snakemake(workdir, {"conditions": {"odd": {"method": "hinge", "labels": "agg"}}}, "-n", check=False)
     assert proc.returncode != 0 and "conditions.odd.method: unknown reward method 'hinge'" in proc.stdout
@@ -102,6 +106,7 @@ def extended_run(ci_run, tmp_path_factory):
     return workdir, proc.stdout
 
 
+@pytest.mark.slow
 def test_whole_dag_on_the_long_format_example(extended_run):
     workdir, log = extended_run
     assert "rule train:" in log
@@ -133,6 +138,7 @@ def test_whole_dag_on_the_long_format_example(extended_run):
     assert report.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_method_registered_outside_the_package_trains_selects_and_scores(extended_run):
     workdir, _ = extended_run
     run = "multipref/margin-agg/seed0"
@@ -156,6 +162,7 @@ def test_method_registered_outside_the_package_trains_selects_and_scores(extende
     assert set(detection.filter(pl.col("condition") == "margin-agg")["score"]) == {"-|r_A - r_B|"}
 
 
+@pytest.mark.slow
 def test_pretrained_condition_in_table2_detection_and_plots(extended_run):
     """`tiny-rm` (method pretrained, no `datasets:`) is scored on every dataset, untrained."""
     ci_run, _ = extended_run
