@@ -19,6 +19,8 @@ include: "rules/select.smk"
 include: "rules/evaluate.smk"
 include: "rules/detection.smk"
 include: "rules/taxonomy.smk"
+include: "rules/judge.smk"
+include: "rules/flag.smk"
 
 
 rule all:

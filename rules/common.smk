@@ -4,6 +4,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.utils import validate
 
@@ -243,6 +244,8 @@ def get_final_outputs():
     targets += get_evaluation_outputs()
     targets += get_detection_outputs()
     targets += get_taxonomy_outputs()
+    targets += get_judge_outputs()
+    targets += get_flag_outputs()
     return targets
 
 
@@ -322,7 +325,10 @@ def get_backbone_build(wildcards):
         raise ValueError(
             f"config keys {sorted(builds)}: one folder {target}, different `build` blocks"
         )
-    return next(iter(builds.values()), {})
+    # Another folder (e.g. a judge's): the backbone's build, as before pretrained models had their own.
+    return next(
+        iter(builds.values()), lookup(dpath="model/build", within=config, default={})
+    )
 
 
 def get_checkpoint_root(wildcards):
@@ -480,3 +486,154 @@ def get_taxonomy_outputs():
             targets += [f"results/taxonomy/{dataset}_agreement.json"]
             targets += [f"results/taxonomy/{dataset}_cause_frequencies.csv"]
     return targets
+
+
+# --- LLM-as-judge helpers ---
+
+JUDGES = lookup(dpath="judges", within=config, default={})
+
+
+wildcard_constraints:
+    judge="|".join(map(re.escape, JUDGES)) or "(?!)",
+
+
+def get_judge_config(wildcards):
+    """The judge's config block (name_or_path, revision, load_in_8bit)."""
+    return JUDGES[wildcards.judge]
+
+
+def get_judge_model_input(wildcards):
+    """The judge's folder when it is built offline under resources/backbones/ (rule build_backbone), else nothing."""
+    path = JUDGES[wildcards.judge]["name_or_path"]
+    return path.rstrip("/") if path.startswith(BUILT_BACKBONES) else []
+
+
+def judge_runs():
+    """One record per (dataset, judge): its test pairs and its verdict file."""
+    return [
+        {
+            "dataset": dataset,
+            "judge": judge,
+            "test": f"results/{dataset}/test.parquet",
+            "verdicts": f"results/judge/{dataset}/{judge}.parquet",
+        }
+        for dataset in DATASETS
+        for judge in JUDGES
+    ]
+
+
+def get_judge_table_inputs(wildcards):
+    """Verdicts and test pairs of every run; the flag model's threshold and test scores when one is configured."""
+    runs = judge_runs()
+    inputs = {
+        "verdicts": [run["verdicts"] for run in runs],
+        "tests": sorted({run["test"] for run in runs}),
+    }
+    if FLAG:
+        inputs["flag_threshold"] = FLAG_THRESHOLD
+        inputs["flag_scores"] = flag_model_path("results/scores") + ".parquet"
+    return inputs
+
+
+def get_judge_outputs():
+    if not JUDGES:
+        return []
+    tables = [f"results/tables/judge.{ext}" for ext in ("csv", "md")]
+    return tables + [f"results/plots/judge_winner_rate.{ext}" for ext in ("png", "pdf")]
+
+
+# --- flagging helpers ---
+
+FLAG = lookup(dpath="flag", within=config, default={})
+FLAG_SETS = lookup(dpath="flag/sets", within=config, default={})
+FLAG_THRESHOLD = "results/flag_model/threshold.json"
+
+
+wildcard_constraints:
+    flag_set="|".join(map(re.escape, FLAG_SETS)) or "(?!)",
+
+
+def _check_flag_config():
+    if not FLAG:
+        return
+    condition, dataset = FLAG["condition"], FLAG["dataset"]
+    if condition not in TRAINED_CONDITIONS:
+        raise ValueError(
+            f"config key flag.condition: unknown or untrained condition {condition!r} "
+            f"(trained conditions: {TRAINED_CONDITIONS})"
+        )
+    if dataset not in condition_datasets(condition):
+        raise ValueError(
+            f"config key flag.dataset: condition {condition!r} is not trained on {dataset!r} "
+            f"(it runs on {condition_datasets(condition)})"
+        )
+
+
+_check_flag_config()
+
+
+def flag_model():
+    """The flag model: the flag condition's selected model on the flag dataset, for the first training seed."""
+    condition = FLAG["condition"]
+    return {
+        "dataset": FLAG["dataset"],
+        "condition": condition,
+        "seed": SEEDS[0],
+        "method": CONDITIONS[condition]["method"],
+    }
+
+
+def flag_model_path(root):
+    """The flag model's run folder under `root` (append `.parquet` for its score files)."""
+    model = flag_model()
+    return f"{root}/{model['dataset']}/{model['condition']}/seed{model['seed']}"
+
+
+def flag_wildcards():
+    """The flag model's (dataset, condition, seed) as rule wildcards, for the training-config helpers."""
+    model = flag_model()
+    return SimpleNamespace(
+        dataset=model["dataset"], condition=model["condition"], seed=str(model["seed"])
+    )
+
+
+def get_flag_set_path(wildcards):
+    return os.path.expanduser(FLAG_SETS[wildcards.flag_set])
+
+
+def get_flag_model(wildcards):
+    return flag_model()
+
+
+def get_flag_threshold_inputs(wildcards):
+    """The flag model's dev scores (as divergence detection uses them) and the flag dataset's pairs."""
+    return {
+        "dev_scores": flag_model_path("results/scores_dev") + ".parquet",
+        "pairs": f"results/{FLAG['dataset']}/pairs.parquet",
+    }
+
+
+def get_flag_adapter(wildcards):
+    return os.path.join(flag_model_path("results/models"), "adapter")
+
+
+def get_flag_test_pairs(wildcards):
+    return f"results/{FLAG['dataset']}/test.parquet"
+
+
+def get_flag_method(wildcards):
+    return flag_model()["method"]
+
+
+def get_flag_max_length(wildcards):
+    """The flag model's scoring token limit: its training max_length, as rule score uses."""
+    return get_score_max_length(flag_wildcards())
+
+
+def get_flag_outputs():
+    if not FLAG:
+        return []
+    outputs = [FLAG_THRESHOLD]
+    for name in FLAG_SETS:
+        outputs += [f"results/flags/{name}.parquet", f"results/flags/{name}.json"]
+    return outputs

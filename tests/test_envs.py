@@ -28,6 +28,8 @@ TOOLING = {"python", "pip"}
 # Importable inside a rule script without being in its env: the project's own package, and snakemake, whose
 # script preamble puts its own installation on sys.path.
 PROVIDED_MODULES = {"divpref", "snakemake"}
+# Imported only where installed, never pinned: the judge's optional vLLM backend (divpref.judge_vllm, README).
+OPTIONAL_MODULES = {"vllm"}
 PIN_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<op>==|=)?\s*(?P<version>\S*)$")
 
 
@@ -319,7 +321,7 @@ def test_each_rule_script_imports_only_what_its_env_installs(rules):
             continue
         script = Path(rule["script"])
         installed = set(parse_env(yaml.safe_load(Path(rule["conda"]).read_text()), rule["conda"]))
-        modules = external_imports(script, scripts_root) - PROVIDED_MODULES
+        modules = external_imports(script, scripts_root) - PROVIDED_MODULES - OPTIONAL_MODULES
         for module, distributions in sorted(distributions_of(modules).items()):
             if not distributions:
                 problems.append(

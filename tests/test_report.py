@@ -36,6 +36,8 @@ REPORTED = {
     "results/plots/divergence_rates.png": "image/png",
     "results/plots/decisiveness_vs_agreement.png": "image/png",
     "results/report/config_used.html": "text/html",
+    "results/tables/judge.csv": "text/csv",
+    "results/plots/judge_winner_rate.png": "image/png",
 }
 SCREENSHOT_DIR_ENV = "DIVPREF_REPORT_SCREENSHOTS"  # set it to keep the screenshots for a look
 

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 SLURM_DIR = REPO / "tests" / "slurm"
 PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 TEST_PROFILE = "profiles/slurm-testcluster"
-GPU_RULES = ("train", "score", "score_dev")
+GPU_RULES = ("train", "score", "score_dev", "judge", "flag_score")
 FAKE_GPUS = 2
 RUN_TIMEOUT = 1800
 # How snakemake-executor-plugin-slurm reports a submission.

@@ -1,0 +1,86 @@
+# Flagging contested pairs (the full paper's mitigation): the flag condition's selected model scores every pair of
+# each configured pair file through the test-scoring script; a dev-chosen threshold on the divergence score flags.
+
+
+rule flag_threshold:
+    input:
+        unpack(get_flag_threshold_inputs),
+        code=library_code("flag_threshold"),
+    output:
+        threshold=FLAG_THRESHOLD,
+    log:
+        "logs/flag_threshold.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        model=get_flag_model,
+        lambda_grid=config["detection"]["lambda_grid"],
+    script:
+        "../scripts/flag_threshold.py"
+
+
+rule flag_pairs:
+    input:
+        pairs=get_flag_set_path,
+        code=library_code("flag_pairs"),
+    output:
+        pairs="results/flag_sets/{flag_set}/pairs.parquet",
+    log:
+        "logs/flag_pairs/{flag_set}.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        path=lambda wildcards: FLAG_SETS[wildcards.flag_set],
+    script:
+        "../scripts/flag_pairs.py"
+
+
+rule flag_score:
+    input:
+        test="results/flag_sets/{flag_set}/pairs.parquet",
+        adapter=get_flag_adapter,
+        code=library_code("score"),
+    output:
+        scores="results/flag_sets/{flag_set}/scores.parquet",
+    log:
+        "logs/flag_score/{flag_set}.log",
+    benchmark:
+        "benchmarks/flag_score/{flag_set}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        # As rule score: runs on GPU where one is visible; profiles/slurm asks for one.
+        gpu=0,
+        mem_mb=lambda wildcards, attempt: 24000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        method=get_flag_method,
+        model=config["model"],
+        max_length=get_flag_max_length,
+        batch_size=config["evaluation"]["batch_size"],
+    script:
+        "../scripts/score.py"
+
+
+rule flag:
+    input:
+        pairs="results/flag_sets/{flag_set}/pairs.parquet",
+        scores="results/flag_sets/{flag_set}/scores.parquet",
+        threshold=FLAG_THRESHOLD,
+        test=get_flag_test_pairs,
+        code=library_code("flag"),
+    output:
+        flags="results/flags/{flag_set}.parquet",
+        summary="results/flags/{flag_set}.json",
+    log:
+        "logs/flag/{flag_set}.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        path=lambda wildcards: FLAG_SETS[wildcards.flag_set],
+    script:
+        "../scripts/flag.py"

@@ -1,0 +1,77 @@
+# LLM-as-judge (the full paper): every configured causal LM judges every test pair of every dataset, in both
+# orders, from the next-token probabilities of the option labels; then the winner-rate table and its plot.
+
+
+rule judge:
+    input:
+        test="results/{dataset}/test.parquet",
+        model=get_judge_model_input,
+        code=library_code("judge"),
+    output:
+        verdicts="results/judge/{dataset}/{judge}.parquet",
+    log:
+        "logs/judge/{dataset}/{judge}.log",
+    benchmark:
+        "benchmarks/judge/{dataset}/{judge}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        # Runs on GPU where one is visible; profiles/slurm asks for one for this rule.
+        gpu=0,
+        mem_mb=lambda wildcards, attempt: 32000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    params:
+        judge=get_judge_config,
+        max_length=lookup(
+            dpath="evaluation/judge_max_length", within=config, default=4096
+        ),
+        batch_size=config["evaluation"]["batch_size"],
+    script:
+        "../scripts/judge.py"
+
+
+rule judge_table:
+    input:
+        unpack(get_judge_table_inputs),
+        code=library_code("judge_table"),
+    output:
+        csv=report(
+            "results/tables/judge.csv",
+            caption="../report/judge.rst",
+            category="LLM-as-judge",
+            labels={"table": "Winner rate by agreement subset (CSV)"},
+        ),
+        md="results/tables/judge.md",
+    log:
+        "logs/judge_table.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        runs=judge_runs(),
+        evaluation=config["evaluation"],
+        flag_dataset=lookup(dpath="flag/dataset", within=config, default=None),
+    script:
+        "../scripts/judge_table.py"
+
+
+rule plot_judge:
+    input:
+        csv="results/tables/judge.csv",
+        code=library_code("plot_judge"),
+    output:
+        png=report(
+            "results/plots/judge_winner_rate.png",
+            caption="../report/plot_judge.rst",
+            category="LLM-as-judge",
+            labels={"figure": "Winner rate by agreement subset"},
+        ),
+        pdf="results/plots/judge_winner_rate.pdf",
+    log:
+        "logs/plot_judge.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../scripts/plot_judge.py"

@@ -1,0 +1,38 @@
+"""Rule flag: divergence score and flag of every pair of one configured set, and the record beside it."""
+
+from divpref.logutil import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import polars as pl  # noqa: E402
+
+from divpref.flagging import flag_scores, labelled_evaluation  # noqa: E402
+from divpref.io_utils import atomic_path  # noqa: E402
+
+
+def main(smk) -> None:
+    record = json.loads(Path(smk.input.threshold).read_text())
+    set_pairs = pl.read_parquet(smk.input.pairs)
+    scores = pl.read_parquet(smk.input.scores)
+    if scores["pair_id"].to_list() != set_pairs["pair_id"].to_list():
+        raise ValueError(f"{smk.input.scores}: does not score the pairs of {smk.input.pairs} in order")
+    flags = flag_scores(record, scores, smk.input.scores)
+    summary = {
+        "set": smk.wildcards.flag_set,
+        "file": smk.params.path,
+        "n_pairs": flags.height,
+        "n_flagged": int(flags["flagged"].sum()),
+        **record,
+        "labelled_test_pairs": labelled_evaluation(flags, set_pairs, pl.read_parquet(smk.input.test)),
+    }
+    text = json.dumps(summary, indent=2) + "\n"
+    with atomic_path(smk.output.flags) as flags_tmp, atomic_path(smk.output.summary) as summary_tmp:
+        flags.write_parquet(flags_tmp)
+        summary_tmp.write_text(text)
+    print(text)
+
+
+main(snakemake)  # noqa: F821

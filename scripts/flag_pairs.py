@@ -1,0 +1,18 @@
+"""Rule flag_pairs: read and check one configured pair file (flag.sets) into pair_id + texts."""
+
+from divpref.logutil import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
+
+from divpref.flagging import read_pair_file  # noqa: E402
+from divpref.io_utils import atomic_path  # noqa: E402
+
+
+def main(smk) -> None:
+    pairs = read_pair_file(smk.input.pairs)
+    with atomic_path(smk.output.pairs) as tmp:
+        pairs.write_parquet(tmp)
+    print(f"{smk.input.pairs}: {pairs.height} pairs")
+
+
+main(snakemake)  # noqa: F821

@@ -1,0 +1,26 @@
+"""Rule flag_threshold: the flag model's divergence-score choice and flag threshold, from its dev scores."""
+
+from divpref.logutil import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
+
+import json  # noqa: E402
+
+import polars as pl  # noqa: E402
+
+from divpref.flagging import choose_threshold  # noqa: E402
+from divpref.io_utils import atomic_path  # noqa: E402
+
+
+def main(smk) -> None:
+    model = {**smk.params.model, "dev_scores": smk.input.dev_scores}
+    record = choose_threshold(
+        model, pl.read_parquet(smk.input.pairs), pl.read_parquet(smk.input.dev_scores), smk.params.lambda_grid
+    )
+    text = json.dumps(record, indent=2) + "\n"
+    with atomic_path(smk.output.threshold) as tmp:
+        tmp.write_text(text)
+    print(text)
+
+
+main(snakemake)  # noqa: F821

@@ -1,0 +1,55 @@
+"""Rule judge_table: winner rate, tie rate and order consistency per dataset, judge and agreement subset."""
+
+from divpref.logutil import log_to_file
+
+log_to_file(snakemake.log[0])  # noqa: F821
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import polars as pl  # noqa: E402
+
+from divpref.flagging import flag_scores  # noqa: E402
+from divpref.io_utils import atomic_path  # noqa: E402
+from divpref.judge_table import (
+    flag_masks,
+    join_verdicts,
+    judge_rows,
+    judge_table,
+    render_markdown,
+)  # noqa: E402
+
+
+def unflagged_mask(smk, dataset: str, test: pl.DataFrame):
+    """``~flagged`` per test pair of the flag dataset (None for other datasets or without a flag model)."""
+    if not smk.params.flag_dataset or dataset != smk.params.flag_dataset:
+        return None
+    record = json.loads(Path(smk.input.flag_threshold).read_text())
+    flags = flag_scores(record, pl.read_parquet(smk.input.flag_scores), smk.input.flag_scores)
+    return flag_masks(test, dict(zip(flags["pair_id"].to_list(), flags["flagged"].to_list(), strict=True)))
+
+
+def main(smk) -> None:
+    evaluation = smk.params.evaluation
+    rows = []
+    for run in smk.params.runs:
+        test = pl.read_parquet(run["test"])
+        pairs = join_verdicts(test, pl.read_parquet(run["verdicts"]), run["verdicts"])
+        rows += judge_rows(
+            run["dataset"],
+            run["judge"],
+            pairs,
+            unflagged=unflagged_mask(smk, run["dataset"], test),
+            n_samples=int(evaluation["bootstrap_samples"]),
+            ci=float(evaluation["confidence"]),
+            seed=int(evaluation["seed"]),
+        )
+    table = judge_table(rows)
+    markdown = render_markdown(table, ci=float(evaluation["confidence"]))
+    with atomic_path(smk.output.csv) as csv_tmp, atomic_path(smk.output.md) as md_tmp:
+        table.write_csv(csv_tmp)
+        md_tmp.write_text(markdown)
+    print(markdown)
+
+
+main(snakemake)  # noqa: F821
