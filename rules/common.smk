@@ -625,6 +625,11 @@ def get_flag_method(wildcards):
     return flag_model()["method"]
 
 
+def get_flag_method_modules(wildcards):
+    """The `method_modules` file of the flag model's method, if any (as get_method_modules)."""
+    return get_method_modules(flag_wildcards())
+
+
 def get_flag_max_length(wildcards):
     """The flag model's scoring token limit: its training max_length, as rule score uses."""
     return get_score_max_length(flag_wildcards())
