@@ -37,6 +37,7 @@ format: venv
 # Benchmarks print side-by-side timings and ratios (see README "Benchmarks").
 bench: venv
 	$(OFFLINE) $(BIN)/python bench/bench_divergence.py
+	$(OFFLINE) $(BIN)/python bench/bench_pairing.py
 	$(OFFLINE) $(BIN)/python bench/bench_dryrun.py
 	$(OFFLINE) $(BIN)/python bench/bench_trainer.py --rounds 3
 

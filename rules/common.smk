@@ -77,6 +77,10 @@ def supports(condition, dataset):
     return dataset in DATASETS_WITH_SCORES or not condition_needs_scores(condition)
 
 
+# Condition keys that only some methods accept (see divpref.method_options.SETTINGS).
+METHOD_SETTINGS = {"mean_var": ("rho", "objective")}
+
+
 def condition_datasets(condition):
     """Datasets a condition runs on: its `datasets` list, or every configured dataset that supports it."""
     default = [dataset for dataset in DATASETS if supports(condition, dataset)]
@@ -103,6 +107,12 @@ def _check_condition_grid():
                     f"config key conditions.{name}: method {spec['method']!r} needs Likert scores, "
                     f"which dataset {dataset!r} (format {DATASET_FORMATS[dataset]!r}) does not have; "
                     f"remove it from `datasets:` or omit `datasets:` to run on every dataset with scores"
+                )
+        for key in ("rho", "objective"):
+            if key in spec and key not in METHOD_SETTINGS.get(spec["method"], ()):
+                raise ValueError(
+                    f"config key conditions.{name}.{key}: method {spec['method']!r} has no setting {key!r} "
+                    f"(only {sorted(METHOD_SETTINGS)} take settings)"
                 )
 
 
@@ -157,6 +167,12 @@ def expand_runs(pattern):
 
 def condition_method(wildcards):
     return CONDITIONS[wildcards.condition]["method"]
+
+
+def get_method_settings(wildcards):
+    """The condition's method settings (Mean-Var: `rho`, `objective`), resolved by the train rule."""
+    spec = CONDITIONS[wildcards.condition]
+    return {key: spec[key] for key in ("rho", "objective") if key in spec}
 
 
 def get_training_params(wildcards):
@@ -274,6 +290,14 @@ def get_raw_annotations(wildcards):
             )
         return f"resources/hub/{wildcards.dataset}/{spec['hub']['filename']}"
     return os.path.expanduser(spec["source"])
+
+
+def get_min_annotators(wildcards):
+    """`divergence.min_annotators` for this dataset (one value for all, or a per-dataset mapping)."""
+    setting = config["divergence"].get("min_annotators")
+    if isinstance(setting, dict):
+        return setting.get(wildcards.dataset)
+    return setting
 
 
 def get_hub_params(wildcards):
@@ -397,9 +421,9 @@ def get_evaluation_outputs():
 
 # --- detection helpers ---
 
-# Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's
-# candidate score (opposite-side mass or entropy); see divpref.detection.DEV_TUNED_METHODS.
-DEV_SCORED_METHODS = {"mean_var", "classification"}
+# Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, the classifiers'
+# candidate scores; see divpref.detection.DEV_TUNED_METHODS.
+DEV_SCORED_METHODS = {"mean_var", "classification", "likert_classification"}
 
 
 def detection_datasets():
@@ -438,6 +462,8 @@ def detection_runs():
                 "condition": condition,
                 "method": spec["method"],
                 "labels": run_labels(condition),
+                "rho": spec.get("rho"),
+                "objective": spec.get("objective"),
                 "seed": seed,
                 "scores": f"results/scores/{dataset}/{condition}/seed{seed}.parquet",
                 "dev_scores": dev_scores,
@@ -615,6 +641,11 @@ def get_flag_threshold_inputs(wildcards):
 
 def get_flag_adapter(wildcards):
     return os.path.join(flag_model_path("results/models"), "adapter")
+
+
+def get_flag_train_log(wildcards):
+    """The flag model's training log: rule score reads its resolved method settings (Mean-Var's rho)."""
+    return os.path.join(flag_model_path("results/train"), "train_log.json")
 
 
 def get_flag_test_pairs(wildcards):

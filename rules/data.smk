@@ -59,6 +59,7 @@ rule normalize:
         format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
         # What the DAG was planned with: a long file must then have (or lack) score columns.
         scores=lambda wildcards: wildcards.dataset in DATASETS_WITH_SCORES,
+        min_annotators=get_min_annotators,
     script:
         "../scripts/normalize.py"
 
@@ -88,6 +89,7 @@ rule split:
     output:
         splits="results/{dataset}/splits.parquet",
         test="results/{dataset}/test.parquet",
+        summary="results/{dataset}/split_summary.json",
     log:
         "logs/split/{dataset}.log",
     localrule: True
@@ -97,6 +99,7 @@ rule split:
         seed=config["splits"]["seed"],
         test_size=config["splits"]["test_size"],
         dev_size=config["splits"]["dev_size"],
+        group_by=config["splits"].get("group_by", "prompt"),
     script:
         "../scripts/split.py"
 

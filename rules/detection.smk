@@ -6,6 +6,7 @@ rule score_dev:
     input:
         test=get_dev_pairs,
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
+        train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
         code=library_code("score"),
         method_modules=get_method_modules,
     output:

@@ -4,6 +4,7 @@
 rule score:
     input:
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
+        train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
         test="results/{dataset}/test.parquet",
         code=library_code("score"),
         method_modules=get_method_modules,

@@ -41,6 +41,7 @@ rule flag_score:
     input:
         test="results/flag_sets/{flag_set}/pairs.parquet",
         adapter=get_flag_adapter,
+        train_log=get_flag_train_log,
         code=library_code("score"),
         method_modules=get_flag_method_modules,
     output:

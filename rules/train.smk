@@ -43,6 +43,7 @@ rule train:
     params:
         method=condition_method,
         method_modules=get_method_modules,
+        method_settings=get_method_settings,
         model=config["model"],
         training=get_training_params,
         checkpoint_root=get_checkpoint_root,

@@ -1,5 +1,8 @@
 """Rule score: the selected model's scores for every test pair of a dataset."""
 
+import json
+from pathlib import Path
+
 import polars as pl
 import torch
 
@@ -33,6 +36,7 @@ def main(smk) -> None:
         max_length=int(smk.params.max_length),
         batch_size=int(smk.params.batch_size),
         device=device,
+        method_options=json.loads(Path(smk.input.train_log).read_text()).get("method_options") or None,
     )
     with atomic_path(smk.output.scores) as tmp:
         scores.write_parquet(tmp)

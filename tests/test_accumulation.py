@@ -27,6 +27,12 @@ def encoded_rows(method_name: str, n_rows: int, tmp_path, weighted: bool):
         frame = frame.drop("score_a", "score_b").with_columns(
             label_dist=np.array([shares[i % 2] for i in range(n_rows)])
         )
+    if method_name == "likert_classification":
+        shares = [[0.0, 0.1, 0.2, 0.3, 0.4], [0.5, 0.0, 0.0, 0.25, 0.25]]
+        frame = frame.drop("score_a", "score_b").with_columns(
+            likert_dist_a=np.array([shares[i % 2] for i in range(n_rows)]),
+            likert_dist_b=np.array([shares[(i + 1) % 2] for i in range(n_rows)]),
+        )
     if weighted:
         frame = frame.with_columns(weight=np.linspace(0.25, 2.0, n_rows))
     path = tmp_path / f"{method_name}.parquet"
@@ -47,7 +53,7 @@ def tiny_model():
     return load_backbone(model_cfg(), num_labels=6, for_training=True)
 
 
-@pytest.mark.parametrize("method_name", ["bt", "mse", "mean_var", "classification"])
+@pytest.mark.parametrize("method_name", ["bt", "mse", "mean_var", "classification", "likert_classification"])
 @pytest.mark.parametrize(("n_rows", "micro"), [(16, 4), (10, 4), (16, 16), (7, 3)])
 def test_micro_batches_give_the_gradient_of_the_whole_batch(tiny_model, tmp_path, method_name, n_rows, micro):
     # 16 rows in 4 micro-batches of 4; a short last batch of 10 (4 + 4 + 2); 7 rows in 3 + 3 + 1

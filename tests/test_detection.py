@@ -1,5 +1,7 @@
 """Divergence detection: per-pair scores, AUROC, lambda tuning, the bootstrap table and its rendering."""
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
@@ -374,11 +376,12 @@ def test_markdown_has_paper_layout_rows_and_acc_auroc_cells():
     table = det.detection_table([mean_var, bt], n_samples=50, ci=0.95, seed=0)
     markdown = det.render_markdown(table, ci=0.95)
     lines = markdown.splitlines()
-    header = lines.index("| Model | MultiPref |")
-    assert lines[header + 2] == "| BT (Agg) | .500 / .833 |"
-    assert lines[header + 3] == "| Mean-Var (KL) | .500 / .833 |"
+    header = lines.index("| Model | MultiPref | paper MultiPref |")
+    assert lines[header + 2] == "| BT (Agg) | .500 / .833 | .663 / .458 |"  # the paper's numbers beside
+    assert lines[header + 3] == "| Mean-Var (KL) | .500 / .833 | .664 / .615 |"
     assert "With 95% bootstrap confidence intervals" in markdown
-    assert det.row_label("classification", "agg") == "Classification (KL, Agg)"
+    assert table["label"].to_list()[0] == "Mean-Var (KL)"
+    assert det.row_label("classification", "agg") == "Pairwise classification (KL, Agg)"
 
 
 # --- a run from its files' frames: lambda tuned on the dev pairs ---
@@ -483,7 +486,7 @@ def test_prepare_run_needs_classification_dev_scores_with_both_classes():
     test = CLASSIFICATION_PAIRS.head(3)
     scores = classification_scores(TEST_PROBS, ["t1", "t2", "t3"])
     with pytest.raises(
-        ValueError, match="Classification needs dev scores and pairs to choose the divergence"
+        ValueError, match="Pairwise classification needs dev scores and pairs to choose the divergence"
     ):
         det.prepare_run(CLASSIFICATION_SPEC, test, scores)
     only_diverging = classification_scores(ENTROPY_WINS[:2], ["v1", "v2"])
@@ -511,7 +514,7 @@ def test_pooled_row_lists_each_seeds_classification_score_and_markdown_names_the
     assert by_seed["all"]["score_name"] == "opposite_mass,entropy"
     assert by_seed["all"]["score"] == "; ".join(det.CLASSIFICATION_SCORES.values())
     markdown = det.render_markdown(table.filter(pl.col("seed") == "1"), ci=0.95)
-    assert "Classification's score chosen on dev: Classification (KL) on MultiPref: entropy." in markdown
+    assert "Scores chosen on dev: Pairwise classification (KL) on MultiPref: entropy." in markdown
 
 
 # --- ROC plot ---
@@ -572,8 +575,10 @@ def test_ci_dag_scores_distributional_conditions_and_writes_the_detection_table(
         ci_run / "results/tables/divergence_detection.csv", schema_overrides={"seed": pl.String}
     )
     conditions = {(row["dataset"], row["condition"]) for row in table.iter_rows(named=True)}
+    new = {"mean_var_tie-all", "mean_var_nll-all"}  # every Mean-Var variant runs end to end
     for dataset in ("multipref", "helpsteer2"):
-        assert {(dataset, "bt-agg"), (dataset, "mean_var-all"), (dataset, "classification-all")} <= conditions
+        wanted = {"bt-agg", "mean_var-all", "classification-all", *new}
+        assert {(dataset, condition) for condition in wanted} <= conditions
         for method in ("mean_var", "classification"):
             scores = pl.read_parquet(ci_run / f"results/scores/{dataset}/{method}-all/seed0.parquet")
             test = pl.read_parquet(ci_run / f"results/{dataset}/test.parquet")
@@ -586,10 +591,27 @@ def test_ci_dag_scores_distributional_conditions_and_writes_the_detection_table(
     for row in table.iter_rows(named=True):
         assert 0.0 <= row["ci_low"] <= row["value"] <= row["ci_high"] <= 1.0
         assert (row["lambda"] is not None) == (row["method"] == "mean_var")
-        assert (row["score_name"] in det.CLASSIFICATION_SCORES) == (row["method"] == "classification")
+        candidates = det.CANDIDATE_SCORES.get(row["method"], {})
+        assert (row["score_name"] in candidates) == (row["method"] in det.CANDIDATE_SCORES)
+    # Classification (KL) exists for HelpSteer2 only (it needs Likert scores)
+    likert = table.filter(pl.col("method") == "likert_classification")
+    assert set(likert["dataset"]) == {"helpsteer2"} and set(likert["label"]) == {"Classification (KL)"}
+    likert_scores = pl.read_parquet(ci_run / "results/scores/helpsteer2/likert_classification-all/seed0.parquet")
+    for column in ("likert_probs_a", "likert_probs_b"):
+        np.testing.assert_allclose(np.asarray(likert_scores[column].to_list()).sum(axis=1), 1.0, atol=1e-9)
+    tie_log = json.loads((ci_run / "results/train/multipref/mean_var_tie-all/seed0/train_log.json").read_text())
+    train = pl.read_parquet(ci_run / "results/multipref/trainsets/mean_var-all/train.parquet")
+    assert tie_log["method_options"]["rho"] == pytest.approx(np.mean([row[2] for row in train["label_dist"]]))
     dev = pl.read_parquet(ci_run / "results/scores_dev/helpsteer2/mean_var-all/seed0.parquet")
     dev_pairs = pl.read_parquet(ci_run / "results/helpsteer2/trainsets/mean_var-all/dev.parquet")
     assert sorted(dev["pair_id"]) == sorted(dev_pairs["pair_id"])
     assert (ci_run / "results/scores_dev/helpsteer2/classification-all/seed0.parquet").exists()
     markdown = (ci_run / "results/tables/divergence_detection.md").read_text()
-    assert "| Mean-Var (KL) |" in markdown and "| Classification (KL) |" in markdown
+    for label in (
+        "Mean-Var (KL)",
+        "Mean-Var (KL, rho = tie frequency)",
+        "Mean-Var (NLL, Independent)",
+        "Classification (KL)",
+        "Pairwise classification (KL)",
+    ):
+        assert f"| {label} |" in markdown

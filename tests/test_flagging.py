@@ -262,3 +262,29 @@ def test_a_bad_flag_config_stops_the_workflow_load(tmp_path, flag, message):
     (workdir / "bad.yaml").write_text(json.dumps({"flag": flag}))
     proc = run_snakemake(workdir, "-n", "--configfile", "tests/config/ci.yaml", "bad.yaml", timeout=120)
     assert proc.returncode != 0 and message in proc.stdout, proc.stdout[-3000:]
+
+
+def test_threshold_for_likert_classification_uses_its_dev_chosen_score():
+    """The full paper's Classification (KL) as flag model: its score is chosen on dev as detection chooses it."""
+    model, pairs, _ = _dev("likert_classification")
+    polar, certain_4, certain_2 = [0.5, 0, 0, 0, 0.5], [0, 0, 0, 1.0, 0], [0, 1.0, 0, 0, 0]
+    probs_a = [polar, polar, certain_4, certain_2, certain_4, polar]
+    probs_b = [certain_2] * 6
+    values = np.arange(1, 6, dtype=float)
+    scores = pl.DataFrame(
+        {
+            "pair_id": [f"d{i}" for i in range(6)],
+            "reward_a": [float(np.dot(p, values)) for p in probs_a],
+            "reward_b": [float(np.dot(p, values)) for p in probs_b],
+            "likert_probs_a": probs_a,
+            "likert_probs_b": probs_b,
+        },
+        schema_overrides={"likert_probs_a": pl.List(pl.Float64), "likert_probs_b": pl.List(pl.Float64)},
+    )
+    record = choose_threshold(model, pairs, scores, [0.0])
+    dev = detection.join_scores(pairs, scores, "likert_classification", "dev.parquet")
+    chosen, _ = detection.choose_classification_score(dev["agreement"].to_numpy(), dev, "likert_classification")
+    assert record["score_name"] == chosen == "extreme_mass" and record["lambda"] is None
+    assert record["dev_recall"] == 1.0  # the three polarised pairs are the diverging ones
+    flags = flag_scores(record, scores, "set.parquet")
+    assert flags["flagged"].to_list() == [True, True, False, False, False, True]

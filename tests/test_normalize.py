@@ -11,6 +11,7 @@ from divpref.normalize import (
     MULTIPREF_STRENGTH,
     InputDataError,
     helpsteer2_strength,
+    helpsteer2_pair_id,
     helpsteer2_strength_expr,
     normalize_helpsteer2,
     normalize_multipref,
@@ -220,42 +221,129 @@ def test_helpsteer2_rejects_reconcile(tmp_path):
             hs2_record("ok", "a", [3, 3]),
             hs2_record("ok", "b", [1, 3]),  # kept
             hs2_record("three", "a", [3]),
-            hs2_record("three", "b", [3]),
-            hs2_record("three", "c", [3]),
-            hs2_record("single", "a", [3]),
+            hs2_record("three", "b", [3]),  # kept: the first two rows of a 3-row run pair up
+            hs2_record("three", "c", [3]),  # the odd row out
+            hs2_record("single", "a", [3]),  # a lone prompt
             hs2_record("dup", "a", [3]),
-            hs2_record("dup", "a", [3]),
-            hs2_record("dup", "b", [2]),
+            hs2_record("dup", "a", [3]),  # consecutive, same prompt: a pair (of two equal responses)
+            hs2_record("dup", "b", [2]),  # the odd row out
             hs2_record("uneven", "a", [3, 3]),
             hs2_record("uneven", "b", [3, 3, 1]),
-            hs2_record("missing", "a", None),
+            hs2_record("missing", "a", None),  # a null list is an empty list
             hs2_record("missing", "b", [1]),
             {**hs2_record("x", "a", [1]), "prompt": None},
+            hs2_record("Hi", "r1", [1, 2]),
+            hs2_record("Hi", "r2", [2, 2]),  # a short prompt in several consecutive pairs: both kept
+            hs2_record("Hi", "r3", [0, 4]),
+            hs2_record("Hi", "r4", [4, 0]),
+            hs2_record("Hi", "r1", [1, 2]),
+            hs2_record("Hi", "r2", [2, 2]),  # the pair of rows 15-16 again
         ],
     )
     result = normalize_helpsteer2(path)
     assert result.rejects.rows() == [
-        ("row 8", "duplicate_row", "a"),
         ("row 14", "missing_prompt", ""),
-        ("row 3", "prompt_without_two_responses", "3 responses"),
-        ("row 4", "prompt_without_two_responses", "3 responses"),
-        ("row 5", "prompt_without_two_responses", "3 responses"),
-        ("row 6", "prompt_without_two_responses", "1 responses"),
+        ("row 5", "unpaired_row", "three"),
+        ("row 6", "unpaired_row", "single"),
+        ("row 9", "unpaired_row", "dup"),
         ("row 10", "unequal_annotator_counts", "2 vs 3"),
         ("row 11", "unequal_annotator_counts", "2 vs 3"),
-        ("row 12", "missing_helpfulness", "None vs [1]"),
-        ("row 13", "missing_helpfulness", "None vs [1]"),
+        ("row 12", "unequal_annotator_counts", "0 vs 1"),
+        ("row 13", "unequal_annotator_counts", "0 vs 1"),
+        ("row 19", "duplicate_pair", f"{helpsteer2_pair_id('Hi', 'r1', 'r2')} (row 15)"),
+        ("row 20", "duplicate_pair", f"{helpsteer2_pair_id('Hi', 'r1', 'r2')} (row 15)"),
     ]
     report = result.quality_report()
-    assert (report["rows_in"], report["rows_kept"], report["rows_rejected"]) == (14, 4, 10)
-    assert report["pairs"] == 2  # "ok" and "dup" (its duplicate row removed)
+    assert (report["rows_in"], report["rows_kept"], report["rows_rejected"]) == (20, 10, 10)
+    assert report["pairs"] == 5  # ok, three, dup, and the two "Hi" pairs
+    hi_pairs = result.annotations.filter(pl.col("prompt") == "Hi")
+    assert sorted(set(zip(hi_pairs["response_a"], hi_pairs["response_b"], strict=True))) == [
+        ("r1", "r2"),
+        ("r3", "r4"),
+    ]
     assert report["reasons"] == {
-        "prompt_without_two_responses": 4,
-        "unequal_annotator_counts": 2,
-        "missing_helpfulness": 2,
-        "duplicate_row": 1,
+        "unequal_annotator_counts": 4,
+        "unpaired_row": 3,
+        "duplicate_pair": 2,
         "missing_prompt": 1,
     }
+    assert result.pair_row_keys[helpsteer2_pair_id("dup", "a", "a")] == ("row 7", "row 8")
+
+
+def test_helpsteer2_null_and_empty_score_lists_behave_the_same(tmp_path):
+    results = [
+        normalize_helpsteer2(
+            write_jsonl(tmp_path / f"{name}.jsonl", [hs2_record("p", "a", value), hs2_record("p", "b", value)])
+        )
+        for name, value in (("null", None), ("empty", []))
+    ]
+    assert results[0].rejects.rows() == results[1].rejects.rows() == [
+        ("row 1", "no_annotations", ""),
+        ("row 2", "no_annotations", ""),
+    ]
+
+
+def _short_multipref(tmp_path, experts_of_c2):
+    return write_jsonl(
+        tmp_path / "mp.jsonl",
+        [
+            mp_record("c1", ["Tie", "Tie"], ["A-is-slightly-better", "Tie"]),
+            {**mp_record("c2", ["B-is-clearly-better", "Tie"], []), "expert_worker_annotations": experts_of_c2},
+            mp_record("c3", ["Tie", "A-is-clearly-better"], ["Tie", "Tie"]),
+        ],
+    )
+
+
+@pytest.mark.parametrize("experts", [None, []])
+def test_fewer_annotators_are_reported_and_kept_by_default(tmp_path, experts):
+    """A MultiPref row whose expert annotations are null (or empty) keeps 2 of 4 annotators: listed, not silent."""
+    out = tmp_path / "out"
+    report = normalize_to_files("multipref", _short_multipref(tmp_path, experts), *(out / n for n in OUTPUTS))
+    assert report["usual_annotators"] == 4 and report["min_annotators"] is None
+    assert report["pairs_with_fewer_annotators"] == 1
+    assert report["fewer_annotator_pairs"] == [
+        {"pair_id": "c2", "row_keys": ["c2"], "n_annotators": 2, "excluded": False}
+    ]
+    assert report["pairs"] == 3 and report["rows_rejected"] == 0
+
+
+@pytest.mark.parametrize("experts", [None, []])
+def test_min_annotators_excludes_with_a_reason(tmp_path, experts):
+    out = tmp_path / "out"
+    raw = _short_multipref(tmp_path, experts)
+    report = normalize_to_files("multipref", raw, *(out / n for n in OUTPUTS), min_annotators=3)
+    assert report["pairs"] == 2 and report["rows_rejected"] == 1 and report["rows_kept"] == 2
+    assert report["reasons"] == {"too_few_annotators": 1}
+    assert report["fewer_annotator_pairs"][0]["excluded"] is True
+    rejects = pl.read_csv(out / "rejects.csv")
+    assert rejects.rows() == [("c2", "too_few_annotators", "2 of 4 annotators (min_annotators 3)")]
+    assert "c2" not in pl.read_parquet(out / "annotations.parquet")["pair_id"].to_list()
+
+
+def test_min_annotators_lists_both_helpsteer2_rows(tmp_path):
+    from divpref.annotator_counts import apply_min_annotators, usual_annotator_count
+
+    raw = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            hs2_record("p", "a", [1, 2, 3]),
+            hs2_record("p", "b", [2, 2, 2]),
+            hs2_record("q", "a", [1, 2, 3]),
+            hs2_record("q", "b", [0, 2, 4]),
+            hs2_record("r", "a", [4, 1]),
+            hs2_record("r", "b", [1, 4]),
+        ],
+    )
+    result = apply_min_annotators(normalize_helpsteer2(raw), 3)
+    assert result.rejects.rows() == [
+        ("row 5", "too_few_annotators", "2 of 3 annotators (min_annotators 3)"),
+        ("row 6", "too_few_annotators", "2 of 3 annotators (min_annotators 3)"),
+    ]
+    report = result.quality_report()
+    assert report["rows_in"] == report["rows_kept"] + report["rows_rejected"] == 6
+    assert usual_annotator_count([3, 4, 4, 3]) == 4 and usual_annotator_count([]) is None
+    with pytest.raises(ValueError, match="min_annotators"):
+        apply_min_annotators(normalize_helpsteer2(raw), 0)
 
 
 # --- schema-level errors: clear message, nothing written -----------------------------------------
@@ -338,7 +426,7 @@ def test_good_input_writes_all_three_outputs(tmp_path):
     assert json.loads((tmp_path / "out" / "data_quality.json").read_text()) == report
     assert report["rows_in"] == report["rows_kept"] + report["rows_rejected"] == 3
     rejects = pl.read_csv(tmp_path / "out" / "rejects.csv")
-    assert rejects.rows() == [("row 3", "prompt_without_two_responses", "1 responses")]
+    assert rejects.rows() == [("row 3", "unpaired_row", "q")]
     assert pl.read_parquet(tmp_path / "out" / "annotations.parquet")["strength"].to_list() == [-1, 2]
 
 

@@ -170,7 +170,7 @@ def test_pretrained_condition_in_table2_detection_and_plots(extended_run):
     rows = table2.filter(pl.col("method") == "pretrained")
     assert set(rows["labels"]) == {"tiny-rm"}
     assert set(rows["dataset"]) == {"multipref", "helpsteer2", "example"}
-    assert set(rows["metric"]) == {"p_chosen", "decisiveness", "accuracy"}
+    assert set(rows["metric"]) == {"p_model_chosen", "p_chosen", "decisiveness", "accuracy"}  # BT's
     assert "MP tiny-rm" in (ci_run / "results/tables/table2.md").read_text()
     detection = pl.read_csv(ci_run / "results/tables/divergence_detection.csv", schema_overrides={"seed": pl.String})
     found = detection.filter(pl.col("condition") == "tiny-rm")

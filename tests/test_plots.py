@@ -58,11 +58,11 @@ def test_majority_share():
 def test_pair_scores_average_seeds_per_condition():
     scores = pair_scores(_runs(), {"multipref": TEST})
     bt = scores.filter(pl.col("condition") == "MP BT-Agg").sort("pair_id")
-    # p1: P(chosen) = 3/4 with seed 0 and 1/4 with seed 1 -> 1/2; decisiveness 1/4 both times.
-    assert bt["headline"].to_list() == pytest.approx([0.5, 0.5, 0.5, 0.5])
-    assert bt["side_free"].to_list() == pytest.approx([0.25, 0.0, 0.0, 0.0])
+    # p1: P(chosen) = 3/4 with seed 0 and 1/4 with seed 1 -> 1/2; P(model's chosen) = 3/4 both times.
+    assert bt["annotator_side"].to_list() == pytest.approx([0.5, 0.5, 0.5, 0.5])
+    assert bt["side_free"].to_list() == pytest.approx([0.75, 0.5, 0.5, 0.5])
     mse = scores.filter(pl.col("condition") == "MP MSE-All").sort("pair_id")
-    assert mse["headline"].to_list() == [1.0, -2.0, 3.0, -4.0]  # chosen b flips the sign
+    assert mse["annotator_side"].to_list() == [1.0, -2.0, 3.0, -4.0]  # chosen b flips the sign
     assert mse["side_free"].to_list() == [1.0, 2.0, 3.0, 4.0]
     assert scores["majority_share"].to_list()[:4] == pytest.approx([1.0, 0.25, 0.5, 2 / 3])
 

@@ -165,7 +165,17 @@ def test_data_stages_write_the_contract_files(tmp_path):
         summary = pl.read_csv(results / "divergence_summary.csv")
         assert summary["category"].to_list()[-2:] == ["pairs", "annotations"]
         splits = pl.read_parquet(results / "splits.parquet")
-        assert dict(splits["split"].value_counts().iter_rows()) == {"test": 100, "dev": 60, "train": 240}
-        assert pl.read_parquet(results / "test.parquet").height == 100
+        counts = dict(splits["split"].value_counts().iter_rows())
+        split_summary = json.loads((results / "split_summary.json").read_text())
+        assert split_summary["group_by"] == "prompt" and set(splits["group_by"]) == {"prompt"}
+        assert split_summary["pairs"] == counts and sum(counts.values()) == 400
+        assert counts["test"] >= 100 and counts["dev"] >= 60  # pair counts met (a prompt may overshoot)
+        split_of_pair = dict(zip(splits["pair_id"], splits["split"], strict=True))
+        prompt_splits = {}
+        for pair_id, prompt in pairs.select("pair_id", "prompt").iter_rows():
+            prompt_splits.setdefault(prompt, set()).add(split_of_pair[pair_id])
+        assert all(len(found) == 1 for found in prompt_splits.values())  # no prompt in two splits
+        assert split_summary["prompts_in_several_splits"] == 0
+        assert pl.read_parquet(results / "test.parquet").height == counts["test"]
         assert (workdir / "logs" / "normalize" / f"{dataset}.log").exists()
     assert (workdir / "resources" / "sample" / "truth_multipref.parquet").exists()

@@ -59,3 +59,61 @@ def test_rows_of_split_keeps_pair_order_and_columns():
     assert test["pair_id"].to_list() == sorted(splits.filter(pl.col("split") == "test")["pair_id"].to_list())
     with pytest.raises(ValueError, match="unknown split"):
         rows_of_split(pairs, splits, "validation")
+
+
+def _prompted(n_prompts=40, seed=0):
+    """Pairs with 1-5 comparisons per prompt, like MultiPref."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids, prompts = [], []
+    for p in range(n_prompts):
+        for k in range(int(rng.integers(1, 6))):
+            ids.append(f"p{p:02d}-{k}")
+            prompts.append(f"prompt {p}")
+    return ids, prompts
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), n_prompts=st.integers(12, 60), test_size=st.integers(1, 15))
+def test_group_by_prompt_shares_no_prompt_and_sizes_are_met_closely(seed, n_prompts, test_size):
+    ids, prompts = _prompted(n_prompts, seed)
+    dev_size = 5
+    if test_size + dev_size + 5 >= len(ids):
+        return
+    splits = assign_splits(ids, test_size, dev_size, seed, prompts=prompts, group_by="prompt")
+    split_of = dict(zip(splits["pair_id"], splits["split"], strict=True))
+    by_prompt = {}
+    for pair, prompt in zip(ids, prompts, strict=True):
+        by_prompt.setdefault(prompt, set()).add(split_of[pair])
+    assert all(len(splits_of_prompt) == 1 for splits_of_prompt in by_prompt.values())  # no prompt shared
+    counts = dict(splits["split"].value_counts().iter_rows())
+    largest = max(prompts.count(p) for p in set(prompts))
+    assert test_size <= counts["test"] < test_size + largest  # met, overshot by less than one prompt
+    assert dev_size <= counts.get("dev", 0) < dev_size + largest
+    assert set(splits["group_by"]) == {"prompt"}
+    assert sorted(splits["pair_id"]) == sorted(ids)
+
+
+def test_group_by_prompt_summary_records_the_grouping():
+    from divpref.splits import split_summary
+
+    ids, prompts = _prompted()
+    pairs = pl.DataFrame({"pair_id": ids, "prompt": prompts})
+    by_prompt = assign_splits(ids, 20, 15, 0, prompts=prompts, group_by="prompt")
+    by_pair = assign_splits(ids, 20, 15, 0, prompts=prompts, group_by="pair")
+    summary = split_summary(by_prompt, pairs, 20, 15)
+    assert summary["group_by"] == "prompt" and summary["prompts_in_several_splits"] == 0
+    assert summary["requested"] == {"test": 20, "dev": 15}
+    assert sum(summary["pairs"].values()) == len(ids)
+    assert split_summary(by_pair, pairs, 20, 15)["prompts_in_several_splits"] > 0  # what prompt grouping prevents
+    assert assign_splits(list(reversed(ids)), 20, 15, 0, list(reversed(prompts)), "prompt").equals(by_prompt)
+
+
+def test_group_by_prompt_needs_prompts_and_a_training_pair():
+    with pytest.raises(ValueError, match="one prompt per pair"):
+        assign_splits(IDS, 5, 5, 0, group_by="prompt")
+    with pytest.raises(ValueError, match="no training pair remains"):
+        assign_splits(IDS[:10], 4, 4, 0, prompts=["x"] * 5 + ["y"] * 5, group_by="prompt")
+    with pytest.raises(ValueError, match="group_by"):
+        assign_splits(IDS, 5, 5, 0, group_by="annotator")

@@ -45,12 +45,20 @@ BT_SCORES = pl.DataFrame(
     }
 )
 # Per pair: P(chosen > rejected) .75 .25 .5 .9 .8 .2; |P(A > B) - .5| .25 .25 0 .4 .3 .3; correct 1 0 0 1 1 0
+# P(model's chosen > model's rejected) = sigmoid(|r_A - r_B|): .75 .75 .5 .9 .8 .8 (p2 and p6: the model picks
+# the side the annotators did not, so p_model_chosen = 1 - p_chosen there).
 BT_EXPECTED = {
-    "high_agreement_pref": (2, {"p_chosen": 0.5, "decisiveness": 0.25, "accuracy": 0.5}),
-    "high_agreement_tie": (1, {"p_chosen": 0.5, "decisiveness": 0.0, "accuracy": 0.0}),
-    "diverging": (2, {"p_chosen": 0.85, "decisiveness": 0.35, "accuracy": 1.0}),
-    "diverging_substantial": (1, {"p_chosen": 0.9, "decisiveness": 0.4, "accuracy": 1.0}),
-    "all": (6, {"p_chosen": 3.4 / 6, "decisiveness": 1.5 / 6, "accuracy": 0.5}),
+    "high_agreement_pref": (
+        2,
+        {"p_model_chosen": 0.75, "p_chosen": 0.5, "decisiveness": 0.25, "accuracy": 0.5},
+    ),
+    "high_agreement_tie": (1, {"p_model_chosen": 0.5, "p_chosen": 0.5, "decisiveness": 0.0, "accuracy": 0.0}),
+    "diverging": (2, {"p_model_chosen": 0.85, "p_chosen": 0.85, "decisiveness": 0.35, "accuracy": 1.0}),
+    "diverging_substantial": (
+        1,
+        {"p_model_chosen": 0.9, "p_chosen": 0.9, "decisiveness": 0.4, "accuracy": 1.0},
+    ),
+    "all": (6, {"p_model_chosen": 0.75, "p_chosen": 3.4 / 6, "decisiveness": 1.5 / 6, "accuracy": 0.5}),
 }
 
 MSE_PAIRS = pl.DataFrame(
@@ -102,7 +110,7 @@ def test_exact_values_per_subset(table, dataset, expected):
 def test_long_form_columns_and_completeness(table):
     assert tuple(table.columns) == TABLE2_COLUMNS
     assert set(table["subset"]) == set(SUBSETS)
-    assert table.height == 2 * len(SUBSETS) * 3
+    assert table.height == len(SUBSETS) * (4 + 3)  # BT: 4 metrics, MSE: 3
     assert set(table["seed"]) == {"0"}
 
 
@@ -135,7 +143,7 @@ def test_empty_subset_is_nan_with_n_zero():
     scores = BT_SCORES.filter(pl.col("pair_id") != "p3")
     table = table2_long([_run("multipref", "bt", "agg", 0, pairs, scores)], n_samples=50, ci=0.95, seed=0)
     ties = table.filter(pl.col("subset") == "high_agreement_tie")
-    assert ties["n"].to_list() == [0, 0, 0]
+    assert ties["n"].to_list() == [0, 0, 0, 0]
     assert all(math.isnan(v) for v in ties["value"])
 
 
@@ -180,8 +188,9 @@ def test_bt_metrics_match_a_plain_reference(rows):
         p_chosen = p_a if side == "a" else 1 - p_a
         assert metrics["p_chosen"][i] == pytest.approx(p_chosen, abs=1e-12)
         assert metrics["decisiveness"][i] == pytest.approx(abs(p_a - 0.5), abs=1e-12)
-        # mean P(model's chosen > model's rejected) is 0.5 + decisiveness
-        assert max(p_chosen, 1 - p_chosen) == pytest.approx(0.5 + metrics["decisiveness"][i], abs=1e-12)
+        # P(model's chosen > model's rejected) = max(P(A > B), P(B > A)) = 0.5 + decisiveness
+        assert metrics["p_model_chosen"][i] == pytest.approx(max(p_a, 1 - p_a), abs=1e-12)
+        assert metrics["p_model_chosen"][i] == pytest.approx(0.5 + metrics["decisiveness"][i], abs=1e-12)
 
 
 def test_unknown_method_is_refused():
@@ -194,10 +203,22 @@ def test_paper_layout_renderings(table):
     lines = [line for line in markdown.splitlines() if line.startswith("|")]
     header = lines[0]
     assert header == "| Subset | MP # Ex. | MP BT-Agg | HS2 # Ex. | HS2 MSE-Agg |"
-    assert "| Diverging (all) | 2 | 0.850 [" in markdown
-    assert "| All examples | 6 | 0.567 [" in markdown
-    assert "| 4 | 0.875 [" in markdown
-    assert "Side-free decisiveness" in markdown
+    sections = markdown.split("### ")
+    headline, paper, annotator_side = sections[1], sections[2], sections[3]
+    assert headline.startswith("Table 2: how decisively each reward model picks its own side")
+    # Table 2 is the model's own side: p_model_chosen (BT) and abs_margin (MSE)
+    assert "| High-agreement prefs | 2 | 0.750 [" in headline
+    assert "| All examples | 6 | 0.750 [" in headline
+    assert "| 4 | 1.625 [" in headline
+    # the paper's numbers beside it, for the same columns (MP BT-Agg; HS2 MSE-Agg)
+    assert "| High-agreement ties | – | 0.663 | – | 0.412 |" in paper
+    # the annotators' side moved to its own, clearly titled table
+    assert annotator_side.startswith("Agreement with the annotators' side")
+    assert "| All examples | 6 | 0.567 [" in annotator_side
+    assert "| 4 | 0.875 [" in annotator_side
+    assert sections[4].startswith("Agreement with the annotators' side")
+    assert "Accuracy (BT and MSE)" in sections[4]
     latex = render_latex(table, ci=0.95)
     assert r"Subset & MP \# Ex. & MP BT-Agg & HS2 \# Ex. & HS2 MSE-Agg \\" in latex
-    assert latex.count(r"\\") == 1 + len(SUBSETS)
+    assert latex.count(r"\\") == 1 + 2 * len(SUBSETS)  # each subset row, then the paper's value
+    assert r"(paper) & -- & 0.663 & -- & 0.412 \\" in latex

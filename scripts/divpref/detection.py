@@ -12,11 +12,14 @@
     -|r_A - r_B| (an undecided model);
   - Mean-Var: lambda (sigma_A + sigma_B) - |mu_A - mu_B|, the negation of the full paper's agreement score
     |mu_A - mu_B| - lambda (sigma_A + sigma_B), with lambda >= 0 tuned for dev AUROC;
-  - Classification: one of two candidates on the 5-way ``label_probs``, chosen like Mean-Var's lambda by dev
-    AUROC (ties: ``opposite_mass``): ``opposite_mass``, the mass on the side opposite the predicted one,
-    min(P(A better), P(B better)), or ``entropy``, -sum_k p_k ln p_k. Entropy also rises on pairs the model
-    thinks are ties, which high-agreement ties are; which one ranks diverging pairs better is an empirical
-    question, so the dev pairs decide.
+  - Pairwise classification (``classification``, this project's pair-level model): one of two candidates on
+    the 5-way ``label_probs``, chosen like Mean-Var's lambda by dev AUROC (ties: ``opposite_mass``):
+    ``opposite_mass``, the mass on the side opposite the predicted one, min(P(A better), P(B better)), or
+    ``entropy``, -sum_k p_k ln p_k. Entropy also rises on pairs the model thinks are ties, which
+    high-agreement ties are; which one ranks diverging pairs better is an empirical question, so the dev
+    pairs decide.
+  - Classification (KL) (``likert_classification``, the full paper's per-response Likert classifier): one of
+    :data:`divpref.likert_targets.DIVERGENCE_SCORES`, chosen the same way (ties: ``extreme_mass``, the paper's).
 
 Confidence intervals: percentile bootstrap over test pairs, stratified by agreement category (so both AUROC
 classes keep their sizes), seeded per row key. With several seeds a pooled row (seed ``all``) averages the
@@ -32,7 +35,8 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from divpref import scorefiles
+from divpref import likert_targets as likert
+from divpref import paper_numbers, scorefiles
 from divpref.bootstrap import Estimate, stable_seed
 
 log = logging.getLogger(__name__)
@@ -41,17 +45,18 @@ DIVERGING = "diverging"
 HIGH_AGREEMENT = ("high_agreement_pref", "high_agreement_tie")
 POOLED_SEED = "all"
 METRICS = ("accuracy", "auroc")
-METHOD_ORDER = ("pretrained", "bt", "mse", "mean_var", "classification")
+METHOD_ORDER = ("pretrained", "bt", "mse", "mean_var", "likert_classification", "classification")
 METHOD_NAMES = {
     "pretrained": "Pretrained",
     "bt": "BT",
     "mse": "MSE",
     "mean_var": "Mean-Var",
-    "classification": "Classification",
+    "likert_classification": "Classification",
+    "classification": "Pairwise classification",
 }
 SINGLE_VALUE = "single_value"
 """How a registered single-value method (``RewardMethod.single_value``) is scored: as BT/MSE are."""
-DISTRIBUTIONAL_METHODS = ("mean_var", "classification")
+DISTRIBUTIONAL_METHODS = ("mean_var", "likert_classification", "classification")
 DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
 CLASSIFICATION_SCORES = {
     "opposite_mass": "min(P(A better), P(B better))",
@@ -66,8 +71,12 @@ SCORE_DESCRIPTIONS = {
     "mean_var": "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
     "classification": " or ".join(f"{name} {formula}" for name, formula in CLASSIFICATION_SCORES.items())
     + ", whichever has the better dev AUROC",
+    "likert_classification": " or ".join(f"{name} {formula}" for name, formula in likert.DIVERGENCE_SCORES.items())
+    + ", whichever has the better dev AUROC",
 }
-DEV_TUNED_METHODS = ("mean_var", "classification")
+CANDIDATE_SCORES = {"classification": CLASSIFICATION_SCORES, "likert_classification": likert.DIVERGENCE_SCORES}
+"""Methods whose divergence score is one of several candidates chosen on dev AUROC (ties: the first)."""
+DEV_TUNED_METHODS = ("mean_var", "classification", "likert_classification")
 """Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's candidate."""
 TEST_COLUMNS = ("pair_id", "agreement", "chosen")
 SCORE_INPUTS = {
@@ -77,6 +86,7 @@ SCORE_INPUTS = {
     "mse": ("reward_a", "reward_b"),
     "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
     "classification": ("reward_a", "reward_b", "label_probs"),
+    "likert_classification": ("reward_a", "reward_b", "likert_probs_a", "likert_probs_b"),
 }
 """Score-file columns each method's accuracy and divergence score read."""
 TABLE_SCHEMA = {
@@ -95,6 +105,7 @@ TABLE_SCHEMA = {
     "lambda": pl.Float64,
     "score": pl.String,
     "score_name": pl.String,
+    "label": pl.String,
 }
 
 
@@ -165,6 +176,14 @@ def divergence_scores(
             )
         label_probs = np.asarray(scores["label_probs"].to_list(), dtype=float).reshape(-1, 5)
         return classification_divergence_score(label_probs, score_name)
+    if method == "likert_classification":
+        if score_name is None:
+            raise ValueError(f"the likert divergence score needs a name, one of {list(likert.DIVERGENCE_SCORES)}")
+        q_a, q_b = (
+            np.asarray(scores[column].to_list(), dtype=float).reshape(-1, 5)
+            for column in ("likert_probs_a", "likert_probs_b")
+        )
+        return likert.likert_divergence_score(q_a, q_b, score_name)
     raise ValueError(f"no divergence score for method {method!r}; known: {list(METHOD_ORDER)}")
 
 
@@ -219,15 +238,16 @@ def tune_lambda(
 
 
 def choose_classification_score(
-    dev_agreement: Sequence[str], dev_scores: pl.DataFrame
+    dev_agreement: Sequence[str], dev_scores: pl.DataFrame, method: str = "classification"
 ) -> tuple[str, dict[str, float]]:
-    """(name, dev AUROC per candidate): the :data:`CLASSIFICATION_SCORES` candidate with the best dev AUROC.
+    """(name, dev AUROC per candidate): the :data:`CANDIDATE_SCORES` candidate with the best dev AUROC.
 
-    Ties go to the earlier candidate, ``opposite_mass``.
+    Ties go to the earlier candidate (``opposite_mass`` for classification, ``extreme_mass`` for
+    likert_classification).
     """
     dev_aurocs = {
-        name: divergence_auroc(dev_agreement, divergence_scores("classification", dev_scores, None, name))
-        for name in CLASSIFICATION_SCORES
+        name: divergence_auroc(dev_agreement, divergence_scores(method, dev_scores, None, name))
+        for name in CANDIDATE_SCORES[method]
     }
     best_name = next(name for name, auroc in dev_aurocs.items() if auroc == max(dev_aurocs.values()))
     return best_name, dev_aurocs
@@ -252,6 +272,8 @@ class DetectionRun:
     pairs: pl.DataFrame  # TEST_COLUMNS + the method's score columns, in test-set order
     lam: float | None = None
     score_name: str | None = None
+    label: str = ""
+    """The table's row name (:func:`row_label`)."""
     scored_as: str = ""  # the SCORE_INPUTS key its divergence score uses (default: method)
 
     @property
@@ -306,13 +328,22 @@ def prepare_run(
                 lam, dev_auroc = tune_lambda(dev["agreement"].to_numpy(), dev, lambda_grid)
                 log.info("%s: lambda %.3g (dev AUROC %.3f)", run_name, lam, dev_auroc)
             else:
-                score_name, dev_aurocs = choose_classification_score(dev["agreement"].to_numpy(), dev)
+                score_name, dev_aurocs = choose_classification_score(dev["agreement"].to_numpy(), dev, method)
                 log.info("%s: score %s (dev AUROC %s)", run_name, score_name, _format_aurocs(dev_aurocs))
         except ValueError as error:
             raise ValueError(f"{spec['dev_scores']}: cannot {choice}: {error}") from error
+    label = row_label(spec["method"], spec["labels"], spec.get("rho"), spec.get("objective"))
     return DetectionRun(
-        spec["dataset"], spec["condition"], spec["method"], spec["labels"], int(spec["seed"]), joined, lam,
-        score_name, scored_as=method,
+        spec["dataset"],
+        spec["condition"],
+        spec["method"],
+        spec["labels"],
+        int(spec["seed"]),
+        joined,
+        lam,
+        score_name,
+        label,
+        scored_as=method,
     )
 
 
@@ -383,6 +414,7 @@ def pair_scores(run: DetectionRun) -> pl.DataFrame:
             ),
             "lambda": run.lam,
             "score_name": run.score_name,
+            "label": run.label or row_label(run.method, run.labels),
         },
         schema_overrides={"lambda": pl.Float64, "score_name": pl.String, "seed": pl.Int64},
     )
@@ -461,6 +493,7 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
                         "lambda": float(np.mean(lambdas)) if None not in lambdas else None,
                         "score": score,
                         "score_name": score_name,
+                        "label": group[0].label or row_label(group[0].method, group[0].labels),
                     }
                 )
     return pl.DataFrame(rows, schema=TABLE_SCHEMA, orient="row")
@@ -469,23 +502,33 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
 def score_labels(method: str, score_names: Sequence[str | None]) -> tuple[str | None, str]:
     """(``score_name``, ``score``) table cells for runs of ``method`` with these per-seed score names.
 
-    Classification: the distinct names in :data:`CLASSIFICATION_SCORES` order, comma-joined, and their
+    Classification methods: the distinct names in :data:`CANDIDATE_SCORES` order, comma-joined, and their
     formulas; other methods: no name and the method's fixed formula.
     """
-    if method != "classification":
+    if method not in CANDIDATE_SCORES:
         return None, SCORE_DESCRIPTIONS.get(method, SCORE_DESCRIPTIONS[SINGLE_VALUE])
-    names = [name for name in CLASSIFICATION_SCORES if name in score_names]
-    return ",".join(names), "; ".join(CLASSIFICATION_SCORES[name] for name in names)
+    candidates = CANDIDATE_SCORES[method]
+    names = [name for name in candidates if name in score_names]
+    return ",".join(names), "; ".join(candidates[name] for name in names)
 
 
-def row_label(method: str, labels: str) -> str:
-    """The paper's row name: ``BT (Agg)``, ``Mean-Var (KL)``; a distributional model on agg labels says so."""
+def row_label(method: str, labels: str, rho: float | str | None = None, objective: str | None = None) -> str:
+    """The paper's row name: ``BT (Agg)``, ``Mean-Var (KL)``, ``Mean-Var (NLL, Independent)``,
+    ``Mean-Var (KL, rho = tie frequency)``, ``Classification (KL)`` (likert_classification),
+    ``Pairwise classification (KL)``; a distributional model on agg labels says so."""
     name = METHOD_NAMES.get(method, method)
     if method == "pretrained":
         return f"{name}: {labels}"  # a pretrained condition's labels cell is its name
-    if method in DISTRIBUTIONAL_METHODS:
-        return f"{name} (KL)" if labels == "all" else f"{name} (KL, {labels.capitalize()})"
-    return f"{name} ({labels.capitalize()})"
+    if method not in DISTRIBUTIONAL_METHODS:
+        return f"{name} ({labels.capitalize()})"
+    parts = ["NLL" if objective == "nll" else "KL"]
+    if method == "mean_var" and rho not in (None, 0):
+        parts.append("rho = tie frequency" if rho == "tie_frequency" else f"rho = {rho:g}")
+    elif objective == "nll":
+        parts.append("Independent")
+    if labels != "all":
+        parts.append(labels.capitalize())
+    return f"{name} ({', '.join(parts)})"
 
 
 def _summary(table: pl.DataFrame) -> pl.DataFrame:
@@ -507,7 +550,7 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
     """Header and rows: one row per condition (method order, then labels), one ``acc / AUROC`` column per dataset."""
     summary = _summary(table)
     datasets = summary["dataset"].unique(maintain_order=True).to_list()
-    conditions = summary.select("condition", "method", "labels").unique(maintain_order=True).to_dicts()
+    conditions = summary.select("condition", "method", "labels", "label").unique(maintain_order=True).to_dicts()
     rank = {method: index for index, method in enumerate(METHOD_ORDER)}
     conditions.sort(key=lambda row: (rank.get(row["method"], len(rank)), row["labels"], row["condition"]))
     cells = {(row["dataset"], row["condition"], row["metric"]): row for row in summary.iter_rows(named=True)}
@@ -524,9 +567,15 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
             parts.append(text)
         return " / ".join(parts)
 
-    header = ["Model", *(DATASET_NAMES.get(dataset, dataset) for dataset in datasets)]
+    def paper(label: str, dataset: str) -> str:
+        values = paper_numbers.detection_values(label, dataset)
+        return "-" if values is None else " / ".join(_number(value) for value in values)
+
+    header = ["Model"]
+    for dataset in datasets:
+        header += [DATASET_NAMES.get(dataset, dataset), f"paper {DATASET_NAMES.get(dataset, dataset)}"]
     body = [
-        [row_label(row["method"], row["labels"]), *(cell(dataset, row["condition"]) for dataset in datasets)]
+        [row["label"], *(c for d in datasets for c in (cell(d, row["condition"]), paper(row["label"], d)))]
         for row in conditions
     ]
     return header, body
@@ -544,6 +593,7 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
     lines += [
         "",
+        "paper: the full paper's Llama-3-8B-Instruct models on the real data. "
         "Accuracy: high-agreement preference pairs, the model's side vs. the annotators'. "
         "AUROC: diverging vs. high-agreement (prefs + ties) pairs. Divergence scores: "
         + "; ".join(
@@ -551,7 +601,8 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
             for method, text in SCORE_DESCRIPTIONS.items()
             if method not in ("mse", "pretrained", SINGLE_VALUE)
         )
-        + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set."
+        + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set. Pairwise classification is this project's "
+        "pair-level extension, not a model of the paper."
         + _classification_choices(table),
         "",
     ]
@@ -559,18 +610,17 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
 
 
 def _classification_choices(table: pl.DataFrame) -> str:
-    """`` Classification's score chosen on dev: Classification (KL) on MultiPref: entropy; ...`` or ``""``."""
+    """`` Scores chosen on dev: Pairwise classification (KL) on MultiPref: entropy; ...`` or ``""``."""
     rows = (
         _summary(table)
-        .filter(pl.col("method") == "classification", pl.col("metric") == "auroc")
-        .select("dataset", "method", "labels", "score_name")
+        .filter(pl.col("method").is_in(list(CANDIDATE_SCORES)), pl.col("metric") == "auroc")
+        .select("dataset", "label", "score_name")
         .unique(maintain_order=True)
     )
     if rows.is_empty():
         return ""
     choices = [
-        f"{row_label(row['method'], row['labels'])} on {DATASET_NAMES.get(row['dataset'], row['dataset'])}: "
-        f"{row['score_name']}"
+        f"{row['label']} on {DATASET_NAMES.get(row['dataset'], row['dataset'])}: {row['score_name']}"
         for row in rows.iter_rows(named=True)
     ]
-    return " Classification's score chosen on dev: " + "; ".join(choices) + "."
+    return " Scores chosen on dev: " + "; ".join(choices) + "."

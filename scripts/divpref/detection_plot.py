@@ -31,6 +31,9 @@ def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
                     "condition": condition,
                     "method": group["method"][0],
                     "labels": group["labels"][0],
+                    "label": group["label"][0] if "label" in group.columns else row_label(
+                        group["method"][0], group["labels"][0]
+                    ),
                     "seed": seed,
                     "fpr": fpr,
                     "tpr": tpr,
@@ -56,18 +59,18 @@ def plot_roc_curves(pair_scores: pl.DataFrame, dataset: str, png: str | Path, pd
     points = roc_points(data)
     rank = {method: index for index, method in enumerate(METHOD_ORDER)}
     conditions = sorted(
-        points.select("condition", "method", "labels").unique().iter_rows(),
+        points.select("condition", "method", "labels", "label").unique().iter_rows(),
         key=lambda row: (rank.get(row[1], len(rank)), row[2], row[0]),
     )
     palette = sns.color_palette("colorblind", len(conditions))
     figure, ax = plt.subplots(figsize=(5.2, 4.6))
-    for colour, (condition, method, labels) in zip(palette, conditions, strict=True):
+    for colour, (condition, method, _, name) in zip(palette, conditions, strict=True):
         runs = points.filter(pl.col("condition") == condition)
         seeds = runs["seed"].unique(maintain_order=True).to_list()
         mean_auroc = float(runs.group_by("seed").agg(pl.col("auroc").first())["auroc"].mean())
         for index, seed in enumerate(seeds):
             run = runs.filter(pl.col("seed") == seed)
-            label = f"{row_label(method, labels)}: AUROC {mean_auroc:.3f}" if index == 0 else None
+            label = f"{name}: AUROC {mean_auroc:.3f}" if index == 0 else None
             distributional = method in DISTRIBUTIONAL_METHODS  # drawn bolder than the scalar baselines
             ax.step(
                 run["fpr"],

@@ -4,11 +4,15 @@ Both methods output probabilities over the five ordered labels of :data:`divpref
 (B clearly, B slightly, tie, A slightly, A clearly) and are trained with KL(annotators || model):
 
 * ``mean_var``: each response gets a reward r ~ N(mu, sigma^2); the label probabilities are the mass of
-  r_A - r_B ~ N(mu_A - mu_B, sigma_A^2 + sigma_B^2) on the SPEC intervals
-  (-inf, -1.5), [-1.5, -0.5), [-0.5, 0.5), [0.5, 1.5), [1.5, inf).
-  The two rewards are modelled as independent (no correlation term): each response is encoded on its own,
-  so the model has no pair-level representation to predict a covariance from, and the KL loss only sees the
-  total variance sigma_A^2 + sigma_B^2 - 2 rho sigma_A sigma_B, so rho would not be identifiable from it.
+  r_A - r_B ~ N(mu_A - mu_B, sigma_A^2 + sigma_B^2 - 2 rho sigma_A sigma_B) on the SPEC intervals
+  (-inf, -1.5), [-1.5, -0.5), [-0.5, 0.5), [0.5, 1.5), [1.5, inf). rho is a condition setting, not learned:
+  each response is encoded on its own, so the model has no pair-level representation to predict a covariance
+  from, and the loss only sees the total variance, so rho would not be identifiable from it
+  (:mod:`divpref.method_options`: 0, a fixed number, or ``tie_frequency``). The condition's ``objective``
+  is ``kl`` (the full paper's Mean-Var (KL)) or ``nll``, the Gaussian negative log-likelihood of the
+  annotators' strengths s in {-2..2} under that normal (with rho = 0 the paper's "Mean-Var (NLL,
+  Independent)" baseline). The NLL of the interval LABELS would not be a new objective: it is
+  KL + the entropy of the annotators' distribution, a constant, so it has the KL's gradients (tested).
 * ``classification``: a 5-way distribution built antisymmetrically from per-response outputs, so swapping
   A and B reverses the distribution exactly (see :func:`classification_logits`).
 
@@ -17,8 +21,11 @@ Registered in :mod:`divpref.methods` on import. torch is imported inside functio
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -169,36 +176,63 @@ def interval_probabilities(margin_mean: Tensor, margin_std: Tensor) -> Tensor:
     return torch.where(lower > 0, upper_tail_form, lower_tail_form).clamp_min(0.0)
 
 
-def mean_var_label_probs(out_a: Tensor, out_b: Tensor) -> Tensor:
-    """Smoothed label probabilities of r_A - r_B ~ N(mu_A - mu_B, sigma_A^2 + sigma_B^2), ``[n, 5]``."""
+def margin_std(sigma_a: Tensor, sigma_b: Tensor, rho: float = 0.0) -> Tensor:
+    """std of r_A - r_B: sqrt(sigma_A^2 + sigma_B^2 - 2 rho sigma_A sigma_B) (positive for |rho| < 1)."""
+    return (sigma_a.square() + sigma_b.square() - 2.0 * rho * sigma_a * sigma_b).sqrt()
+
+
+def mean_var_label_probs(out_a: Tensor, out_b: Tensor, rho: float = 0.0) -> Tensor:
+    """Smoothed label probabilities of r_A - r_B ~ N(mu_A - mu_B, margin_std^2), ``[n, 5]``."""
     mu_a, sigma_a = mean_and_sigma(_at_least_float32(out_a))
     mu_b, sigma_b = mean_and_sigma(_at_least_float32(out_b))
-    margin_std = (sigma_a.square() + sigma_b.square()).sqrt()
-    return smooth(interval_probabilities(mu_a - mu_b, margin_std))
+    return smooth(interval_probabilities(mu_a - mu_b, margin_std(sigma_a, sigma_b, rho)))
 
 
-def mean_var_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
+def mean_var_loss(out_a: Tensor, out_b: Tensor, targets: Targets, rho: float = 0.0) -> Tensor:
     """Per row, KL(annotators' label distribution || Mean-Var label distribution)."""
     import torch
 
-    label_probs = mean_var_label_probs(out_a, out_b)
+    label_probs = mean_var_label_probs(out_a, out_b, rho)
     target = targets["label_dist"].to(label_probs.dtype)
     return kl_divergence(target, torch.log(label_probs))
 
 
-def mean_var_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -> dict[str, float]:
-    """Dev KL (selection), mean margin, accuracy, and the mean pair std sqrt(sigma_A^2 + sigma_B^2)."""
+def gaussian_nll(strength: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """-log N(strength; mean, std^2) = 0.5 ln(2 pi std^2) + (strength - mean)^2 / (2 std^2), elementwise."""
+    return 0.5 * math.log(2.0 * math.pi) + std.log() + (strength - mean).square() / (2.0 * std.square())
+
+
+def mean_var_nll_loss(out_a: Tensor, out_b: Tensor, targets: Targets, rho: float = 0.0) -> Tensor:
+    """Per row: sum_k p_k * -log N(s_k; mu_A - mu_B, margin_std^2), s_k the strength of label k."""
+    import torch
+
+    mu_a, sigma_a = mean_and_sigma(_at_least_float32(out_a))
+    mu_b, sigma_b = mean_and_sigma(_at_least_float32(out_b))
+    target = targets["label_dist"].to(mu_a.dtype)
+    strengths = torch.tensor(LABEL_STRENGTHS, dtype=mu_a.dtype, device=mu_a.device)
+    std = margin_std(sigma_a, sigma_b, rho).unsqueeze(-1)
+    return (target * gaussian_nll(strengths, (mu_a - mu_b).unsqueeze(-1), std)).sum(dim=-1)
+
+
+def mean_var_dev_metrics(
+    out_a: Tensor, out_b: Tensor, targets: Targets, rho: float = 0.0, objective: str = "kl"
+) -> dict[str, float]:
+    """Dev KL (selection), mean margin, accuracy, the mean margin std, and the NLL when it is the objective.
+
+    Checkpoints are selected on dev KL for both objectives: it scores the predicted label distribution,
+    which is what detection uses, on the same scale for the KL and the NLL model.
+    """
     out_a, out_b = out_a.double(), out_b.double()
-    metrics = _distribution_dev_metrics(mean_var_label_probs(out_a, out_b), targets)
+    metrics = _distribution_dev_metrics(mean_var_label_probs(out_a, out_b, rho), targets)
     _, sigma_a = mean_and_sigma(out_a)
     _, sigma_b = mean_and_sigma(out_b)
-    metrics["mean_margin_std"] = (
-        float((sigma_a.square() + sigma_b.square()).sqrt().mean()) if len(out_a) else math.nan
-    )
+    metrics["mean_margin_std"] = float(margin_std(sigma_a, sigma_b, rho).mean()) if len(out_a) else math.nan
+    if objective == "nll":
+        metrics["nll"] = float(mean_var_nll_loss(out_a, out_b, targets, rho).mean()) if len(out_a) else math.nan
     return metrics
 
 
-def mean_var_score_columns(out_a: np.ndarray, out_b: np.ndarray) -> dict[str, np.ndarray | None]:
+def mean_var_score_columns(out_a: np.ndarray, out_b: np.ndarray, rho: float = 0.0) -> dict[str, np.ndarray | None]:
     """reward = mu, sigma per response, and the pair's five label probabilities."""
     tensor_a, tensor_b = _as_float64_tensor(out_a), _as_float64_tensor(out_b)
     mu_a, sigma_a = mean_and_sigma(tensor_a)
@@ -208,8 +242,32 @@ def mean_var_score_columns(out_a: np.ndarray, out_b: np.ndarray) -> dict[str, np
         "reward_b": mu_b.numpy(),
         "sigma_a": sigma_a.numpy(),
         "sigma_b": sigma_b.numpy(),
-        "label_probs": mean_var_label_probs(tensor_a, tensor_b).numpy(),
+        "label_probs": mean_var_label_probs(tensor_a, tensor_b, rho).numpy(),
     }
+
+
+MEAN_VAR_OBJECTIVES = ("kl", "nll")
+
+
+def configure_mean_var(options: Mapping[str, Any]) -> RewardMethod:
+    """Mean-Var with resolved settings ``{"rho": float, "objective": "kl" | "nll", ...}`` bound in.
+
+    Other keys (how rho was resolved: ``rho_setting``, ``tie_rate``) are kept in ``options`` for the record.
+    """
+    rho = float(options.get("rho", 0.0))
+    objective = options.get("objective", "kl")
+    if not -1.0 < rho < 1.0:
+        raise ValueError(f"Mean-Var rho must lie in (-1, 1), got {rho!r}")
+    if objective not in MEAN_VAR_OBJECTIVES:
+        raise ValueError(f"Mean-Var objective must be one of {MEAN_VAR_OBJECTIVES}, got {objective!r}")
+    loss = mean_var_loss if objective == "kl" else mean_var_nll_loss
+    return dataclasses.replace(
+        MEAN_VAR,
+        loss=functools.partial(loss, rho=rho),
+        dev_metrics=functools.partial(mean_var_dev_metrics, rho=rho, objective=objective),
+        score_columns=functools.partial(mean_var_score_columns, rho=rho),
+        options=dict(options),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -294,6 +352,7 @@ MEAN_VAR = register(
         selection_metric="kl",
         greater_is_better=False,
         score_columns=mean_var_score_columns,
+        configure=lambda options: configure_mean_var(options),
     )
 )
 

@@ -3,7 +3,7 @@
 A pair file (``.jsonl``, ``.parquet`` or ``.csv``; columns ``prompt``, ``response_a``, ``response_b`` and
 optionally ``pair_id``) is scored by a condition's selected model through the test-scoring path
 (``scripts/score.py``). Each pair's divergence score is the one divergence detection uses for that method
-(:func:`divpref.detection.divergence_scores`, with Mean-Var's lambda and Classification's score chosen on the dev
+(:func:`divpref.detection.divergence_scores`, with Mean-Var's lambda and the classifiers' scores chosen on the dev
 pairs exactly as there). A pair is flagged when its score reaches a threshold chosen on the same dev pairs: the
 **Youden point** of the dev ROC (diverging dev pairs against all other dev pairs), i.e. the threshold maximising
 TPR - FPR; ties go to the larger threshold (fewer flags). A score that never beats chance flags nothing.
@@ -34,6 +34,7 @@ FLAG_SCORE_COLUMNS = {
     "mse": ("reward_a", "reward_b"),
     "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
     "classification": ("reward_a", "reward_b", "label_probs"),
+    "likert_classification": ("reward_a", "reward_b", "likert_probs_a", "likert_probs_b"),
 }
 """The model's score columns carried into ``results/flags/<name>.parquet`` (see :data:`detection.SCORE_INPUTS`)."""
 
@@ -168,8 +169,8 @@ def choose_threshold(
     try:
         if method == "mean_var":
             lam, _ = detection.tune_lambda(agreement, dev, lambda_grid)
-        elif method == "classification":
-            score_name, _ = detection.choose_classification_score(agreement, dev)
+        elif method in detection.CANDIDATE_SCORES:  # classification, likert_classification
+            score_name, _ = detection.choose_classification_score(agreement, dev, method)
         score = detection.divergence_scores(method, dev, lam, score_name)
         is_diverging = agreement == detection.DIVERGING
         threshold, tpr, fpr = youden_threshold(is_diverging, score)

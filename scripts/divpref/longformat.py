@@ -111,6 +111,7 @@ def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normaliz
     rejects: list[tuple[str, str, str]] = []
     texts: dict[str, tuple[str, str, str]] = {}
     annotators: dict[str, dict[str, int]] = {}
+    row_keys: dict[str, list[str]] = {}  # each kept pair's rows (a pair excluded later rejects all of them)
     for row, record in records:
         pair_key = record.get("pair_id")
         where = f"{path}: row {row} (pair_id={pair_key!r})"
@@ -147,6 +148,7 @@ def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normaliz
                 reason = ("duplicate_annotation", f"pair_id {pair_id} annotator {annotator}")
             else:
                 seen_annotators[annotator] = len(seen_annotators)
+                row_keys.setdefault(pair_id, []).append(f"row {row}")
                 rows.append(
                     (pair_id, *pair_texts, seen_annotators[annotator], strength, *(scores or (None, None)))
                 )
@@ -160,7 +162,12 @@ def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normaliz
         .sort("_order", "annotator", maintain_order=True)
         .drop("_order")
     )
-    return Normalized(annotations, pl.DataFrame(rejects, schema=REJECTS_SCHEMA, orient="row"), len(records))
+    return Normalized(
+        annotations,
+        pl.DataFrame(rejects, schema=REJECTS_SCHEMA, orient="row"),
+        len(records),
+        {pair_id: tuple(keys) for pair_id, keys in row_keys.items()},
+    )
 
 
 def _reject_reason(record: dict, strength: Any, scores: list) -> tuple[str, str] | None:

@@ -26,7 +26,7 @@ import importlib.util
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -45,10 +45,14 @@ if TYPE_CHECKING:
     import polars as pl
     from torch import Tensor
 
-SCORE_COLUMNS = ("reward_a", "reward_b", "sigma_a", "sigma_b", "label_probs")
+SCORE_COLUMNS = ("reward_a", "reward_b", "sigma_a", "sigma_b", "label_probs", "likert_probs_a", "likert_probs_b")
 """Columns of ``results/scores/...parquet`` besides ``pair_id`` (ARCHITECTURE.md)."""
+OPTIONAL_SCORE_COLUMNS = ("likert_probs_a", "likert_probs_b")
+"""Score columns a method's ``score_columns`` may leave out (then null): likert_classification's per-response
+distributions over the five Likert classes."""
+LIST_SCORE_COLUMNS = ("label_probs", "likert_probs_a", "likert_probs_b")
 
-EXTENSION_MODULES = ("divpref.distributional",)
+EXTENSION_MODULES = ("divpref.distributional", "divpref.likert")
 """Modules that register further methods (imported lazily, skipped if absent)."""
 
 Targets = Mapping[str, "Tensor"]
@@ -80,8 +84,13 @@ class RewardMethod:
             ``selection_metric`` and ``mean_margin``.
         selection_metric: the dev metric that picks the best checkpoint.
         greater_is_better: direction of ``selection_metric``.
-        score_columns: ``(out_a, out_b) -> {column: array or None}`` with every key of :data:`SCORE_COLUMNS`;
-            ``None`` means the column is null for this method. Inputs are numpy ``[n, head_outputs]``.
+        score_columns: ``(out_a, out_b) -> {column: array or None}`` with every key of :data:`SCORE_COLUMNS`
+            (keys of :data:`OPTIONAL_SCORE_COLUMNS` may be left out); ``None`` means the column is null for this
+            method. Inputs are numpy ``[n, head_outputs]``.
+        configure: ``(options) -> RewardMethod``, the method with condition settings applied (e.g. Mean-Var's
+            ``rho``, ``objective``); None for a method without settings.
+        options: the resolved settings of a configured method (empty for the registered one); part of the
+            training fingerprint, recorded in the training log.
         trainset: the training-set layout (``divpref.trainsets.LAYOUTS``) the targets come from; empty means
             the method's own name (``bt``, ``mse``, ``mean_var``, ``classification``).
         needs_scores: the training set needs per-annotator Likert scores (``score_a``/``score_b`` of the data);
@@ -104,9 +113,16 @@ class RewardMethod:
     selection_metric: str
     greater_is_better: bool
     score_columns: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray | None]]
+    configure: Callable[[Mapping[str, Any]], RewardMethod] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
     trainset: str = ""
     needs_scores: bool = False
     single_value: bool = False
+
+    @property
+    def fingerprint_key(self) -> str:
+        """The method's name, with its options when it has any (so a changed setting never resumes)."""
+        return self.name if not self.options else f"{self.name}{sorted(self.options.items())}"
 
     @property
     def trainset_layout(self) -> str:
@@ -214,12 +230,20 @@ def load_method_modules(paths: Sequence[str | Path]) -> list[ModuleType]:
     return modules
 
 
-def get_method(name: str) -> RewardMethod:
-    """The registered method called ``name``; ``KeyError`` lists the known ones."""
+def get_method(name: str, options: Mapping[str, Any] | None = None) -> RewardMethod:
+    """The registered method called ``name``, configured with ``options`` if given; ``KeyError`` lists the known.
+
+    ``options`` are resolved condition settings (see :mod:`divpref.method_options`).
+    """
     _load_extensions()
     if name not in REGISTRY:
         raise KeyError(f"unknown reward method {name!r}; known: {sorted(REGISTRY)}")
-    return REGISTRY[name]
+    method = REGISTRY[name]
+    if not options:
+        return method
+    if method.configure is None:
+        raise ValueError(f"reward method {name!r} takes no settings, got {dict(options)}")
+    return method.configure(options)
 
 
 def method_names() -> list[str]:
@@ -285,6 +309,7 @@ def scores_frame(
     import polars as pl
 
     columns = method.score_columns(np.asarray(out_a), np.asarray(out_b))
+    columns = {**dict.fromkeys(OPTIONAL_SCORE_COLUMNS), **columns}
     if set(columns) != set(SCORE_COLUMNS):
         raise ValueError(
             f"method {method.name!r} returned score columns {sorted(columns)}, want {SCORE_COLUMNS}"
@@ -298,12 +323,13 @@ def scores_frame(
             if values is None
             else pl.Series(name, np.asarray(values, dtype=np.float64))
         )
-    probs = columns["label_probs"]
-    data["label_probs"] = (
-        pl.Series("label_probs", [None] * n, dtype=pl.List(pl.Float64))
-        if probs is None
-        else pl.Series("label_probs", np.asarray(probs, dtype=np.float64).tolist(), dtype=pl.List(pl.Float64))
-    )
+    for name in LIST_SCORE_COLUMNS:
+        probs = columns[name]
+        data[name] = (
+            pl.Series(name, [None] * n, dtype=pl.List(pl.Float64))
+            if probs is None
+            else pl.Series(name, np.asarray(probs, dtype=np.float64).tolist(), dtype=pl.List(pl.Float64))
+        )
     return pl.DataFrame(data)
 
 

@@ -5,8 +5,12 @@ helpfulness_a, helpfulness_b``. Problems come in two kinds:
 
 - schema-level (missing column, unknown ``overall_pref`` label, score outside 0-4, truncated gzip, empty or
   unreadable file): ``InputDataError`` naming the file, the row key and the value; nothing is written;
-- row-level (duplicates, a prompt without exactly two responses, unequal score lists, missing values): the
-  rows are excluded and listed in the rejects table with a reason, so rows_in == rows_kept + rows_rejected.
+- row-level (duplicates, a HelpSteer2 row without a consecutive same-prompt partner, unequal score lists,
+  missing values, and with ``divergence.min_annotators`` pairs with too few annotators): the rows are excluded
+  and listed in the rejects table with a reason, so rows_in == rows_kept + rows_rejected.
+
+A null annotation list and an empty one mean the same: no annotations (MultiPref's
+``expert_worker_annotations``, HelpSteer2's ``helpfulness``).
 
 Row keys: MultiPref rows are keyed by ``comparison_id``; HelpSteer2 rows (and MultiPref rows without an id) by
 ``row N``, the 1-based line number of the JSONL file or 1-based row number of the parquet file.
@@ -61,6 +65,10 @@ class Normalized:
     annotations: pl.DataFrame
     rejects: pl.DataFrame
     rows_in: int
+    pair_row_keys: dict[str, tuple[str, ...]] | None = None
+    """The input row keys of each kept pair (None: a pair's row key is its pair_id)."""
+    annotator_report: dict | None = None
+    """Pairs with fewer annotators than usual (:mod:`divpref.annotator_counts`), merged into the report."""
 
     def quality_report(self) -> dict:
         """rows_in / kept / rejected, pairs, annotations and rejected rows per reason; checks they add up."""
@@ -77,7 +85,7 @@ class Normalized:
         }
         if rows_kept < 0 or sum(report["reasons"].values()) != rows_rejected:
             raise AssertionError(f"data-quality counts do not reconcile: {report}")
-        return report
+        return {**report, **(self.annotator_report or {})}
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -238,10 +246,12 @@ def helpsteer2_strength_expr(diff: pl.Expr, slight_min_diff: int = 1, clear_min_
 def normalize_helpsteer2(path: str | Path, slight_min_diff: int = 1, clear_min_diff: int = 2) -> Normalized:
     """Long table of a HelpSteer2 ``disagreements`` file: consecutive same-prompt rows form pair (A, B).
 
-    The i-th helpfulness score of both responses is taken as annotator i's (SPEC's documented assumption).
-    A row repeating an earlier row's (prompt, response) is rejected as ``duplicate_row``; the remaining rows
-    are grouped by prompt, in file order, and a prompt without exactly two of them is rejected with all its
-    rows.
+    Rows are paired in file order: a row and the next one form a pair when their prompts are equal, so a prompt
+    that appears in several consecutive pairs (a short prompt such as "Hi") gives several pairs. Nothing is
+    guessed: a row without a same-prompt partner (a lone prompt, the odd row out of a run) is rejected as
+    ``unpaired_row``, a row without a prompt as ``missing_prompt``, and a pair equal to an earlier pair (same
+    prompt and both responses, hence the same pair_id) as ``duplicate_pair``, both its rows. The i-th
+    helpfulness score of both responses is taken as annotator i's (SPEC's documented assumption).
     """
     if not 1 <= slight_min_diff <= clear_min_diff:
         raise ValueError(
@@ -250,42 +260,45 @@ def normalize_helpsteer2(path: str | Path, slight_min_diff: int = 1, clear_min_d
     path = Path(path)
     records = read_records(path)
     rejects: list[tuple[str, str, str]] = []
-    groups: dict[str, list[tuple[int, dict]]] = {}
-    seen: set[tuple[str, str]] = set()
+    candidates: list[tuple[int, dict]] = []
     for row, record in records:
         require_columns(path, row, record, HELPSTEER2_COLUMNS, f"row {row}")
         _check_scores(path, row, record["helpfulness"])
-        prompt, response = record["prompt"], record["response"]
-        if prompt is None:
+        if record["prompt"] is None:
             rejects.append((f"row {row}", "missing_prompt", ""))
-        elif (prompt, response) in seen:
-            rejects.append((f"row {row}", "duplicate_row", _snippet(response)))
         else:
-            seen.add((prompt, response))
-            groups.setdefault(prompt, []).append((row, record))
+            candidates.append((row, record))
 
-    pairs = []
-    for prompt, members in groups.items():
-        row_keys = [f"row {row}" for row, _ in members]
-        if len(members) != 2:
-            rejects += [
-                (key, "prompt_without_two_responses", f"{len(members)} responses") for key in row_keys
-            ]
+    pairs, pair_row_keys = [], {}
+    index = 0
+    while index < len(candidates):
+        row, first = candidates[index]
+        partner = candidates[index + 1] if index + 1 < len(candidates) else None
+        if partner is None or partner[1]["prompt"] != first["prompt"]:
+            rejects.append((f"row {row}", "unpaired_row", _snippet(first["prompt"])))
+            index += 1
             continue
-        (_, first), (_, second) = members
+        index += 2
+        row_keys = (f"row {row}", f"row {partner[0]}")
+        second = partner[1]
         reason = _helpsteer2_pair_reject_reason(first, second)
+        pair_id = (
+            None if reason else helpsteer2_pair_id(first["prompt"], first["response"], second["response"])
+        )
+        if reason is None and pair_id in pair_row_keys:
+            reason = ("duplicate_pair", f"{pair_id} ({pair_row_keys[pair_id][0]})")
         if reason is not None:
             rejects += [(key, *reason) for key in row_keys]
             continue
-        pair_id = helpsteer2_pair_id(prompt, first["response"], second["response"])
+        pair_row_keys[pair_id] = row_keys
         pairs.append(
             (
                 pair_id,
-                prompt,
+                first["prompt"],
                 first["response"],
                 second["response"],
-                first["helpfulness"],
-                second["helpfulness"],
+                first["helpfulness"] or [],
+                second["helpfulness"] or [],
             )
         )
 
@@ -314,7 +327,7 @@ def normalize_helpsteer2(path: str | Path, slight_min_diff: int = 1, clear_min_d
         .select(list(ANNOTATIONS_SCHEMA))
         .cast(ANNOTATIONS_SCHEMA)
     )
-    return Normalized(annotations, _frame(rejects, REJECTS_SCHEMA), len(records))
+    return Normalized(annotations, _frame(rejects, REJECTS_SCHEMA), len(records), pair_row_keys)
 
 
 def _check_scores(path: Path, row: int, scores: object) -> None:
@@ -337,8 +350,8 @@ def _helpsteer2_pair_reject_reason(first: dict, second: dict) -> tuple[str, str]
     """Why a HelpSteer2 pair (both of its rows) is excluded, as ``(reason, value)``; None if it is kept."""
     if first["response"] is None or second["response"] is None:
         return "missing_response", ""
-    scores_a, scores_b = first["helpfulness"], second["helpfulness"]
-    if scores_a is None or scores_b is None or None in scores_a or None in scores_b:
+    scores_a, scores_b = first["helpfulness"] or [], second["helpfulness"] or []  # null list == empty list
+    if None in scores_a or None in scores_b:
         return "missing_helpfulness", f"{scores_a} vs {scores_b}"
     if len(scores_a) != len(scores_b):
         return "unequal_annotator_counts", f"{len(scores_a)} vs {len(scores_b)}"
@@ -363,23 +376,30 @@ def normalize_file(
     dataset: str,
     path: str | Path,
     helpsteer2_strength_options: dict | None = None,
+    min_annotators: int | None = None,
     fmt: str | None = None,
     use_scores: bool | None = None,
 ) -> Normalized:
     """Normalize ``path`` with the reader of its format ``fmt`` (default: the layout ``dataset`` names).
 
     Formats: ``multipref``, ``helpsteer2``, ``long`` (:mod:`divpref.longformat`; ``use_scores`` goes there).
+    Pairs with fewer annotators than the file's usual count are reported; with ``min_annotators`` those below
+    it are excluded (see :func:`divpref.annotator_counts.apply_min_annotators`).
     """
+    from divpref.annotator_counts import apply_min_annotators
+
     if fmt == "long":
         from divpref.longformat import normalize_long  # imports this module: a lazy import avoids a cycle
 
-        return normalize_long(path, use_scores)
+        return apply_min_annotators(normalize_long(path, use_scores), min_annotators)
     dataset = fmt or dataset
     if dataset == "multipref":
-        return normalize_multipref(path)
-    if dataset == "helpsteer2":
-        return normalize_helpsteer2(path, **(helpsteer2_strength_options or {}))
-    raise ValueError(f"unknown dataset {dataset!r}; expected 'multipref' or 'helpsteer2'")
+        normalized = normalize_multipref(path)
+    elif dataset == "helpsteer2":
+        normalized = normalize_helpsteer2(path, **(helpsteer2_strength_options or {}))
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; expected 'multipref' or 'helpsteer2'")
+    return apply_min_annotators(normalized, min_annotators)
 
 
 def write_normalized(
@@ -409,9 +429,10 @@ def normalize_to_files(
     rejects_path: str | Path,
     quality_path: str | Path,
     helpsteer2_strength_options: dict | None = None,
+    min_annotators: int | None = None,
     fmt: str | None = None,
     use_scores: bool | None = None,
 ) -> dict:
     """Normalize ``raw`` and write the three outputs; on any error nothing is written. Returns the report."""
-    normalized = normalize_file(dataset, raw, helpsteer2_strength_options, fmt, use_scores)
+    normalized = normalize_file(dataset, raw, helpsteer2_strength_options, min_annotators, fmt, use_scores)
     return write_normalized(normalized, annotations_path, rejects_path, quality_path, source=str(raw))

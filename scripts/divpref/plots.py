@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from divpref.table2 import (
+    ANNOTATOR_SIDE_METRIC,
     HEADLINE_METRIC,
     PROBABILITY_METHODS,
     SIDE_FREE_METRIC,
@@ -26,6 +27,7 @@ from divpref.table2 import (
 )
 
 METRIC_AXIS_LABELS = {
+    "p_model_chosen": "P(model's chosen > rejected)",
     "p_chosen": "P(chosen > rejected)",
     "margin": "r_chosen − r_rejected",
     "decisiveness": "|P(A > B) − 0.5|",
@@ -64,10 +66,10 @@ def condition_order(scores: pl.DataFrame) -> list[str]:
 
 
 def pair_scores(runs: Iterable[ScoredRun], tests: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """One row per (condition, pair): headline and side-free metric averaged over the condition's seeds.
+    """One row per (condition, pair): annotator-side and side-free metric averaged over the condition's seeds.
 
     Columns: dataset, method, labels, condition (``MP BT-Agg``), pair_id, agreement, substantial,
-    majority_share, headline, side_free.
+    majority_share, annotator_side (p_chosen / margin), side_free (Table 2's p_model_chosen / abs_margin).
     """
     grouped: dict[tuple[str, str, str], list[ScoredRun]] = {}
     for run in runs:
@@ -95,7 +97,9 @@ def pair_scores(runs: Iterable[ScoredRun], tests: dict[str, pl.DataFrame]) -> pl
                     "majority_share",
                     majority_share(counts["n_a"], counts["n_b"], counts["n_annotators"]),
                 ),
-                pl.Series("headline", np.mean([m[HEADLINE_METRIC[method]] for m in metrics], axis=0)),
+                pl.Series(
+                    "annotator_side", np.mean([m[ANNOTATOR_SIDE_METRIC[method]] for m in metrics], axis=0)
+                ),
                 pl.Series("side_free", np.mean([m[SIDE_FREE_METRIC[method]] for m in metrics], axis=0)),
             )
         )
@@ -108,7 +112,7 @@ def pair_scores(runs: Iterable[ScoredRun], tests: dict[str, pl.DataFrame]) -> pl
         "agreement",
         "substantial",
         "majority_share",
-        "headline",
+        "annotator_side",
         "side_free",
     ]
     return pl.concat([frame.select(columns) for frame in frames]) if frames else pl.DataFrame()
@@ -156,7 +160,7 @@ def _pyplot():
 
 
 def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *, seed: int) -> None:
-    """One panel per condition: per-pair headline metric by agreement subset (box + points)."""
+    """One panel per condition: per-pair agreement with the annotators' side by agreement subset (box + points)."""
     plt, sns = _pyplot()
     conditions = condition_order(scores)
     n_cols = min(3, max(1, len(conditions)))
@@ -167,10 +171,10 @@ def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | P
     for ax, condition in zip(axes.flat, conditions, strict=False):
         data = by_subset(scores.filter(pl.col("condition") == condition)).to_pandas()
         method = data["method"].iloc[0] if len(data) else "bt"
-        sns.boxplot(data=data, x="subset", y="headline", order=order, ax=ax, color="#a6c8e0", fliersize=0)
+        sns.boxplot(data=data, x="subset", y="annotator_side", order=order, ax=ax, color="#a6c8e0", fliersize=0)
         jitter = rng.uniform(-0.25, 0.25, size=len(data))
         positions = data["subset"].map({label: i for i, label in enumerate(order)}) + jitter
-        ax.scatter(positions, data["headline"], s=6, alpha=0.5, color="#1f4e79", linewidths=0)
+        ax.scatter(positions, data["annotator_side"], s=6, alpha=0.5, color="#1f4e79", linewidths=0)
         if method in PROBABILITY_METHODS:
             ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
             ax.set_ylim(0, 1)
@@ -178,13 +182,15 @@ def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | P
             ax.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
         ax.set_title(condition)
         ax.set_xlabel("Annotator agreement subset")
-        ax.set_ylabel(METRIC_AXIS_LABELS[HEADLINE_METRIC[method]])
+        ax.set_ylabel(METRIC_AXIS_LABELS[ANNOTATOR_SIDE_METRIC[method]])
         ax.tick_params(axis="x", labelrotation=25)
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
     for ax in list(axes.flat)[len(conditions) :]:
         ax.set_visible(False)
-    figure.suptitle("How strongly reward models prefer the annotators' chosen response, by agreement subset")
+    figure.suptitle(
+        "Agreement with the annotators' side: P(chosen > rejected) (BT), r_chosen − r_rejected (MSE), by subset"
+    )
     figure.tight_layout()
     save_figure(figure, png, pdf)
     plt.close(figure)
@@ -209,7 +215,7 @@ def plot_divergence_rates(divergence: pl.DataFrame, png: str | Path, pdf: str | 
 
 
 def plot_decisiveness(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *, seed: int) -> None:
-    """Side-free decisiveness against the share of annotators on the majority side; one panel per method."""
+    """Table 2's side-free metric against the share of annotators on the majority side; one panel per method."""
     plt, sns = _pyplot()
     methods = [method for method in HEADLINE_METRIC if method in set(scores["method"])]
     figure, axes = plt.subplots(
@@ -234,7 +240,7 @@ def plot_decisiveness(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *,
             seed=seed,
             ax=ax,
         )
-        ax.set_title(f"{method.upper()} models: decisiveness vs. annotator agreement")
+        ax.set_title(f"{method.upper()} models: Table 2's decisiveness vs. annotator agreement")
         ax.set_xlabel("Share of annotators on the majority side (A or B)")
         ax.set_ylabel(f"Mean {METRIC_AXIS_LABELS[SIDE_FREE_METRIC[method]]}")
         ax.legend(title="Condition")

@@ -3,6 +3,8 @@
 import polars as pl
 
 LABEL_COUNT = 5
+LIST_COLUMNS = ("label_probs", "likert_probs_a", "likert_probs_b")
+"""Score columns holding five probabilities per pair."""
 
 
 def join_scores(
@@ -15,7 +17,7 @@ def join_scores(
     """``pairs[pair_columns]`` with ``scores[score_columns]`` attached, in ``pairs`` order.
 
     Every pair needs exactly one score row, every score row a pair, and every score a finite value
-    (``label_probs``: five finite probabilities). Otherwise ValueError naming ``scores_source``, the pair_id and
+    (``label_probs``, ``likert_probs_*``: five finite probabilities). Otherwise ValueError naming ``scores_source``, the pair_id and
     the value.
     """
     missing_columns = [column for column in ["pair_id", *score_columns] if column not in scores.columns]
@@ -37,7 +39,7 @@ def join_scores(
     )
     for column in score_columns:
         values = joined[column]
-        if column == "label_probs":
+        if column in LIST_COLUMNS:
             finite = values.list.len().eq(LABEL_COUNT) & values.list.eval(pl.element().is_finite()).list.all()
         else:
             finite = values.cast(pl.Float64).is_finite()

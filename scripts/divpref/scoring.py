@@ -100,13 +100,15 @@ def score_test_pairs(
     max_length: int,
     batch_size: int,
     device: str,
+    method_options: Mapping[str, Any] | None = None,
 ) -> pl.DataFrame:
     """The score-file frame (ARCHITECTURE.md) of every test pair, in test order.
 
     Each distinct (prompt, response) is encoded and scored once; the method's ``score_columns`` turns the two
-    head outputs of a pair into ``reward_a``, ``reward_b``, ``sigma_*``, ``label_probs``.
+    head outputs of a pair into ``reward_a``, ``reward_b``, ``sigma_*``, ``label_probs``. ``method_options``
+    are the resolved settings the model was trained with (its training log's ``method_options``).
     """
-    reward_method = get_method(method)
+    reward_method = get_method(method, method_options)
     texts, index_a, index_b = unique_texts(test)
     encoded = [encode_text(tokenizer, prompt, response, max_length) for prompt, response in texts]
     log.info(

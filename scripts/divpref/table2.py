@@ -1,9 +1,11 @@
-"""Table 2: how decisively reward models separate chosen from rejected, per annotator-agreement subset.
+"""Table 2: how decisively reward models pick a side, per annotator-agreement subset.
 
-SPEC: "chosen" is the annotators' side (pairs.parquet ``chosen``). BT reports mean P(chosen > rejected) =
-sigmoid(r_chosen - r_rejected); MSE reports mean r_chosen - r_rejected. Side-free figures are added: for BT
-the decisiveness mean |P(A > B) - 0.5| (mean P(model's chosen > model's rejected) is 0.5 + decisiveness), for
-MSE mean |r_A - r_B|; for both the preference accuracy (share of pairs with r_chosen > r_rejected).
+SPEC "Table 2 metric": the paper's headline is side-free, "P(C > R) where C and R are the reward model's chosen
+and rejected responses": for BT ``p_model_chosen``, the mean of max(sigmoid(r_A - r_B), sigmoid(r_B - r_A)) =
+mean sigmoid(|r_A - r_B|); for MSE ``abs_margin``, the mean |r_A - r_B|. A second table gives agreement with
+the ANNOTATORS' side ("chosen" in pairs.parquet): BT ``p_chosen`` = mean sigmoid(r_chosen - r_rejected), MSE
+``margin`` = mean r_chosen - r_rejected, and ``accuracy`` (share of pairs with r_chosen > r_rejected).
+BT also keeps ``decisiveness``, mean |P(A > B) - 0.5| = p_model_chosen - 0.5.
 """
 
 import math
@@ -15,7 +17,7 @@ import numpy as np
 import polars as pl
 from scipy.special import expit
 
-from divpref import scorefiles
+from divpref import paper_numbers, scorefiles
 from divpref.bootstrap import bootstrap_mean, bootstrap_mean_over_seeds, stable_seed
 
 SUBSETS = ("high_agreement_pref", "high_agreement_tie", "diverging", "diverging_substantial", "all")
@@ -27,15 +29,20 @@ SUBSET_LABELS = {
     "all": "All examples",
 }
 METRICS = {
-    "bt": ("p_chosen", "decisiveness", "accuracy"),
-    "mse": ("margin", "abs_margin", "accuracy"),
+    "bt": ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
+    "mse": ("abs_margin", "margin", "accuracy"),
     # Off-the-shelf reward models (Skywork, Nemotron) are Bradley-Terry trained: reward gaps are log-odds.
-    "pretrained": ("p_chosen", "decisiveness", "accuracy"),
+    "pretrained": ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
 }
 PROBABILITY_METHODS = ("bt", "pretrained")
 """Methods whose reward gap r_A - r_B is read as the log-odds of P(A > B)."""
-HEADLINE_METRIC = {"bt": "p_chosen", "mse": "margin", "pretrained": "p_chosen"}
-SIDE_FREE_METRIC = {"bt": "decisiveness", "mse": "abs_margin", "pretrained": "decisiveness"}
+HEADLINE_METRIC = {"bt": "p_model_chosen", "mse": "abs_margin", "pretrained": "p_model_chosen"}
+"""Table 2's metric (the paper's): side-free, the reward model's own chosen side."""
+SIDE_FREE_METRIC = HEADLINE_METRIC
+ANNOTATOR_SIDE_METRIC = {"bt": "p_chosen", "mse": "margin", "pretrained": "p_chosen"}
+ACCURACY_METRIC = {"bt": "accuracy", "mse": "accuracy", "pretrained": "accuracy"}
+HEADLINE_TITLE = "Table 2: how decisively each reward model picks its own side"
+ANNOTATOR_SIDE_TITLE = "Agreement with the annotators' side (not the paper's Table 2)"
 DATASET_ABBREVIATIONS = {"multipref": "MP", "helpsteer2": "HS2"}
 POOLED_SEED = "all"
 TABLE2_COLUMNS = (
@@ -107,6 +114,7 @@ def per_pair_metrics(method: str, reward_a: np.ndarray, reward_b: np.ndarray, ch
     accuracy = (margin > 0).astype(float)
     if method in PROBABILITY_METHODS:
         return {
+            "p_model_chosen": expit(np.abs(reward_a - reward_b)),
             "p_chosen": expit(margin),
             "decisiveness": np.abs(expit(reward_a - reward_b) - 0.5),
             "accuracy": accuracy,
@@ -237,21 +245,28 @@ def _cell(value: float, low: float, high: float) -> str:
     return f"{value:.3f} [{_fmt(low)}, {_fmt(high)}]"
 
 
-def paper_layout(table: pl.DataFrame, metric_by_method: dict[str, str]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the paper's layout: a row per subset; per dataset ``n``, then the conditions."""
+def _layout_columns(table: pl.DataFrame, metric_by_method: dict[str, str]) -> list[tuple]:
+    """(dataset, method, labels) per column after ``Subset``; (dataset, None, None) is the ``# Ex.`` column."""
     summary = summary_rows(table, metric_by_method)
     conditions = summary.select("dataset", "method", "labels").unique(maintain_order=True).rows()
     datasets = list(dict.fromkeys(dataset for dataset, _, _ in conditions))
     method_rank = {method: rank for rank, method in enumerate(METRICS)}
-    header = ["Subset"]
     columns: list[tuple] = []
     for dataset in datasets:
-        header.append(f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} # Ex.")
         columns.append((dataset, None, None))
         own = sorted((m, lab) for d, m, lab in conditions if d == dataset)
-        for method, labels in sorted(own, key=lambda pair: (method_rank[pair[0]], pair[1])):
-            header.append(condition_label(dataset, method, labels))
-            columns.append((dataset, method, labels))
+        columns += [(dataset, m, lab) for m, lab in sorted(own, key=lambda p: (method_rank[p[0]], p[1]))]
+    return columns
+
+
+def paper_layout(table: pl.DataFrame, metric_by_method: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the paper's layout: a row per subset; per dataset ``n``, then the conditions."""
+    summary = summary_rows(table, metric_by_method)
+    columns = _layout_columns(table, metric_by_method)
+    header = ["Subset"] + [
+        f"{DATASET_ABBREVIATIONS.get(d, d)} # Ex." if m is None else condition_label(d, m, lab)
+        for d, m, lab in columns
+    ]
     lookup = {
         (row["dataset"], row["method"], row["labels"], row["subset"]): row
         for row in summary.iter_rows(named=True)
@@ -272,23 +287,61 @@ def paper_layout(table: pl.DataFrame, metric_by_method: dict[str, str]) -> tuple
 
 def _metric_note(metric_by_method: dict[str, str]) -> str:
     names = {
-        "p_chosen": "mean P(chosen > rejected)",
-        "margin": "mean r_chosen - r_rejected",
+        "p_model_chosen": "mean P(model's chosen > model's rejected) = mean sigmoid(|r_A - r_B|)",
+        "p_chosen": "mean P(chosen > rejected), chosen = the annotators' side",
+        "margin": "mean r_chosen - r_rejected, chosen = the annotators' side",
         "decisiveness": "mean |P(A > B) - 0.5|",
         "abs_margin": "mean |r_A - r_B|",
     }
+    if set(metric_by_method.values()) == {"accuracy"}:
+        return "Accuracy (BT and MSE): share of pairs with r_chosen > r_rejected, chosen = the annotators' side"
     return "; ".join(f"{method.upper()}: {names[metric]}" for method, metric in metric_by_method.items())
 
 
-def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
-    """Table 2 (headline metrics) and the side-free decisiveness table, as markdown."""
-    parts = []
-    for title, metric_by_method in (
-        ("Table 2: chosen vs. rejected", HEADLINE_METRIC),
-        ("Side-free decisiveness", SIDE_FREE_METRIC),
-    ):
+def paper_reference_layout(table: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The headline layout of ``table`` with the paper's numbers in its cells (``–`` where it has none)."""
+    header, body = paper_layout(table, HEADLINE_METRIC)
+    columns = _layout_columns(table, HEADLINE_METRIC)
+    reference = []
+    for subset, cells in zip(SUBSETS, body, strict=True):
+        row = [cells[0]]
+        for dataset, method, labels in columns:
+            if method is None:
+                row.append("–")
+                continue
+            value = paper_numbers.table2_value(dataset, method, labels, subset)
+            row.append("–" if value is None else f"{value:.3f}")
+        reference.append(row)
+    return header, reference
+
+
+def table_sections(table: pl.DataFrame, *, ci: float) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(title, note, header, body) of every rendered table: Table 2, the paper's, then the annotator side."""
+    sections = []
+    header, body = paper_layout(table, HEADLINE_METRIC)
+    note = f"{_metric_note(HEADLINE_METRIC)}; [{ci:.0%} bootstrap CI]."
+    sections.append((HEADLINE_TITLE, note, header, body))
+    header, body = paper_reference_layout(table)
+    sections.append(
+        (
+            "The paper's Table 2 beside it (Llama-3-8B-Instruct, real MultiPref/HelpSteer2 test sets)",
+            f"Same metric: {_metric_note(HEADLINE_METRIC)}.",
+            header,
+            body,
+        )
+    )
+    for metric_by_method in (ANNOTATOR_SIDE_METRIC, ACCURACY_METRIC):
         header, body = paper_layout(table, metric_by_method)
-        parts.append(f"### {title}\n\n{_metric_note(metric_by_method)}; [{ci:.0%} bootstrap CI].\n")
+        note = f"{_metric_note(metric_by_method)}; [{ci:.0%} bootstrap CI]."
+        sections.append((ANNOTATOR_SIDE_TITLE, note, header, body))
+    return sections
+
+
+def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
+    """Table 2 (the model's own side), the paper's numbers, and agreement with the annotators' side."""
+    parts = []
+    for title, note, header, body in table_sections(table, ci=ci):
+        parts.append(f"### {title}\n\n{note}\n")
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + "---|" * len(header))
         parts.extend("| " + " | ".join(cells) + " |" for cells in body)
@@ -313,8 +366,14 @@ def _latex_escape(text: str) -> str:
 
 
 def render_latex(table: pl.DataFrame, *, ci: float) -> str:
-    """Table 2 (headline metrics) as a booktabs LaTeX table."""
+    """Table 2 (the model's own side) as a booktabs LaTeX table; the paper's value under each cell."""
     header, body = paper_layout(table, HEADLINE_METRIC)
+    _, reference = paper_reference_layout(table)
+    body = [
+        row
+        for cells, paper in zip(body, reference, strict=True)
+        for row in (cells, ["(paper)", *paper[1:]])
+    ]
     lines = [
         r"\begin{table}[t]",
         r"\centering",
@@ -327,7 +386,10 @@ def render_latex(table: pl.DataFrame, *, ci: float) -> str:
         r"\bottomrule",
         r"\end{tabular}",
         r"\caption{"
-        + _latex_escape(f"{_metric_note(HEADLINE_METRIC)} ({ci:.0%} bootstrap CI in brackets).")
+        + _latex_escape(
+            f"{_metric_note(HEADLINE_METRIC)} ({ci:.0%} bootstrap CI in brackets); "
+            "(paper): the paper's value (Llama-3-8B-Instruct, real data)."
+        )
         + "}",
         r"\label{tab:table2}",
         r"\end{table}",
@@ -357,15 +419,11 @@ def html_table(header: Sequence[str], body: Iterable[Sequence[str]]) -> str:
 
 
 def render_html(table: pl.DataFrame, *, ci: float) -> str:
-    """Both tables of :func:`render_markdown` as a self-contained HTML page (for the Snakemake report)."""
-    sections = []
-    for title, metric_by_method in (
-        ("Table 2: chosen vs. rejected", HEADLINE_METRIC),
-        ("Side-free decisiveness", SIDE_FREE_METRIC),
-    ):
-        header, body = paper_layout(table, metric_by_method)
-        note = escape(f"{_metric_note(metric_by_method)}; [{ci:.0%} bootstrap CI]")
-        sections.append(f"<h3>{escape(title)}</h3><p>{note}</p>{html_table(header, body)}")
+    """The tables of :func:`render_markdown` as a self-contained HTML page (for the Snakemake report)."""
+    sections = [
+        f"<h3>{escape(title)}</h3><p>{escape(note)}</p>{html_table(header, body)}"
+        for title, note, header, body in table_sections(table, ci=ci)
+    ]
     return html_page("".join(sections))
 
 

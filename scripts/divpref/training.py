@@ -744,7 +744,7 @@ def train_reward_model(
 
     parallel = distributed.from_environment()
     distributed.init_process_group(parallel)
-    fingerprint = run_fingerprint(params, model_cfg, method.name, [train_path, dev_path])
+    fingerprint = run_fingerprint(params, model_cfg, method.fingerprint_key, [train_path, dev_path])
     run_dir = Path(checkpoint_root) / fingerprint
     if parallel.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -754,6 +754,7 @@ def train_reward_model(
                     "params": dataclasses.asdict(params),
                     "model": model_cfg,
                     "method": method.name,
+                    "method_options": dict(method.options),
                     "data": [str(train_path), str(dev_path)],
                 },
                 indent=2,

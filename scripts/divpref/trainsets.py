@@ -7,11 +7,14 @@ Every table starts with ``pair_id, prompt, response_a, response_b``; the label c
 - ``mse``: ``score_a, score_b``. agg: the pair's mean helpfulness; all: one row per annotator's two scores.
 - ``mean_var`` / ``classification``: ``label_dist`` (5 shares, B-clearly .. A-clearly). all: the annotators'
   empirical distribution; agg: all mass on the majority label (see ``majority_strength``).
+- ``likert_classification``: ``likert_dist_a``, ``likert_dist_b`` (5 shares over the Likert classes 1..5 =
+  helpfulness 0..4 + 1), one row per pair; all: each response's annotator distribution; agg: all mass on its
+  rounded mean score (see :mod:`divpref.likert_targets`).
 
 The majority vote is the strict plurality over {A, B, Tie}. A pair without one (e.g. 2 A and 2 B) is dropped
 from agg sets, or treated as a tie when ``no_majority="tie"`` (config ``divergence.agg_no_majority``).
 The dev part of ``bt`` and ``mse`` is always the agg version, so dev metrics compare across label schemes;
-``mean_var`` / ``classification`` dev sets use the same labels as their training sets.
+the distributional methods' dev sets use the same labels as their training sets.
 """
 
 from typing import Literal
@@ -20,7 +23,7 @@ import polars as pl
 
 from divpref.divergence import STRENGTHS
 
-METHODS = ("bt", "mse", "mean_var", "classification")
+METHODS = ("bt", "mse", "mean_var", "classification", "likert_classification")
 LAYOUTS = METHODS
 """Training-set layouts; a registered method names the one it reads (``RewardMethod.trainset_layout``)."""
 LABELS = ("agg", "all")
@@ -77,6 +80,10 @@ def build_trainset(
         return _bt(labels, pairs, annotations, no_majority)
     if method == "mse":
         return _mse(labels, pairs, annotations)
+    if method == "likert_classification":
+        from divpref.likert_targets import build_likert_trainset
+
+        return build_likert_trainset(labels, pairs, annotations)
     return _label_dist(labels, pairs, no_majority)
 
 
