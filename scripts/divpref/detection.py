@@ -571,11 +571,16 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
         values = paper_numbers.detection_values(label, dataset)
         return "-" if values is None else " / ".join(_number(value) for value in values)
 
+    def columns(dataset: str, condition: str, label: str) -> list[str]:
+        # The paper has numbers for its two datasets only; a dataset of one's own gets no "paper" column.
+        return [cell(dataset, condition)] + ([paper(label, dataset)] if dataset in DATASET_NAMES else [])
+
     header = ["Model"]
     for dataset in datasets:
-        header += [DATASET_NAMES.get(dataset, dataset), f"paper {DATASET_NAMES.get(dataset, dataset)}"]
+        name = DATASET_NAMES.get(dataset, dataset)
+        header += [name] + ([f"paper {name}"] if dataset in DATASET_NAMES else [])
     body = [
-        [row["label"], *(c for d in datasets for c in (cell(d, row["condition"]), paper(row["label"], d)))]
+        [row["label"], *(c for d in datasets for c in columns(d, row["condition"], row["label"]))]
         for row in conditions
     ]
     return header, body
