@@ -2,6 +2,7 @@ import ast
 import functools
 import os
 import re
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,49 +10,103 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+# divpref modules that are cheap to import (no torch) tell the DAG what datasets and methods support.
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+from divpref.dataset_formats import dataset_format, dataset_has_scores
+from divpref.methods import get_method, load_method_modules, method_names
+
 # --- config lookups and the condition grid ---
 
 DATASETS = list(config["datasets"])
 CONDITIONS = config["conditions"]
 SEEDS = config["training"]["seeds"]
 
-# A fact of the published formats, not an experiment choice: only HelpSteer2 carries Likert scores.
-DATASETS_WITH_SCORES = {"helpsteer2"}
-METHODS_NEEDING_SCORES = {"mse", "likert_classification"}
+# Method modules outside the package (config `method_modules`): they register further methods.
+METHOD_MODULES = [os.path.expanduser(path) for path in config.get("method_modules", [])]
+METHOD_SOURCES = {}  # method name -> the method_modules file that registered it
+for _path in METHOD_MODULES:
+    _known = set(method_names())
+    load_method_modules([_path])
+    METHOD_SOURCES.update({name: _path for name in set(method_names()) - _known})
+
+# `method: pretrained` scores with an existing reward model: no training run, one score file per dataset.
+PRETRAINED = "pretrained"
+PRETRAINED_SEED = (
+    0  # the seed{seed} of its paths: scoring an existing model involves no seed
+)
+TRAINED_CONDITIONS = [
+    c for c, spec in CONDITIONS.items() if spec["method"] != PRETRAINED
+]
+PRETRAINED_CONDITIONS = [
+    c for c, spec in CONDITIONS.items() if spec["method"] == PRETRAINED
+]
+
+# What each dataset supports follows from its format and columns (divpref.dataset_formats).
+DATASET_FORMATS = {d: dataset_format(d, spec) for d, spec in config["datasets"].items()}
+DATASETS_WITH_SCORES = {
+    d for d, spec in config["datasets"].items() if dataset_has_scores(d, spec)
+}
+
+
+def _alternatives(names):
+    """A wildcard regex matching exactly `names` (nothing when empty)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def condition_reward_method(condition):
+    """The registered RewardMethod of a trained condition; a config error names an unknown method."""
+    name = CONDITIONS[condition]["method"]
+    try:
+        return get_method(name)
+    except KeyError as error:
+        raise ValueError(
+            f"config key conditions.{condition}.method: {error.args[0]} (or `pretrained`); "
+            f"add methods with `method_modules`"
+        ) from None
+
+
+def condition_needs_scores(condition):
+    return (
+        condition in TRAINED_CONDITIONS
+        and condition_reward_method(condition).needs_scores
+    )
+
+
+def supports(condition, dataset):
+    """Whether `dataset` has what `condition` needs (Likert scores for a score-based method)."""
+    return dataset in DATASETS_WITH_SCORES or not condition_needs_scores(condition)
+
+
 # Condition keys that only some methods accept (see divpref.method_options.SETTINGS).
 METHOD_SETTINGS = {"mean_var": ("rho", "objective")}
 
 
-wildcard_constraints:
-    dataset="|".join(map(re.escape, DATASETS)),
-    condition="|".join(map(re.escape, CONDITIONS)),
-    seed=r"\d+",
-    method="bt|mse|mean_var|classification|likert_classification",
-    labels="agg|all",
-
-
 def condition_datasets(condition):
-    """Datasets a condition runs on: its `datasets` list, or every configured dataset."""
+    """Datasets a condition runs on: its `datasets` list, or every configured dataset that supports it."""
+    default = [dataset for dataset in DATASETS if supports(condition, dataset)]
     return lookup(
-        dpath=f"conditions/{condition}/datasets", within=config, default=DATASETS
+        dpath=f"conditions/{condition}/datasets", within=config, default=default
     )
 
 
 def _check_condition_grid():
     for name, spec in CONDITIONS.items():
+        if not condition_datasets(name):
+            raise ValueError(
+                f"config key conditions.{name}: method {spec['method']!r} needs Likert scores, "
+                f"and no configured dataset has them ({DATASETS})"
+            )
         for dataset in condition_datasets(name):
             if dataset not in DATASETS:
                 raise ValueError(
                     f"config key conditions.{name}.datasets: unknown dataset {dataset!r} "
                     f"(configured: {DATASETS})"
                 )
-            if (
-                spec["method"] in METHODS_NEEDING_SCORES
-                and dataset not in DATASETS_WITH_SCORES
-            ):
+            if not supports(name, dataset):
                 raise ValueError(
                     f"config key conditions.{name}: method {spec['method']!r} needs Likert scores, "
-                    f"which dataset {dataset!r} does not have; restrict it with `datasets:`"
+                    f"which dataset {dataset!r} (format {DATASET_FORMATS[dataset]!r}) does not have; "
+                    f"remove it from `datasets:` or omit `datasets:` to run on every dataset with scores"
                 )
         for key in ("rho", "objective"):
             if key in spec and key not in METHOD_SETTINGS.get(spec["method"], ()):
@@ -64,14 +119,42 @@ def _check_condition_grid():
 _check_condition_grid()
 
 
+wildcard_constraints:
+    dataset=_alternatives(DATASETS),
+    condition=_alternatives(CONDITIONS),
+    seed=r"\d+",
+    method=_alternatives(method_names()),
+    labels="agg|all",
+
+
 def training_runs():
-    """Every (dataset, condition, seed) of the grid, in config order."""
+    """Every (dataset, condition, seed) of the trained grid, in config order."""
     return [
         (dataset, condition, seed)
-        for condition in CONDITIONS
+        for condition in TRAINED_CONDITIONS
         for dataset in condition_datasets(condition)
         for seed in SEEDS
     ]
+
+
+def pretrained_runs():
+    """Every (dataset, condition, seed) of the pretrained conditions (one scoring per dataset)."""
+    return [
+        (dataset, condition, PRETRAINED_SEED)
+        for condition in PRETRAINED_CONDITIONS
+        for dataset in condition_datasets(condition)
+    ]
+
+
+def run_labels(condition):
+    """The `labels` cell of a condition's rows: its label scheme, or a pretrained condition's own name."""
+    spec = CONDITIONS[condition]
+    return condition if spec["method"] == PRETRAINED else spec["labels"]
+
+
+def get_trainset_layout(wildcards):
+    """The training-set layout of a method (RewardMethod.trainset_layout: bt, mse, mean_var, ...)."""
+    return get_method(wildcards.method).trainset_layout
 
 
 def expand_runs(pattern):
@@ -167,6 +250,14 @@ def library_code(script):
 # --- final targets ---
 
 
+def get_method_modules(wildcards):
+    """The `method_modules` file of a condition's method, if any: an input and a param of the rules that look
+    the method up, so editing it reruns exactly that method's jobs (and nothing else changes params).
+    """
+    method = CONDITIONS[wildcards.condition]["method"]
+    return [METHOD_SOURCES[method]] if method in METHOD_SOURCES else []
+
+
 def get_final_outputs():
     targets = [f"results/{dataset}/divergence_summary.csv" for dataset in DATASETS]
     targets += ["results/tables/divergence.csv"]
@@ -182,7 +273,9 @@ def get_final_outputs():
 # --- data stage helpers ---
 
 # The configured hub file names, so the download rule's `{hub_file}` wildcard matches nothing else.
-HUB_FILES = sorted({spec["hub"]["filename"] for spec in config["datasets"].values()})
+HUB_FILES = sorted(
+    {spec["hub"]["filename"] for spec in config["datasets"].values() if "hub" in spec}
+)
 
 
 wildcard_constraints:
@@ -196,6 +289,10 @@ def get_raw_annotations(wildcards):
     """
     spec = config["datasets"][wildcards.dataset]
     if spec["source"] == "hub":
+        if "hub" not in spec:
+            raise ValueError(
+                f"config key datasets.{wildcards.dataset}.hub: required with `source: hub`"
+            )
         return f"resources/hub/{wildcards.dataset}/{spec['hub']['filename']}"
     return os.path.expanduser(spec["source"])
 
@@ -228,6 +325,11 @@ wildcard_constraints:
     backbone=r"[^/]+",
 
 
+def built_backbone(path):
+    """The built backbone folder when `path` points into resources/backbones/, else nothing."""
+    return path.rstrip("/") if path.startswith(BUILT_BACKBONES) else []
+
+
 DOWNLOADED_BACKBONES = "resources/models/"
 HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -253,10 +355,7 @@ wildcard_constraints:
 
 def get_backbone_input(wildcards):
     """The backbone folder a training run loads: built (resources/backbones/), downloaded, or nothing (local)."""
-    path = config["model"]["name_or_path"]
-    if path.startswith(BUILT_BACKBONES):
-        return path.rstrip("/")
-    return hub_backbone_dir() or []
+    return built_backbone(config["model"]["name_or_path"]) or hub_backbone_dir() or []
 
 
 def get_train_model(wildcards):
@@ -269,9 +368,29 @@ def get_train_model(wildcards):
     )
 
 
+def _model_blocks():
+    """`model` and every pretrained condition's `model`, with where they are configured."""
+    yield "model", config["model"]
+    for condition in PRETRAINED_CONDITIONS:
+        yield f"conditions.{condition}.model", CONDITIONS[condition]["model"]
+
+
 def get_backbone_build(wildcards):
-    """The `model.build` block (architecture and sizes of the offline demo/CI backbone)."""
-    return lookup(dpath="model/build", within=config, default={})
+    """The `build` block of the model that lives at resources/backbones/{backbone} (demo/CI models)."""
+    target = BUILT_BACKBONES + wildcards.backbone
+    builds = {
+        key: block.get("build", {})
+        for key, block in _model_blocks()
+        if block["name_or_path"].rstrip("/") == target
+    }
+    if len({repr(build) for build in builds.values()}) > 1:
+        raise ValueError(
+            f"config keys {sorted(builds)}: one folder {target}, different `build` blocks"
+        )
+    # Another folder (e.g. a judge's): the backbone's build, as before pretrained models had their own.
+    return next(
+        iter(builds.values()), lookup(dpath="model/build", within=config, default={})
+    )
 
 
 def get_checkpoint_root(wildcards):
@@ -283,7 +402,7 @@ def get_checkpoint_root(wildcards):
 
 
 # Table 2 and the score plots cover these methods (the distributional ones have their own detection table).
-TABLE2_METHODS = ("bt", "mse")
+TABLE2_METHODS = ("bt", "mse", PRETRAINED)
 
 
 def get_score_max_length(wildcards):
@@ -291,18 +410,34 @@ def get_score_max_length(wildcards):
     return get_training_params(wildcards)["max_length"]
 
 
+def get_pretrained_model(wildcards):
+    """A pretrained condition's `model` block (name_or_path, revision, load_in_8bit, ...)."""
+    return CONDITIONS[wildcards.condition]["model"]
+
+
+def get_pretrained_backbone(wildcards):
+    """The built model folder of a pretrained condition (demo/CI), else nothing."""
+    return built_backbone(get_pretrained_model(wildcards)["name_or_path"])
+
+
+def get_pretrained_max_length(wildcards):
+    """Token limit of a pretrained condition: its `max_length`, else `training.max_length`."""
+    spec = get_pretrained_model(wildcards)
+    return spec.get("max_length", config["training"]["max_length"])
+
+
 def get_table2_runs():
-    """Every bt/mse training run as {dataset, condition, method, labels, seed, scores (path)}."""
+    """Every bt/mse/pretrained run as {dataset, condition, method, labels, seed, scores (path)}."""
     return [
         {
             "dataset": dataset,
             "condition": condition,
             "method": CONDITIONS[condition]["method"],
-            "labels": CONDITIONS[condition]["labels"],
+            "labels": run_labels(condition),
             "seed": seed,
             "scores": f"results/scores/{dataset}/{condition}/seed{seed}.parquet",
         }
-        for dataset, condition, seed in training_runs()
+        for dataset, condition, seed in training_runs() + pretrained_runs()
         if CONDITIONS[condition]["method"] in TABLE2_METHODS
     ]
 
@@ -330,9 +465,9 @@ DEV_SCORED_METHODS = {"mean_var", "classification", "likert_classification"}
 
 
 def detection_datasets():
-    """Datasets with at least one trained condition, in config order."""
-    trained = {dataset for dataset, _, _ in training_runs()}
-    return [dataset for dataset in DATASETS if dataset in trained]
+    """Datasets with at least one trained or pretrained condition, in config order."""
+    scored = {dataset for dataset, _, _ in training_runs() + pretrained_runs()}
+    return [dataset for dataset in DATASETS if dataset in scored]
 
 
 def get_detection_outputs():
@@ -349,22 +484,28 @@ def get_detection_outputs():
 def detection_runs():
     """One record per trained model: its keys, its test-score file and its dev-score file, if any."""
     runs = []
-    for dataset, condition, seed in training_runs():
+    for dataset, condition, seed in training_runs() + pretrained_runs():
         spec = CONDITIONS[condition]
         dev_scores = None
         if spec["method"] in DEV_SCORED_METHODS:
             dev_scores = f"results/scores_dev/{dataset}/{condition}/seed{seed}.parquet"
+        single_value = spec["method"] == PRETRAINED or (
+            condition_reward_method(condition).single_value
+        )
+        if not single_value and spec["method"] not in DEV_SCORED_METHODS:
+            continue  # a registered method without a detection rule (RewardMethod.single_value)
         runs.append(
             {
                 "dataset": dataset,
                 "condition": condition,
                 "method": spec["method"],
-                "labels": spec["labels"],
+                "labels": run_labels(condition),
                 "rho": spec.get("rho"),
                 "objective": spec.get("objective"),
                 "seed": seed,
                 "scores": f"results/scores/{dataset}/{condition}/seed{seed}.parquet",
                 "dev_scores": dev_scores,
+                "single_value": single_value,
             }
         )
     return runs
@@ -480,9 +621,10 @@ def _check_flag_config():
     if not FLAG:
         return
     condition, dataset = FLAG["condition"], FLAG["dataset"]
-    if condition not in CONDITIONS:
+    if condition not in TRAINED_CONDITIONS:
         raise ValueError(
-            f"config key flag.condition: unknown condition {condition!r} (configured: {list(CONDITIONS)})"
+            f"config key flag.condition: unknown or untrained condition {condition!r} "
+            f"(trained conditions: {TRAINED_CONDITIONS})"
         )
     if dataset not in condition_datasets(condition):
         raise ValueError(
@@ -550,6 +692,11 @@ def get_flag_test_pairs(wildcards):
 
 def get_flag_method(wildcards):
     return flag_model()["method"]
+
+
+def get_flag_method_modules(wildcards):
+    """The `method_modules` file of the flag model's method, if any (as get_method_modules)."""
+    return get_method_modules(flag_wildcards())
 
 
 def get_flag_max_length(wildcards):

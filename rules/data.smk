@@ -56,6 +56,9 @@ rule normalize:
         "../envs/data.yaml"
     params:
         helpsteer2_strength=config["divergence"]["helpsteer2_strength"],
+        format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
+        # What the DAG was planned with: a long file must then have (or lack) score columns.
+        scores=lambda wildcards: wildcards.dataset in DATASETS_WITH_SCORES,
         min_annotators=get_min_annotators,
     script:
         "../scripts/normalize.py"
@@ -117,5 +120,6 @@ rule trainset:
         "../envs/data.yaml"
     params:
         no_majority=config["divergence"]["agg_no_majority"],
+        layout=get_trainset_layout,
     script:
         "../scripts/trainset.py"

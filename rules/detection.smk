@@ -8,12 +8,15 @@ rule score_dev:
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
         code=library_code("score"),
+        method_modules=get_method_modules,
     output:
         scores="results/scores_dev/{dataset}/{condition}/seed{seed}.parquet",
     log:
         "logs/score_dev/{dataset}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/score_dev/{dataset}/{condition}/seed{seed}.tsv"
+    wildcard_constraints:
+        condition=_alternatives(TRAINED_CONDITIONS),
     conda:
         "../envs/train.yaml"
     threads: 2
@@ -24,6 +27,7 @@ rule score_dev:
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         method=condition_method,
+        method_modules=get_method_modules,
         model=config["model"],
         max_length=get_score_max_length,
         batch_size=config["evaluation"]["batch_size"],

@@ -7,12 +7,15 @@ rule score:
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
         test="results/{dataset}/test.parquet",
         code=library_code("score"),
+        method_modules=get_method_modules,
     output:
         scores="results/scores/{dataset}/{condition}/seed{seed}.parquet",
     log:
         "logs/score/{dataset}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/score/{dataset}/{condition}/seed{seed}.tsv"
+    wildcard_constraints:
+        condition=_alternatives(TRAINED_CONDITIONS),
     conda:
         "../envs/train.yaml"
     threads: 2
@@ -23,6 +26,7 @@ rule score:
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         method=condition_method,
+        method_modules=get_method_modules,
         model=config["model"],
         max_length=get_score_max_length,
         batch_size=config["evaluation"]["batch_size"],
@@ -190,3 +194,36 @@ rule config_snapshot:
         config=config,
     script:
         "../scripts/config_snapshot.py"
+
+
+# Off-the-shelf reward models (`method: pretrained`): no training, the test and dev pairs scored directly.
+rule score_pretrained:
+    input:
+        test="results/{dataset}/test.parquet",
+        pairs="results/{dataset}/pairs.parquet",
+        splits="results/{dataset}/splits.parquet",
+        backbone=get_pretrained_backbone,
+        code=library_code("score_pretrained"),
+    output:
+        scores=f"results/scores/{{dataset}}/{{condition}}/seed{PRETRAINED_SEED}.parquet",
+        dev_scores=f"results/scores_dev/{{dataset}}/{{condition}}/seed{PRETRAINED_SEED}.parquet",
+    log:
+        "logs/score_pretrained/{dataset}/{condition}.log",
+    benchmark:
+        "benchmarks/score_pretrained/{dataset}/{condition}.tsv"
+    wildcard_constraints:
+        condition=_alternatives(PRETRAINED_CONDITIONS),
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        # Runs on GPU where one is visible; profiles/slurm asks for one (a 27B model in 8 bits fits 48 GB).
+        gpu=0,
+        mem_mb=lambda wildcards, attempt: 32000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    params:
+        model=get_pretrained_model,
+        max_length=get_pretrained_max_length,
+        batch_size=config["evaluation"]["batch_size"],
+    script:
+        "../scripts/score_pretrained.py"

@@ -43,6 +43,7 @@ rule flag_score:
         adapter=get_flag_adapter,
         train_log=get_flag_train_log,
         code=library_code("score"),
+        method_modules=get_flag_method_modules,
     output:
         scores="results/flag_sets/{flag_set}/scores.parquet",
     log:
@@ -59,6 +60,7 @@ rule flag_score:
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         method=get_flag_method,
+        method_modules=get_flag_method_modules,
         model=config["model"],
         max_length=get_flag_max_length,
         batch_size=config["evaluation"]["batch_size"],

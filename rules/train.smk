@@ -41,6 +41,7 @@ rule train:
         unpack(get_trainset),
         backbone=get_backbone_input,
         code=library_code("train"),
+        method_modules=get_method_modules,
     output:
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
     log:
@@ -64,6 +65,7 @@ rule train:
         micro_batch_halvings=lambda wildcards, attempt: attempt - 1,
     params:
         method=condition_method,
+        method_modules=get_method_modules,
         method_settings=get_method_settings,
         model=get_train_model,
         training=get_training_params,

@@ -17,6 +17,8 @@ def main(smk) -> None:
         smk.output.rejects,
         smk.output.quality,
         helpsteer2_strength_options=dict(smk.params.helpsteer2_strength),
+        fmt=smk.params.format,
+        use_scores=smk.params.scores,
         min_annotators=smk.params.min_annotators,
     )
     logging.info("data quality: %s", report)

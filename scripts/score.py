@@ -12,6 +12,7 @@ import torch  # noqa: E402
 from divpref.devices import require_visible_gpus  # noqa: E402
 from divpref.io_utils import atomic_path  # noqa: E402
 from divpref.logutil import log_to_file  # noqa: E402
+from divpref.methods import load_method_modules  # noqa: E402
 from divpref.modeling import load_for_inference, scores_in_bf16  # noqa: E402
 from divpref.scoring import (  # noqa: E402
     check_test_pairs,
@@ -23,6 +24,7 @@ from divpref.scoring import (  # noqa: E402
 
 def main(smk) -> None:
     log_to_file(smk.log[0])
+    load_method_modules(smk.params.method_modules)  # config `method_modules`
     test = pl.read_parquet(smk.input.test)
     check_test_pairs(test, smk.input.test)
     require_visible_gpus(int(smk.resources.get("gpu", 0) or 0))

@@ -15,8 +15,9 @@ def main(smk) -> None:
     splits = pl.read_parquet(smk.input.splits)
     annotations = pl.read_parquet(smk.input.annotations)
     by_split = {part: rows_of_split(pairs, splits, part) for part in ("train", "dev")}
+    # The layout of the method's targets (the method's own name for the built-in methods; see RewardMethod).
     parts = build_parts(
-        smk.wildcards.method, smk.wildcards.labels, by_split, annotations, no_majority=smk.params.no_majority
+        smk.params.layout, smk.wildcards.labels, by_split, annotations, no_majority=smk.params.no_majority
     )
     with atomic_path(smk.output.train) as train_tmp, atomic_path(smk.output.dev) as dev_tmp:
         parts["train"].write_parquet(train_tmp)

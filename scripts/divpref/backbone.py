@@ -24,8 +24,15 @@ BUILD_DEFAULTS: dict[str, Any] = {
     "intermediate_size": 256,
     "max_position_embeddings": 1024,
     "seed": 0,
+    "reward_model": False,
 }
 """Defaults of the ``model.build`` config block."""
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}[{{ message['role'] }}] {{ message['content'] }} "
+    "{{ eos_token }}{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"
+)
+"""Chat template of a built reward model (``reward_model: true``): ``[CLS][user] ... [SEP][assistant] ... [SEP]``."""
 
 
 def offline_tokenizer_file() -> Path:
@@ -66,7 +73,7 @@ def resolved_build(build_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def build_backbone(build_cfg: Mapping[str, Any] | None, out_dir: str | Path) -> Path:
-    """Write a seeded tiny causal LM and its tokenizer to ``out_dir`` (an HF model folder)."""
+    """Write a seeded tiny causal LM (or, with ``reward_model``, a reward model) and its tokenizer to ``out_dir``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -85,7 +92,17 @@ def build_backbone(build_cfg: Mapping[str, Any] | None, out_dir: str | Path) -> 
         tie_word_embeddings=True,
     )
     torch.manual_seed(resolved["seed"])
-    model = LlamaForCausalLM(config)
+    if resolved["reward_model"]:
+        # A stand-in for an off-the-shelf reward model (demo/CI `method: pretrained`): a one-output
+        # sequence-classification head, saved with the weights, and a chat template of its own.
+        from transformers import LlamaForSequenceClassification
+
+        config.num_labels = 1
+        config.pad_token_id = tokenizer.eos_token_id
+        model = LlamaForSequenceClassification(config)
+        tokenizer.chat_template = CHAT_TEMPLATE
+    else:
+        model = LlamaForCausalLM(config)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

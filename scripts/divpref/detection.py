@@ -8,7 +8,8 @@
   high-agreement pairs (``high_agreement_pref`` and ``high_agreement_tie``); ``other`` pairs are left out.
   Higher scores mean "more likely diverging" for every method:
 
-  - BT, MSE: -|r_A - r_B| (an undecided model);
+  - BT, MSE, off-the-shelf reward models (``pretrained``) and any registered single-value method:
+    -|r_A - r_B| (an undecided model);
   - Mean-Var: lambda (sigma_A + sigma_B) - |mu_A - mu_B|, the negation of the full paper's agreement score
     |mu_A - mu_B| - lambda (sigma_A + sigma_B), with lambda >= 0 tuned for dev AUROC;
   - Pairwise classification (``classification``, this project's pair-level model): one of two candidates on
@@ -44,14 +45,17 @@ DIVERGING = "diverging"
 HIGH_AGREEMENT = ("high_agreement_pref", "high_agreement_tie")
 POOLED_SEED = "all"
 METRICS = ("accuracy", "auroc")
-METHOD_ORDER = ("bt", "mse", "mean_var", "likert_classification", "classification")
+METHOD_ORDER = ("pretrained", "bt", "mse", "mean_var", "likert_classification", "classification")
 METHOD_NAMES = {
+    "pretrained": "Pretrained",
     "bt": "BT",
     "mse": "MSE",
     "mean_var": "Mean-Var",
     "likert_classification": "Classification",
     "classification": "Pairwise classification",
 }
+SINGLE_VALUE = "single_value"
+"""How a registered single-value method (``RewardMethod.single_value``) is scored: as BT/MSE are."""
 DISTRIBUTIONAL_METHODS = ("mean_var", "likert_classification", "classification")
 DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
 CLASSIFICATION_SCORES = {
@@ -60,6 +64,8 @@ CLASSIFICATION_SCORES = {
 }
 """Classification's candidate divergence scores (name: formula), in tie-break order."""
 SCORE_DESCRIPTIONS = {
+    SINGLE_VALUE: "-|r_A - r_B|",
+    "pretrained": "-|r_A - r_B|",
     "bt": "-|r_A - r_B|",
     "mse": "-|r_A - r_B|",
     "mean_var": "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
@@ -74,6 +80,8 @@ DEV_TUNED_METHODS = ("mean_var", "classification", "likert_classification")
 """Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's candidate."""
 TEST_COLUMNS = ("pair_id", "agreement", "chosen")
 SCORE_INPUTS = {
+    SINGLE_VALUE: ("reward_a", "reward_b"),
+    "pretrained": ("reward_a", "reward_b"),
     "bt": ("reward_a", "reward_b"),
     "mse": ("reward_a", "reward_b"),
     "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
@@ -149,7 +157,7 @@ def divergence_scores(
 
     ``lam`` is for mean_var only; ``score_name``, a :data:`CLASSIFICATION_SCORES` key, for classification.
     """
-    if method in ("bt", "mse"):
+    if SCORE_INPUTS.get(method) == SCORE_INPUTS[SINGLE_VALUE]:
         return margin_divergence_score(scores["reward_a"].to_numpy(), scores["reward_b"].to_numpy())
     if method == "mean_var":
         if lam is None:
@@ -266,6 +274,11 @@ class DetectionRun:
     score_name: str | None = None
     label: str = ""
     """The table's row name (:func:`row_label`)."""
+    scored_as: str = ""  # the SCORE_INPUTS key its divergence score uses (default: method)
+
+    @property
+    def score_method(self) -> str:
+        return self.scored_as or self.method
 
 
 def join_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, scores_source: str) -> pl.DataFrame:
@@ -297,6 +310,8 @@ def prepare_run(
     the offending score file.
     """
     method = spec["method"]
+    if spec.get("single_value") and method not in SCORE_INPUTS:
+        method = SINGLE_VALUE  # scored like BT; the table keeps the registered name (below)
     joined = join_scores(test, scores, method, spec["scores"])
     lam = score_name = None
     if method in DEV_TUNED_METHODS:
@@ -317,17 +332,18 @@ def prepare_run(
                 log.info("%s: score %s (dev AUROC %s)", run_name, score_name, _format_aurocs(dev_aurocs))
         except ValueError as error:
             raise ValueError(f"{spec['dev_scores']}: cannot {choice}: {error}") from error
-    label = row_label(method, spec["labels"], spec.get("rho"), spec.get("objective"))
+    label = row_label(spec["method"], spec["labels"], spec.get("rho"), spec.get("objective"))
     return DetectionRun(
         spec["dataset"],
         spec["condition"],
-        method,
+        spec["method"],
         spec["labels"],
         int(spec["seed"]),
         joined,
         lam,
         score_name,
         label,
+        scored_as=method,
     )
 
 
@@ -390,7 +406,7 @@ def pair_scores(run: DetectionRun) -> pl.DataFrame:
             "seed": run.seed,
             "pair_id": run.pairs["pair_id"],
             "agreement": run.pairs["agreement"],
-            "divergence_score": divergence_scores(run.method, run.pairs, run.lam, run.score_name),
+            "divergence_score": divergence_scores(run.score_method, run.pairs, run.lam, run.score_name),
             "preference_correct": preference_correct(
                 run.pairs["reward_a"].to_numpy(),
                 run.pairs["reward_b"].to_numpy(),
@@ -490,7 +506,7 @@ def score_labels(method: str, score_names: Sequence[str | None]) -> tuple[str | 
     formulas; other methods: no name and the method's fixed formula.
     """
     if method not in CANDIDATE_SCORES:
-        return None, SCORE_DESCRIPTIONS[method]
+        return None, SCORE_DESCRIPTIONS.get(method, SCORE_DESCRIPTIONS[SINGLE_VALUE])
     candidates = CANDIDATE_SCORES[method]
     names = [name for name in candidates if name in score_names]
     return ",".join(names), "; ".join(candidates[name] for name in names)
@@ -501,6 +517,8 @@ def row_label(method: str, labels: str, rho: float | str | None = None, objectiv
     ``Mean-Var (KL, rho = tie frequency)``, ``Classification (KL)`` (likert_classification),
     ``Pairwise classification (KL)``; a distributional model on agg labels says so."""
     name = METHOD_NAMES.get(method, method)
+    if method == "pretrained":
+        return f"{name}: {labels}"  # a pretrained condition's labels cell is its name
     if method not in DISTRIBUTIONAL_METHODS:
         return f"{name} ({labels.capitalize()})"
     parts = ["NLL" if objective == "nll" else "KL"]
@@ -553,11 +571,16 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
         values = paper_numbers.detection_values(label, dataset)
         return "-" if values is None else " / ".join(_number(value) for value in values)
 
+    def columns(dataset: str, condition: str, label: str) -> list[str]:
+        # The paper has numbers for its two datasets only; a dataset of one's own gets no "paper" column.
+        return [cell(dataset, condition)] + ([paper(label, dataset)] if dataset in DATASET_NAMES else [])
+
     header = ["Model"]
     for dataset in datasets:
-        header += [DATASET_NAMES.get(dataset, dataset), f"paper {DATASET_NAMES.get(dataset, dataset)}"]
+        name = DATASET_NAMES.get(dataset, dataset)
+        header += [name] + ([f"paper {name}"] if dataset in DATASET_NAMES else [])
     body = [
-        [row["label"], *(c for d in datasets for c in (cell(d, row["condition"]), paper(row["label"], d)))]
+        [row["label"], *(c for d in datasets for c in columns(d, row["condition"], row["label"]))]
         for row in conditions
     ]
     return header, body
@@ -581,9 +604,9 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
         + "; ".join(
             f"{METHOD_NAMES[method]}: {text}"
             for method, text in SCORE_DESCRIPTIONS.items()
-            if method != "mse"
+            if method not in ("mse", "pretrained", SINGLE_VALUE)
         )
-        + " (MSE as BT). Mean-Var's lambda is tuned on the dev set. Pairwise classification is this project's "
+        + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set. Pairwise classification is this project's "
         "pair-level extension, not a model of the paper."
         + _classification_choices(table),
         "",

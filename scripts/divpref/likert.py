@@ -116,5 +116,6 @@ LIKERT_CLASSIFICATION = register(
         selection_metric="kl",
         greater_is_better=False,
         score_columns=likert_score_columns,
+        needs_scores=True,  # per-response Likert targets: only datasets with scores
     )
 )

@@ -12,7 +12,9 @@ of the whole batch, including the smaller last batch of an epoch and rows of dif
 
 Extending: define a :class:`RewardMethod` in your own module and call :func:`register` at import time.
 Modules named in :data:`EXTENSION_MODULES` are imported by :func:`get_method` / :func:`method_names`,
-so their methods are available wherever the registry is used.
+so their methods are available wherever the registry is used. A module outside the package is named by its
+file path in the config key ``method_modules`` and imported by :func:`load_method_modules` (the Snakefile at
+parse time, and every rule script that looks a method up), so adding a method never touches the workflow.
 
 torch is imported inside the functions only, so this module is cheap to import at Snakefile parse time.
 """
@@ -20,9 +22,13 @@ torch is imported inside the functions only, so this module is cheap to import a
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,6 +91,13 @@ class RewardMethod:
             ``rho``, ``objective``); None for a method without settings.
         options: the resolved settings of a configured method (empty for the registered one); part of the
             training fingerprint, recorded in the training log.
+        trainset: the training-set layout (``divpref.trainsets.LAYOUTS``) the targets come from; empty means
+            the method's own name (``bt``, ``mse``, ``mean_var``, ``classification``).
+        needs_scores: the training set needs per-annotator Likert scores (``score_a``/``score_b`` of the data);
+            the workflow runs the method only on datasets that have them.
+        single_value: the score file's ``reward_a``/``reward_b`` are one scalar reward per response, so
+            divergence detection scores a pair by -|r_A - r_B| (otherwise the method needs its own rule in
+            ``divpref.detection``, as Mean-Var and Classification have).
 
     Adding a method: write ``encode_targets`` (add ``optional_row_weight(frame, source)`` to its result if
     trainset rows may carry a ``weight`` column), a per-row ``loss``, ``dev_metrics`` and ``score_columns``;
@@ -102,11 +115,19 @@ class RewardMethod:
     score_columns: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray | None]]
     configure: Callable[[Mapping[str, Any]], RewardMethod] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    trainset: str = ""
+    needs_scores: bool = False
+    single_value: bool = False
 
     @property
     def fingerprint_key(self) -> str:
         """The method's name, with its options when it has any (so a changed setting never resumes)."""
         return self.name if not self.options else f"{self.name}{sorted(self.options.items())}"
+
+    @property
+    def trainset_layout(self) -> str:
+        """The training-set layout this method's targets are read from."""
+        return self.trainset or self.name
 
     def is_better(self, candidate: float, incumbent: float) -> bool:
         """Strictly better in this method's direction; NaN is never better, anything beats NaN."""
@@ -178,6 +199,37 @@ def _load_extensions() -> None:
                 raise
 
 
+_loaded_modules: dict[Path, ModuleType] = {}
+
+
+def load_method_modules(paths: Sequence[str | Path]) -> list[ModuleType]:
+    """Import each Python file of ``paths`` once (config ``method_modules``); they register their methods.
+
+    A file is keyed by its resolved path, so the Snakefile and a rule script may both load it. Errors name
+    the file.
+    """
+    modules = []
+    for path in paths:
+        resolved = Path(path).expanduser().resolve()
+        if resolved not in _loaded_modules:
+            if not resolved.is_file():
+                raise FileNotFoundError(f"config key method_modules: {path}: no such file")
+            name = "divpref_method_module_" + "".join(c if c.isalnum() else "_" for c in str(resolved))
+            spec = importlib.util.spec_from_file_location(name, resolved)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"config key method_modules: {path}: not an importable Python file")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception:
+                del sys.modules[name]
+                raise
+            _loaded_modules[resolved] = module
+        modules.append(_loaded_modules[resolved])
+    return modules
+
+
 def get_method(name: str, options: Mapping[str, Any] | None = None) -> RewardMethod:
     """The registered method called ``name``, configured with ``options`` if given; ``KeyError`` lists the known.
 
@@ -243,7 +295,7 @@ def scalar_rewards(out_a: Tensor | np.ndarray, out_b: Tensor | np.ndarray) -> tu
     return out_a[:, 0], out_b[:, 0]
 
 
-def _scalar_score_columns(out_a: np.ndarray, out_b: np.ndarray) -> dict[str, np.ndarray | None]:
+def scalar_score_columns(out_a: np.ndarray, out_b: np.ndarray) -> dict[str, np.ndarray | None]:
     reward_a, reward_b = scalar_rewards(
         np.asarray(out_a, dtype=np.float64), np.asarray(out_b, dtype=np.float64)
     )
@@ -328,7 +380,8 @@ BT = register(
         dev_metrics=bt_dev_metrics,
         selection_metric="accuracy",
         greater_is_better=True,
-        score_columns=_scalar_score_columns,
+        score_columns=scalar_score_columns,
+        single_value=True,
     )
 )
 
@@ -379,6 +432,8 @@ MSE = register(
         dev_metrics=mse_dev_metrics,
         selection_metric="mse",
         greater_is_better=False,
-        score_columns=_scalar_score_columns,
+        score_columns=scalar_score_columns,
+        needs_scores=True,
+        single_value=True,
     )
 )

@@ -377,14 +377,22 @@ def normalize_file(
     path: str | Path,
     helpsteer2_strength_options: dict | None = None,
     min_annotators: int | None = None,
+    fmt: str | None = None,
+    use_scores: bool | None = None,
 ) -> Normalized:
-    """Normalize ``path`` with the reader of ``dataset`` (``multipref`` or ``helpsteer2``).
+    """Normalize ``path`` with the reader of its format ``fmt`` (default: the layout ``dataset`` names).
 
+    Formats: ``multipref``, ``helpsteer2``, ``long`` (:mod:`divpref.longformat`; ``use_scores`` goes there).
     Pairs with fewer annotators than the file's usual count are reported; with ``min_annotators`` those below
     it are excluded (see :func:`divpref.annotator_counts.apply_min_annotators`).
     """
     from divpref.annotator_counts import apply_min_annotators
 
+    if fmt == "long":
+        from divpref.longformat import normalize_long  # imports this module: a lazy import avoids a cycle
+
+        return apply_min_annotators(normalize_long(path, use_scores), min_annotators)
+    dataset = fmt or dataset
     if dataset == "multipref":
         normalized = normalize_multipref(path)
     elif dataset == "helpsteer2":
@@ -422,7 +430,9 @@ def normalize_to_files(
     quality_path: str | Path,
     helpsteer2_strength_options: dict | None = None,
     min_annotators: int | None = None,
+    fmt: str | None = None,
+    use_scores: bool | None = None,
 ) -> dict:
     """Normalize ``raw`` and write the three outputs; on any error nothing is written. Returns the report."""
-    normalized = normalize_file(dataset, raw, helpsteer2_strength_options, min_annotators)
+    normalized = normalize_file(dataset, raw, helpsteer2_strength_options, min_annotators, fmt, use_scores)
     return write_normalized(normalized, annotations_path, rejects_path, quality_path, source=str(raw))

@@ -16,6 +16,7 @@ import polars as pl
 from divpref.table2 import (
     ANNOTATOR_SIDE_METRIC,
     HEADLINE_METRIC,
+    PROBABILITY_METHODS,
     SIDE_FREE_METRIC,
     SUBSET_LABELS,
     SUBSETS,
@@ -174,7 +175,7 @@ def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | P
         jitter = rng.uniform(-0.25, 0.25, size=len(data))
         positions = data["subset"].map({label: i for i, label in enumerate(order)}) + jitter
         ax.scatter(positions, data["annotator_side"], s=6, alpha=0.5, color="#1f4e79", linewidths=0)
-        if method == "bt":
+        if method in PROBABILITY_METHODS:
             ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
             ax.set_ylim(0, 1)
         else:

@@ -31,12 +31,16 @@ SUBSET_LABELS = {
 METRICS = {
     "bt": ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
     "mse": ("abs_margin", "margin", "accuracy"),
+    # Off-the-shelf reward models (Skywork, Nemotron) are Bradley-Terry trained: reward gaps are log-odds.
+    "pretrained": ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
 }
-HEADLINE_METRIC = {"bt": "p_model_chosen", "mse": "abs_margin"}
+PROBABILITY_METHODS = ("bt", "pretrained")
+"""Methods whose reward gap r_A - r_B is read as the log-odds of P(A > B)."""
+HEADLINE_METRIC = {"bt": "p_model_chosen", "mse": "abs_margin", "pretrained": "p_model_chosen"}
 """Table 2's metric (the paper's): side-free, the reward model's own chosen side."""
 SIDE_FREE_METRIC = HEADLINE_METRIC
-ANNOTATOR_SIDE_METRIC = {"bt": "p_chosen", "mse": "margin"}
-ACCURACY_METRIC = {"bt": "accuracy", "mse": "accuracy"}
+ANNOTATOR_SIDE_METRIC = {"bt": "p_chosen", "mse": "margin", "pretrained": "p_chosen"}
+ACCURACY_METRIC = {"bt": "accuracy", "mse": "accuracy", "pretrained": "accuracy"}
 HEADLINE_TITLE = "Table 2: how decisively each reward model picks its own side"
 ANNOTATOR_SIDE_TITLE = "Agreement with the annotators' side (not the paper's Table 2)"
 DATASET_ABBREVIATIONS = {"multipref": "MP", "helpsteer2": "HS2"}
@@ -108,7 +112,7 @@ def per_pair_metrics(method: str, reward_a: np.ndarray, reward_b: np.ndarray, ch
     chosen_is_a = np.asarray(chosen) == "a"
     margin = np.where(chosen_is_a, reward_a - reward_b, reward_b - reward_a)
     accuracy = (margin > 0).astype(float)
-    if method == "bt":
+    if method in PROBABILITY_METHODS:
         return {
             "p_model_chosen": expit(np.abs(reward_a - reward_b)),
             "p_chosen": expit(margin),
@@ -212,7 +216,9 @@ def table2_long(runs: Iterable[ScoredRun], *, n_samples: int, ci: float, seed: i
 
 
 def condition_label(dataset: str, method: str, labels: str) -> str:
-    """Column header in the paper's style, e.g. ``MP BT-Agg``."""
+    """Column header in the paper's style, e.g. ``MP BT-Agg``; a pretrained model by its condition name."""
+    if method == "pretrained":
+        return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} {labels}"
     return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} {method.upper()}-{labels.capitalize()}"
 
 

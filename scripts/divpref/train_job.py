@@ -45,6 +45,7 @@ class TrainJob:
     gpus_requested: int = 0
     micro_batch_halvings: int = 0  # retries (attempt - 1): on CUDA each halves micro_batch_size, batch_size stays
     method_settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # divpref.method_options
+    method_modules: list[str] = dataclasses.field(default_factory=list)  # config `method_modules`
 
     def params(self) -> Any:
         """The resolved :class:`divpref.training.TrainingParams`, with the retry's micro-batch size."""
@@ -86,9 +87,10 @@ def train_in_this_process(job: TrainJob) -> None:
     from divpref.io_utils import atomic_path
     from divpref.memory import preflight
     from divpref.method_options import resolve
-    from divpref.methods import get_method
+    from divpref.methods import get_method, load_method_modules
     from divpref.training import train_reward_model
 
+    load_method_modules(job.method_modules)  # in every worker: the registry is per process
     parallel = distributed.from_environment()
     distributed.init_process_group(parallel)  # first: it selects this process's GPU for the pre-flight
     torch.set_num_threads(max(1, job.threads // parallel.world_size))
@@ -184,6 +186,7 @@ def job_from_snakemake(smk: Any) -> TrainJob:
         gpus_requested=int(resources.get("gpu", 0) or 0),
         micro_batch_halvings=int(resources.get("micro_batch_halvings", 0) or 0),
         method_settings=dict(smk.params.method_settings),
+        method_modules=[str(path) for path in smk.params.method_modules],
     )
 
 

@@ -24,6 +24,8 @@ import polars as pl
 from divpref.divergence import STRENGTHS
 
 METHODS = ("bt", "mse", "mean_var", "classification", "likert_classification")
+LAYOUTS = METHODS
+"""Training-set layouts; a registered method names the one it reads (``RewardMethod.trainset_layout``)."""
 LABELS = ("agg", "all")
 TEXT_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 NoMajority = Literal["drop", "tie"]

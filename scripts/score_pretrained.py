@@ -1,0 +1,29 @@
+"""Rule score_pretrained: an off-the-shelf reward model's scores for a dataset's test and dev pairs."""
+
+import polars as pl
+import torch
+
+from divpref.io_utils import atomic_path
+from divpref.logutil import log_to_file
+from divpref.pretrained import load_pretrained, score_pairs
+from divpref.scoring import check_test_pairs, inference_device
+from divpref.splits import rows_of_split
+
+
+def main(smk) -> None:
+    log_to_file(smk.log[0])
+    test = pl.read_parquet(smk.input.test)
+    dev = rows_of_split(pl.read_parquet(smk.input.pairs), pl.read_parquet(smk.input.splits), "dev")
+    check_test_pairs(test, smk.input.test)
+    check_test_pairs(dev, f"{smk.input.pairs} (dev split of {smk.input.splits})")
+    device = inference_device()
+    torch.set_num_threads(max(1, int(smk.threads)))
+    model, tokenizer = load_pretrained(dict(smk.params.model), device)
+    options = {"max_length": int(smk.params.max_length), "batch_size": int(smk.params.batch_size), "device": device}
+    scores = {part: score_pairs(model, tokenizer, pairs, **options) for part, pairs in (("test", test), ("dev", dev))}
+    with atomic_path(smk.output.scores) as test_tmp, atomic_path(smk.output.dev_scores) as dev_tmp:
+        scores["test"].write_parquet(test_tmp)
+        scores["dev"].write_parquet(dev_tmp)
+
+
+main(snakemake)  # noqa: F821 - injected by snakemake

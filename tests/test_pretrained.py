@@ -1,0 +1,73 @@
+"""Off-the-shelf reward models (`method: pretrained`): loading, chat template, padding-proof scoring.
+
+The pretrained condition's run through Snakemake (Table 2, detection, plots) is in tests/test_own_data.py."""
+
+import polars as pl
+import pytest
+import torch
+from divpref.backbone import build_backbone
+from divpref.pretrained import check_reward_model, load_pretrained, pooling_pad_id, score_pairs
+from divpref.training import encode_text
+
+TINY_BUILD = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+              "intermediate_size": 64, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_model(tmp_path_factory):
+    return build_backbone({**TINY_BUILD, "reward_model": True}, tmp_path_factory.mktemp("rm") / "model")
+
+
+def pairs_frame() -> pl.DataFrame:
+    prompts = ["Say hi.", "Is 7 prime?", "Name a colour.", "Say hi."]
+    return pl.DataFrame(
+        {
+            "pair_id": ["a", "b", "c", "d"],
+            "prompt": prompts,
+            "response_a": ["Hi.", "Yes, seven is prime.", "Red.", "Hello there, how are you today?"],
+            "response_b": ["Hello.", "No.", "A long answer: blue, or perhaps red, or green.", "Hi."],
+        }
+    )
+
+
+def test_pooling_pad_id_avoids_every_token_in_use():
+    assert pooling_pad_id([[0, 1], [2]], preferred=5, vocab_size=10) == 5
+    assert pooling_pad_id([[0, 1], [2, 5]], preferred=5, vocab_size=10) == 3
+    with pytest.raises(ValueError, match="no id left"):
+        pooling_pad_id([[0, 1, 2]], preferred=None, vocab_size=3)
+
+
+def test_batched_scores_equal_one_at_a_time_and_use_the_chat_template(tiny_reward_model):
+    model, tokenizer = load_pretrained({"name_or_path": str(tiny_reward_model)}, "cpu")
+    text = tokenizer.decode(encode_text(tokenizer, "Say hi.", "Hi.", 64))
+    assert text.startswith("[CLS] [ user ] say hi.") and "[ assistant ] hi." in text  # the model's own template
+    # The template ends every turn with EOS, which is also the pad fallback: naive padding would score the
+    # token before it. Batched (padded) scoring must equal the model's output at each unpadded sequence's
+    # last token (pad_token_id None: the head then reads position -1).
+    pairs = pairs_frame()
+    batched = score_pairs(model, tokenizer, pairs, max_length=64, batch_size=4, device="cpu")
+    assert batched["pair_id"].to_list() == pairs["pair_id"].to_list()
+    model.config.pad_token_id = None
+    for column, response in (("reward_a", "response_a"), ("reward_b", "response_b")):
+        expected = []
+        for prompt, text in zip(pairs["prompt"], pairs[response], strict=True):
+            ids = torch.tensor([encode_text(tokenizer, prompt, text, 64)])
+            with torch.inference_mode():
+                expected.append(float(model(input_ids=ids).logits[0, 0]))
+        assert batched[column].to_list() == pytest.approx(expected, abs=1e-5)
+    assert batched["reward_a"][0] == pytest.approx(batched["reward_b"][3], abs=1e-6)  # same text, same reward
+    assert batched["sigma_a"].null_count() == 4 and batched["label_probs"].null_count() == 4
+    assert batched["reward_a"].n_unique() > 1
+
+
+def test_refuses_a_model_without_a_reward_head(tmp_path):
+    causal = build_backbone(TINY_BUILD, tmp_path / "causal")
+    with pytest.raises(ValueError, match=r"causal: not a sequence-classification reward model.*LlamaForCausalLM"):
+        load_pretrained({"name_or_path": str(causal)}, "cpu")
+
+    class Config:
+        architectures = ["GemmaForSequenceClassification"]
+        num_labels = 5
+
+    with pytest.raises(ValueError, match="head has 5 outputs"):
+        check_reward_model("x", Config)
