@@ -162,7 +162,7 @@ def test_bad_pair_files_name_the_file_row_and_value(tmp_path, rows, message):
 def test_broken_json_lines_and_unknown_formats_are_refused(tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(PAIRS[0]) + "\n{not json\n")
-    with pytest.raises(ValueError, match=r"broken\.jsonl: line 2 is not valid JSON"):
+    with pytest.raises(ValueError, match=r"broken\.jsonl: row 2: invalid JSON"):
         read_pair_file(broken)
     with pytest.raises(ValueError, match=r"unsupported pair-file format '\.tsv'"):
         read_pair_file(tmp_path / "pairs.tsv")
@@ -249,7 +249,7 @@ def test_ci_dag_flags_the_test_pairs_with_the_mean_var_model(ci_run: Path):
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
-        ({"condition": "nope", "dataset": "multipref"}, "config key flag.condition: unknown condition 'nope'"),
+        ({"condition": "nope", "dataset": "multipref"}, "config key flag.condition: unknown or untrained condition 'nope'"),
         (
             {"condition": "mse-agg", "dataset": "multipref"},
             "config key flag.dataset: condition 'mse-agg' is not trained on 'multipref'",

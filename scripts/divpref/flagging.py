@@ -22,6 +22,7 @@ import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from divpref import detection, scorefiles
+from divpref.normalize import iter_json_lines
 
 PAIR_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
@@ -51,19 +52,7 @@ def _read_rows(path: Path) -> dict[str, list]:
     if suffix == ".csv":
         return pl.read_csv(path, infer_schema=False).to_dict(as_series=False)
     if suffix == ".jsonl":
-        records = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{path}: line {number} is not valid JSON ({error.msg}): {line[:80]!r}"
-                ) from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}: line {number} is not a JSON object: {line[:80]!r}")
-            records.append(record)
+        records = [record for _, record in iter_json_lines(path)]
         columns = sorted({key for record in records for key in record})
         return {column: [record.get(column) for record in records] for column in columns}
     raise ValueError(f"{path}: unsupported pair-file format {suffix!r}; use one of {FORMATS}")
