@@ -3,6 +3,7 @@
 import polars as pl
 import torch
 
+from divpref.devices import require_visible_gpus
 from divpref.io_utils import atomic_path
 from divpref.logutil import log_to_file
 from divpref.pretrained import load_pretrained, score_pairs
@@ -16,6 +17,7 @@ def main(smk) -> None:
     dev = rows_of_split(pl.read_parquet(smk.input.pairs), pl.read_parquet(smk.input.splits), "dev")
     check_test_pairs(test, smk.input.test)
     check_test_pairs(dev, f"{smk.input.pairs} (dev split of {smk.input.splits})")
+    require_visible_gpus(int(smk.resources.get("gpu", 0) or 0))  # a GPU job without a visible GPU fails at once
     device = inference_device()
     torch.set_num_threads(max(1, int(smk.threads)))
     model, tokenizer = load_pretrained(dict(smk.params.model), device)
