@@ -352,7 +352,7 @@ MEAN_VAR = register(
         selection_metric="kl",
         greater_is_better=False,
         score_columns=mean_var_score_columns,
-        configure=lambda options: configure_mean_var(options),
+        configure=configure_mean_var,
     )
 )
 
