@@ -80,14 +80,20 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--tokens-per-second", type=float, default=1000.0)
     parser.add_argument("--best-epoch", type=float, default=1.0)
-    parser.add_argument("--patience", type=int, default=None, help="default: the config's, else 4 evaluations")
-    parser.add_argument("--scale-pairs", action="store_true", help="rescale rows to the real datasets' pair counts")
+    parser.add_argument(
+        "--patience", type=int, default=None, help="default: the config's, else 4 evaluations"
+    )
+    parser.add_argument(
+        "--scale-pairs", action="store_true", help="rescale rows to the real datasets' pair counts"
+    )
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
     seeds = len(config["training"]["seeds"])
     tokenizer, tokenizer_source = load_tokenizer(config["model"])
     print(f"config {args.config}, trainsets under {args.results}, tokenizer: {tokenizer_source}")
-    print(f"throughput {args.tokens_per_second:g} training tokens/s (A6000-class GPU, 8 bit); {seeds} seed(s)")
+    print(
+        f"throughput {args.tokens_per_second:g} training tokens/s (A6000-class GPU, 8 bit); {seeds} seed(s)"
+    )
     header = (
         "| dataset | condition | train rows | tokens/epoch (M) | epochs | GPU-h | epochs (early stop) "
         "| GPU-h (early stop) |"

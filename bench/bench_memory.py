@@ -61,7 +61,9 @@ def build_reduced(architecture: dict, layers: int, folder: Path) -> Path:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     tokenizer = build_tokenizer()
-    values = {k: v for k, v in architecture.items() if not k.startswith("_") and k not in ("transformers_version",)}
+    values = {
+        k: v for k, v in architecture.items() if not k.startswith("_") and k not in ("transformers_version",)
+    }
     values.update(
         num_hidden_layers=layers,
         vocab_size=len(tokenizer),
@@ -113,7 +115,9 @@ def step_peak(model: torch.nn.Module, optimizer: torch.optim.Optimizer, seq_len:
     return int(max(0, allocated.max()))
 
 
-def measure(architecture: dict, model_cfg: dict, layers: tuple[int, ...], seq_lens: tuple[int, ...], scratch: Path):
+def measure(
+    architecture: dict, model_cfg: dict, layers: tuple[int, ...], seq_lens: tuple[int, ...], scratch: Path
+):
     """{checkpointing: [(layers, tokens, resident, step_peak)]} for every combination."""
     results: dict[bool, list[tuple[int, int, int, int]]] = {False: [], True: []}
     for n_layers in layers:
@@ -194,7 +198,11 @@ def main() -> None:
         )
 
     print(f"\npredicted peak GPU memory (GiB), max_length {params.max_length}, CUDA overhead included:")
-    print("| micro_batch_size | gradient_checkpointing | peak GiB | " + " | ".join(f"{g} GB" for g in GPU_SIZES_GIB) + " |")
+    print(
+        "| micro_batch_size | gradient_checkpointing | peak GiB | "
+        + " | ".join(f"{g} GB" for g in GPU_SIZES_GIB)
+        + " |"
+    )
     print("|---|---|---|" + "---|" * len(GPU_SIZES_GIB))
     for checkpointing in (False, True):
         for micro in MICRO_BATCHES:

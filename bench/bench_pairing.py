@@ -24,10 +24,11 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_divergence import FULL_SIZE, synthetic_annotations  # noqa: E402
-from divpref import sample  # noqa: E402
-from divpref.normalize import normalize_helpsteer2  # noqa: E402
-from divpref.sample import write_jsonl_gz  # noqa: E402
+from bench_divergence import FULL_SIZE, synthetic_annotations
+
+from divpref import sample
+from divpref.normalize import normalize_helpsteer2
+from divpref.sample import write_jsonl_gz
 
 N_PAIRS = FULL_SIZE["helpsteer2"][0]
 

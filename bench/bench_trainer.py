@@ -67,6 +67,7 @@ def write_data(folder: Path, n_rows: int, seed: int) -> tuple[Path, Path]:
 
 def load(backbone: str, args: argparse.Namespace):
     import torch
+
     from divpref.modeling import load_backbone
 
     torch.set_num_threads(args.threads)
@@ -78,6 +79,7 @@ def load(backbone: str, args: argparse.Namespace):
 
 def run_ours(backbone: str, train: str, dev: str, args: argparse.Namespace, bf16: bool) -> float:
     import polars as pl
+
     from divpref.methods import get_method
     from divpref.training import TrainingParams, TrainInputs, encode_pairs, train_loop
 
@@ -108,8 +110,9 @@ def run_ours(backbone: str, train: str, dev: str, args: argparse.Namespace, bf16
 def run_trl(backbone: str, train: str, args: argparse.Namespace, bf16: bool) -> float:
     import polars as pl
     from datasets import Dataset
-    from divpref.training import encode_pairs
     from trl import RewardConfig, RewardTrainer
+
+    from divpref.training import encode_pairs
 
     model, tokenizer = load(backbone, args)
     frame = pl.read_parquet(train)

@@ -59,7 +59,9 @@ def main() -> None:
     micro, length = params.pairs_per_micro_batch, params.max_length
     device = torch.device("cuda", 0)
     bf16 = resolve_bf16(params.bf16, "cuda")
-    print(f"GPU {torch.cuda.get_device_name(0)}, {torch.cuda.mem_get_info()[1] / memory.GIB:.1f} GiB; {source}")
+    print(
+        f"GPU {torch.cuda.get_device_name(0)}, {torch.cuda.mem_get_info()[1] / memory.GIB:.1f} GiB; {source}"
+    )
     print(
         f"{args.layers} of {architecture['num_hidden_layers']} layers, batch {params.batch_size} pairs in micro-batches "
         f"of {micro}, max_length {length}, gradient checkpointing on, bf16 {bf16}"
@@ -68,7 +70,9 @@ def main() -> None:
         folder = build_reduced(architecture, args.layers, Path(scratch) / "model")
         cfg = {**model_cfg, "name_or_path": str(folder), "revision": None, "load_in_8bit": True}
         torch.manual_seed(0)
-        model, tokenizer = load_backbone(cfg, 1, for_training=True, gradient_checkpointing=True, device="cuda:0")
+        model, tokenizer = load_backbone(
+            cfg, 1, for_training=True, gradient_checkpointing=True, device="cuda:0"
+        )
         vocab = len(tokenizer)
     method = get_method("bt")
     optimizer = torch.optim.AdamW(trainable_parameters(model), lr=params.learning_rate)
@@ -83,7 +87,9 @@ def main() -> None:
 
     def step(index: int) -> None:
         rows = np.arange(index * params.batch_size, (index + 1) * params.batch_size)
-        accumulate_step_gradients(model, method, data, targets, rows, micro, tokenizer.pad_token_id, device, bf16)
+        accumulate_step_gradients(
+            model, method, data, targets, rows, micro, tokenizer.pad_token_id, device, bf16
+        )
         torch.nn.utils.clip_grad_norm_(trainable_parameters(model), params.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -104,8 +110,12 @@ def main() -> None:
     predicted_raw = fit.predict(args.layers, memory.step_tokens(micro, length))
     full = memory.predict_training_peak(architecture, micro, length, True)
     tokens = 2 * params.batch_size * length * args.steps
-    print(f"measured peak allocated {peak_allocated / memory.GIB:.2f} GiB vs predicted {predicted_raw / memory.GIB:.2f} GiB (no CUDA overhead)")
-    print(f"measured peak reserved  {peak_reserved / memory.GIB:.2f} GiB vs predicted {predicted / memory.GIB:.2f} GiB (with margin and context)")
+    print(
+        f"measured peak allocated {peak_allocated / memory.GIB:.2f} GiB vs predicted {predicted_raw / memory.GIB:.2f} GiB (no CUDA overhead)"
+    )
+    print(
+        f"measured peak reserved  {peak_reserved / memory.GIB:.2f} GiB vs predicted {predicted / memory.GIB:.2f} GiB (with margin and context)"
+    )
     print(f"full {architecture['num_hidden_layers']}-layer model: predicted {full / memory.GIB:.1f} GiB")
     print(
         f"throughput: {tokens / elapsed:,.0f} training tokens/s with {args.layers} layers "

@@ -17,7 +17,7 @@ from divpref.judge_table import (
     judge_rows,
     judge_table,
     render_markdown,
-)  # noqa: E402
+)
 
 
 def unflagged_mask(smk, dataset: str, test: pl.DataFrame):

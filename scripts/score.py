@@ -4,17 +4,19 @@ import json
 import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: compute nodes have no internet
+os.environ.setdefault(
+    "HF_HUB_OFFLINE", "1"
+)  # before transformers is imported: compute nodes have no internet
 
-import polars as pl  # noqa: E402
-import torch  # noqa: E402
+import polars as pl
+import torch
 
-from divpref.devices import require_visible_gpus  # noqa: E402
-from divpref.io_utils import atomic_path  # noqa: E402
-from divpref.logutil import log_to_file  # noqa: E402
-from divpref.methods import load_method_modules  # noqa: E402
-from divpref.modeling import load_for_inference, scores_in_bf16  # noqa: E402
-from divpref.scoring import (  # noqa: E402
+from divpref.devices import require_visible_gpus
+from divpref.io_utils import atomic_path
+from divpref.logutil import log_to_file
+from divpref.methods import load_method_modules
+from divpref.modeling import load_for_inference, scores_in_bf16
+from divpref.scoring import (
     check_test_pairs,
     inference_device,
     inference_load_kwargs,

@@ -17,12 +17,21 @@ def main(smk) -> None:
     dev = rows_of_split(pl.read_parquet(smk.input.pairs), pl.read_parquet(smk.input.splits), "dev")
     check_test_pairs(test, smk.input.test)
     check_test_pairs(dev, f"{smk.input.pairs} (dev split of {smk.input.splits})")
-    require_visible_gpus(int(smk.resources.get("gpu", 0) or 0))  # a GPU job without a visible GPU fails at once
+    require_visible_gpus(
+        int(smk.resources.get("gpu", 0) or 0)
+    )  # a GPU job without a visible GPU fails at once
     device = inference_device()
     torch.set_num_threads(max(1, int(smk.threads)))
     model, tokenizer = load_pretrained(dict(smk.params.model), device)
-    options = {"max_length": int(smk.params.max_length), "batch_size": int(smk.params.batch_size), "device": device}
-    scores = {part: score_pairs(model, tokenizer, pairs, **options) for part, pairs in (("test", test), ("dev", dev))}
+    options = {
+        "max_length": int(smk.params.max_length),
+        "batch_size": int(smk.params.batch_size),
+        "device": device,
+    }
+    scores = {
+        part: score_pairs(model, tokenizer, pairs, **options)
+        for part, pairs in (("test", test), ("dev", dev))
+    }
     with atomic_path(smk.output.scores) as test_tmp, atomic_path(smk.output.dev_scores) as dev_tmp:
         scores["test"].write_parquet(test_tmp)
         scores["dev"].write_parquet(dev_tmp)

@@ -7,6 +7,7 @@ log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 import json  # noqa: E402
 
 import polars as pl  # noqa: E402
+
 from divpref.io_utils import atomic_path  # noqa: E402
 from divpref.splits import assign_splits, rows_of_split, split_summary  # noqa: E402
 

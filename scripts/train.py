@@ -6,10 +6,12 @@ With ``training.data_parallel: N > 1`` this process becomes torchrun's agent and
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: compute nodes have no internet
+os.environ.setdefault(
+    "HF_HUB_OFFLINE", "1"
+)  # before transformers is imported: compute nodes have no internet
 
-from divpref.logutil import log_to_file  # noqa: E402
-from divpref.train_job import job_from_snakemake, run_job  # noqa: E402
+from divpref.logutil import log_to_file
+from divpref.train_job import job_from_snakemake, run_job
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 run_job(job_from_snakemake(snakemake))  # noqa: F821

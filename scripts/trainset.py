@@ -5,6 +5,7 @@ from divpref.logutil import log_to_file
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 
 import polars as pl  # noqa: E402
+
 from divpref.io_utils import atomic_path  # noqa: E402
 from divpref.splits import rows_of_split  # noqa: E402
 from divpref.trainsets import build_parts  # noqa: E402

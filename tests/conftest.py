@@ -8,7 +8,17 @@ import pytest
 import snakemake_jobs
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "envs", "report", "profiles", "demo", "config.yaml"]
+WORKFLOW_FILES = [
+    "Snakefile",
+    "rules",
+    "scripts",
+    "schemas",
+    "envs",
+    "report",
+    "profiles",
+    "demo",
+    "config.yaml",
+]
 CI_CONFIG = "tests/config/ci.yaml"
 
 
@@ -26,7 +36,9 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 1800, check: bool = True) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, *args: str, timeout: int = 1800, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run snakemake on the CI config in `workdir` (offline, under `timeout -k`); fail the test on error."""
     proc = snakemake_jobs.run_snakemake(workdir, "--configfile", CI_CONFIG, *args, timeout=timeout)
     if check and proc.returncode != 0:

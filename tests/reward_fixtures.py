@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import torch
+
 from divpref.backbone import build_backbone
 
 WORDS = "the a model answer reply text some more words here and there about things".split()

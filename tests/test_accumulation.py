@@ -3,6 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from reward_fixtures import model_cfg, planted_frame
+
 from divpref.distributed import Parallel, micro_batches, step_share
 from divpref.methods import ROW_WEIGHT, get_method, mean_loss, weighted_loss_sum
 from divpref.modeling import load_backbone
@@ -13,9 +17,6 @@ from divpref.training import (
     read_trainset,
     trainable_parameters,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-from reward_fixtures import model_cfg, planted_frame
 
 
 def encoded_rows(method_name: str, n_rows: int, tmp_path, weighted: bool):
@@ -72,7 +73,9 @@ def test_micro_batches_give_the_gradient_of_the_whole_batch(tiny_model, tmp_path
     reference = gradients(model)
 
     head = _HeadSlice(model, method.head_outputs)
-    loss = accumulate_step_gradients(head, method, data, targets, rows, micro, tokenizer.pad_token_id, "cpu", False)
+    loss = accumulate_step_gradients(
+        head, method, data, targets, rows, micro, tokenizer.pad_token_id, "cpu", False
+    )
     accumulated = gradients(model)
     assert loss == pytest.approx(float(reference_loss), rel=1e-5)
     for got, want in zip(accumulated, reference, strict=True):

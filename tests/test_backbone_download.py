@@ -9,6 +9,7 @@ import os
 
 import pytest
 from conftest import copy_workflow, run_snakemake
+
 from divpref.sources import PROVENANCE_FILE, download_hub_model
 
 REPO_ID = "meta-llama/Meta-Llama-3-8B-Instruct"
@@ -33,7 +34,7 @@ class FakeModelHub:
             sha = "e" * 40
 
         class Api:
-            def model_info(self_, repo_id, revision):  # noqa: N805
+            def model_info(self_, repo_id, revision):
                 return Info()
 
         return Api()

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from reward_fixtures import model_cfg, write_trainset
+
 from divpref.methods import get_method
 from divpref.train_job import TrainJob
 from divpref.training import TrainingParams, train_reward_model
-from reward_fixtures import model_cfg, write_trainset
 
 REPO = Path(__file__).resolve().parents[1]
 # 97 rows: 6 batches of 16, then a last batch of ONE row, whose second data-parallel share is empty.

@@ -596,10 +596,14 @@ def test_ci_dag_scores_distributional_conditions_and_writes_the_detection_table(
     # Classification (KL) exists for HelpSteer2 only (it needs Likert scores)
     likert = table.filter(pl.col("method") == "likert_classification")
     assert set(likert["dataset"]) == {"helpsteer2"} and set(likert["label"]) == {"Classification (KL)"}
-    likert_scores = pl.read_parquet(ci_run / "results/scores/helpsteer2/likert_classification-all/seed0.parquet")
+    likert_scores = pl.read_parquet(
+        ci_run / "results/scores/helpsteer2/likert_classification-all/seed0.parquet"
+    )
     for column in ("likert_probs_a", "likert_probs_b"):
         np.testing.assert_allclose(np.asarray(likert_scores[column].to_list()).sum(axis=1), 1.0, atol=1e-9)
-    tie_log = json.loads((ci_run / "results/train/multipref/mean_var_tie-all/seed0/train_log.json").read_text())
+    tie_log = json.loads(
+        (ci_run / "results/train/multipref/mean_var_tie-all/seed0/train_log.json").read_text()
+    )
     train = pl.read_parquet(ci_run / "results/multipref/trainsets/mean_var-all/train.parquet")
     assert tie_log["method_options"]["rho"] == pytest.approx(np.mean([row[2] for row in train["label_dist"]]))
     dev = pl.read_parquet(ci_run / "results/scores_dev/helpsteer2/mean_var-all/seed0.parquet")

@@ -2,6 +2,9 @@
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from divpref.divergence import (
     CATEGORIES,
     chosen_side,
@@ -12,8 +15,6 @@ from divpref.divergence import (
     summarize,
 )
 from divpref.normalize import ANNOTATIONS_SCHEMA
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def annotations_frame(votes_by_pair: dict[str, list[int]], helpfulness: dict | None = None) -> pl.DataFrame:

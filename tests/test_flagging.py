@@ -201,9 +201,7 @@ def test_demo_flag_example_is_the_demo_multipref_test_split(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     expected = module.example_lines(pl.read_parquet(workdir / "results/multipref/test.parquet"))
-    assert (REPO / "demo" / "flag_example.jsonl").read_text(
-        encoding="utf-8"
-    ) == expected, (
+    assert (REPO / "demo" / "flag_example.jsonl").read_text(encoding="utf-8") == expected, (
         "demo/flag_example.jsonl is stale: regenerate it with demo/make_flag_example.py (README, Flagging)"
     )
 
@@ -249,7 +247,10 @@ def test_ci_dag_flags_the_test_pairs_with_the_mean_var_model(ci_run: Path):
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
-        ({"condition": "nope", "dataset": "multipref"}, "config key flag.condition: unknown or untrained condition 'nope'"),
+        (
+            {"condition": "nope", "dataset": "multipref"},
+            "config key flag.condition: unknown or untrained condition 'nope'",
+        ),
         (
             {"condition": "mse-agg", "dataset": "multipref"},
             "config key flag.dataset: condition 'mse-agg' is not trained on 'multipref'",
@@ -283,7 +284,9 @@ def test_threshold_for_likert_classification_uses_its_dev_chosen_score():
     )
     record = choose_threshold(model, pairs, scores, [0.0])
     dev = detection.join_scores(pairs, scores, "likert_classification", "dev.parquet")
-    chosen, _ = detection.choose_classification_score(dev["agreement"].to_numpy(), dev, "likert_classification")
+    chosen, _ = detection.choose_classification_score(
+        dev["agreement"].to_numpy(), dev, "likert_classification"
+    )
     assert record["score_name"] == chosen == "extreme_mass" and record["lambda"] is None
     assert record["dev_recall"] == 1.0  # the three polarised pairs are the diverging ones
     flags = flag_scores(record, scores, "set.parquet")

@@ -5,6 +5,8 @@ import math
 
 import pytest
 import torch
+from reward_fixtures import model_cfg, shared_backbone, write_trainset
+
 from divpref import memory
 from divpref.devices import ALLOW_NO_VISIBLE_GPU, NoVisibleGpuError, require_visible_gpus
 from divpref.methods import get_method
@@ -18,7 +20,6 @@ from divpref.training import (
     should_stop_early,
     train_reward_model,
 )
-from reward_fixtures import model_cfg, shared_backbone, write_trainset
 
 BT, MSE = get_method("bt"), get_method("mse")
 
@@ -44,13 +45,17 @@ def test_prediction_grows_with_micro_batch_and_checkpointing_saves_memory():
     arch = memory.LLAMA3_8B_CONFIG
     peaks = [memory.predict_training_peak(arch, m, 1024, True) for m in (1, 2, 4, 8)]
     assert peaks == sorted(peaks) and len(set(peaks)) == 4
-    assert memory.predict_training_peak(arch, 4, 1024, False) > memory.predict_training_peak(arch, 4, 1024, True)
+    assert memory.predict_training_peak(arch, 4, 1024, False) > memory.predict_training_peak(
+        arch, 4, 1024, True
+    )
     # the paper config's target: at most 40 GiB on the 48 GB card
     assert memory.predict_training_peak(arch, 4, 1024, True) <= 40 * memory.GIB
 
 
 def test_a_run_that_does_not_fit_names_the_config_keys_to_change():
-    with pytest.raises(memory.GpuMemoryError, match=r"training\.gradient_checkpointing: true.*micro_batch_size"):
+    with pytest.raises(
+        memory.GpuMemoryError, match=r"training\.gradient_checkpointing: true.*micro_batch_size"
+    ):
         memory.check_fits(90 * memory.GIB, 48 * memory.GIB, micro_batch_size=4, gradient_checkpointing=False)
     with pytest.raises(memory.GpuMemoryError, match=r"lower training\.max_length"):
         memory.check_fits(50 * memory.GIB, 48 * memory.GIB, micro_batch_size=1, gradient_checkpointing=True)
@@ -86,13 +91,17 @@ def test_train_job_with_a_gpu_and_none_visible_fails_before_loading(monkeypatch,
     from divpref.train_job import run_job
 
     monkeypatch.delenv(ALLOW_NO_VISIBLE_GPU, raising=False)
-    job = TrainJob("missing.parquet", "missing.parquet", "bt", {}, {}, str(tmp_path), str(tmp_path / "l.json"))
+    job = TrainJob(
+        "missing.parquet", "missing.parquet", "bt", {}, {}, str(tmp_path), str(tmp_path / "l.json")
+    )
     with pytest.raises(NoVisibleGpuError):
         run_job(TrainJob(**{**job.__dict__, "gpus_requested": 1}))
 
 
 def test_retries_halve_the_micro_batch_on_cuda_only(monkeypatch):
-    job = TrainJob("t", "d", "bt", {}, {"batch_size": 16, "micro_batch_size": 4}, "c", "l", micro_batch_halvings=1)
+    job = TrainJob(
+        "t", "d", "bt", {}, {"batch_size": 16, "micro_batch_size": 4}, "c", "l", micro_batch_halvings=1
+    )
     assert job.params().pairs_per_micro_batch == 4  # CPU: a retry resumes bit-identically
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert job.params().pairs_per_micro_batch == 2 and job.params().batch_size == 16
@@ -114,7 +123,12 @@ def test_execution_settings_do_not_change_the_fingerprint_so_retries_resume(tmp_
 
 def test_training_params_validate_the_new_keys():
     assert TrainingParams.from_mapping({"batch_size": 16}).pairs_per_micro_batch == 16
-    for bad in ({"micro_batch_size": 0}, {"data_parallel": 0}, {"early_stopping_patience": 0}, {"bf16": "yes"}):
+    for bad in (
+        {"micro_batch_size": 0},
+        {"data_parallel": 0},
+        {"early_stopping_patience": 0},
+        {"bf16": "yes"},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainingParams.from_mapping(bad)
 
@@ -127,7 +141,9 @@ def curve(values, metric="accuracy"):
 
 
 def test_evaluations_without_improvement_hand_worked():
-    assert evaluations_without_improvement(curve([0.5, 0.7, 0.6, 0.7, 0.65]), BT) == 3  # 0.7 at index 1; ties lose
+    assert (
+        evaluations_without_improvement(curve([0.5, 0.7, 0.6, 0.7, 0.65]), BT) == 3
+    )  # 0.7 at index 1; ties lose
     assert evaluations_without_improvement(curve([0.5, math.nan, 0.8]), BT) == 0
     assert evaluations_without_improvement(curve([3.0, 2.0, 2.5], "mse"), MSE) == 1  # lower is better
     assert evaluations_without_improvement([], BT) == 0
@@ -141,7 +157,11 @@ def test_early_stopping_ends_the_run_after_patience_evaluations_without_improvem
     train, dev = write_trainset(tmp_path / "data", n_train=64, n_dev=16)
     # lr 0: the dev metric never changes, so the first evaluation stays the best
     params = TrainingParams(
-        learning_rate=1e-12, batch_size=8, max_epochs=4, eval_every_epochs=0.25, max_length=32,
+        learning_rate=1e-12,
+        batch_size=8,
+        max_epochs=4,
+        eval_every_epochs=0.25,
+        max_length=32,
         early_stopping_patience=2,
     )
     result = train_reward_model(train, dev, BT, model_cfg(), params, tmp_path / "ck", progress=False)
@@ -153,15 +173,20 @@ def test_early_stopping_ends_the_run_after_patience_evaluations_without_improvem
 
 
 def test_a_prompt_longer_than_max_length_still_leaves_a_and_b_different():
-    from divpref.scoring import unique_texts  # scoring encodes with the trainer's encode_text
+    import polars as pl
     from transformers import AutoTokenizer
 
-    import polars as pl
+    from divpref.scoring import unique_texts  # scoring encodes with the trainer's encode_text
 
     tokenizer = AutoTokenizer.from_pretrained(shared_backbone())
     long_prompt = " ".join(["context"] * 400)
     frame = pl.DataFrame(
-        {"pair_id": ["p"], "prompt": [long_prompt], "response_a": ["excellent answer"], "response_b": ["terrible"]}
+        {
+            "pair_id": ["p"],
+            "prompt": [long_prompt],
+            "response_a": ["excellent answer"],
+            "response_b": ["terrible"],
+        }
     )
     encoded = encode_pairs(frame, tokenizer, max_length=64)
     a, b = encoded.ids_a[0], encoded.ids_b[0]
@@ -178,8 +203,12 @@ def test_bitsandbytes_cast_warnings_are_logged_once_per_dtype(caplog):
     assert len(logger.filters) == 1
     with caplog.at_level(logging.WARNING, logger=BITSANDBYTES_CAST_LOGGER):
         for _ in range(7 * 32):  # 7 per layer per forward pass on 32 layers
-            logger.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization", "torch.float32")
-        logger.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization", "torch.bfloat16")
+            logger.warning(
+                "MatMul8bitLt: inputs will be cast from %s to float16 during quantization", "torch.float32"
+            )
+        logger.warning(
+            "MatMul8bitLt: inputs will be cast from %s to float16 during quantization", "torch.bfloat16"
+        )
     assert [r.getMessage()[-42:] for r in caplog.records] == [
         "from torch.float32 to float16 during quantization"[-42:],
         "rom torch.bfloat16 to float16 during quantization"[-42:],
@@ -190,12 +219,20 @@ def test_bitsandbytes_cast_warnings_are_logged_once_per_dtype(caplog):
 def test_int8_training_logs_the_cast_warning_at_most_once_per_dtype(tmp_path, caplog):
     pytest.importorskip("bitsandbytes")
     train, dev = write_trainset(tmp_path / "data", n_train=16, n_dev=8)
-    params = TrainingParams(batch_size=8, max_epochs=1, eval_every_epochs=1, max_length=32, micro_batch_size=4,
-                            gradient_checkpointing=True)
+    params = TrainingParams(
+        batch_size=8,
+        max_epochs=1,
+        eval_every_epochs=1,
+        max_length=32,
+        micro_batch_size=4,
+        gradient_checkpointing=True,
+    )
     quiet_bitsandbytes_casts()
     for once in logging.getLogger(BITSANDBYTES_CAST_LOGGER).filters:
         once.seen.clear()  # forget what earlier tests in this process logged
     with caplog.at_level(logging.WARNING):
-        train_reward_model(train, dev, BT, model_cfg(load_in_8bit=True), params, tmp_path / "ck", progress=False)
+        train_reward_model(
+            train, dev, BT, model_cfg(load_in_8bit=True), params, tmp_path / "ck", progress=False
+        )
     casts = [r for r in caplog.records if "MatMul8bitLt" in r.getMessage()]
     assert len(casts) == 1, len(casts)  # fp32 inputs on CPU: one line, not 7 per layer per forward

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+from reward_fixtures import model_cfg, write_trainset
+
 from divpref.methods import get_method
 from divpref.modeling import load_backbone, quantization_config
 from divpref.training import TrainingParams, train_reward_model
-from reward_fixtures import model_cfg, write_trainset
 
 bnb = pytest.importorskip("bitsandbytes")
 

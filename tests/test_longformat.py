@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
 from divpref.dataset_formats import dataset_format, dataset_has_scores, header_columns
 from divpref.divergence import classify_pairs
 from divpref.longformat import normalize_long
@@ -32,7 +33,11 @@ EXPECTED_AGREEMENT = {
     "p6": "high_agreement_pref",
     "p7": "high_agreement_pref",
 }
-EXPECTED_REJECTS = {"row 18": "duplicate_annotation", "row 22": "missing_strength", "row 24": "missing_annotator"}
+EXPECTED_REJECTS = {
+    "row 18": "duplicate_annotation",
+    "row 22": "missing_strength",
+    "row 24": "missing_annotator",
+}
 
 
 def tiny_rows() -> list[dict]:
@@ -95,14 +100,25 @@ def test_without_score_columns_scores_are_null_and_not_required(tmp_path):
     [
         ({"strength": 3}, r"bad\.csv: row 2 \(pair_id='p2'\): strength '3' is not an integer in -2\.\.2"),
         ({"strength": "1.5"}, r"bad\.csv: row 2 \(pair_id='p2'\): strength '1\.5' is not an integer"),
-        ({"response_b": "Maybe."}, r"bad\.csv: row 2 \(pair_id='p2'\): response_b differs .*'Maybe\.' vs 'No\.'"),
+        (
+            {"response_b": "Maybe."},
+            r"bad\.csv: row 2 \(pair_id='p2'\): response_b differs .*'Maybe\.' vs 'No\.'",
+        ),
         ({"score_a": "high"}, r"bad\.csv: row 2 \(pair_id='p2'\): score_a 'high' is not an integer"),
     ],
 )
 def test_bad_values_name_file_pair_and_value(tmp_path, change, message):
     rows = [
-        {"pair_id": "p2", "prompt": "Is 7 prime?", "response_a": "Yes.", "response_b": "No.", "annotator": "a",
-         "strength": 2, "score_a": 4, "score_b": 0},
+        {
+            "pair_id": "p2",
+            "prompt": "Is 7 prime?",
+            "response_a": "Yes.",
+            "response_b": "No.",
+            "annotator": "a",
+            "strength": 2,
+            "score_a": 4,
+            "score_b": 0,
+        },
     ]
     rows.append({**rows[0], "annotator": "b", **change})
     rows = [{key: str(value) for key, value in row.items()} for row in rows]
@@ -112,7 +128,9 @@ def test_bad_values_name_file_pair_and_value(tmp_path, change, message):
 
 def test_missing_column_is_named(tmp_path):
     rows = [{k: v for k, v in row.items() if k != "annotator"} for row in tiny_rows()]
-    with pytest.raises(InputDataError, match=r"m\.parquet: row 1 \(pair_id='p1'\): missing column 'annotator'"):
+    with pytest.raises(
+        InputDataError, match=r"m\.parquet: row 1 \(pair_id='p1'\): missing column 'annotator'"
+    ):
         normalize_long(write(tmp_path / "m.parquet", rows))
 
 

@@ -6,11 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from divpref import methods
 from divpref.losses import bradley_terry_loss, paired_mse_loss, pairwise_accuracy, signed_margin
 from divpref.methods import RewardMethod, get_method, mean_loss, register, scores_frame
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 BT, MSE = get_method("bt"), get_method("mse")
 
@@ -23,7 +24,9 @@ def column(*values: float) -> torch.Tensor:
 def test_bt_loss_hand_worked():
     # margins r_chosen - r_rejected: row 0 A chosen 2 - 0 = 2; row 1 B chosen 1 - 0 = 1
     losses = BT.loss(column(2.0, 0.0), column(0.0, 1.0), {"a_preferred": torch.tensor([1.0, 0.0])})
-    assert losses.tolist() == pytest.approx([math.log1p(math.exp(-2.0)), math.log1p(math.exp(-1.0))], abs=1e-12)
+    assert losses.tolist() == pytest.approx(
+        [math.log1p(math.exp(-2.0)), math.log1p(math.exp(-1.0))], abs=1e-12
+    )
     loss = mean_loss(BT, column(2.0, 0.0), column(0.0, 1.0), {"a_preferred": torch.tensor([1.0, 0.0])})
     expected = (math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0))) / 2  # 0.2200948...
     assert float(loss) == pytest.approx(expected, abs=1e-12)

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 import torch
 import yaml
+
 from divpref.methods import get_method, load_method_modules, method_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +33,9 @@ def test_built_in_methods_declare_what_they_need():
 def test_margin_ranking_loss_and_metrics_by_hand():
     load_method_modules([TOY])
     method = get_method("margin_ranking")
-    targets = method.encode_targets(pl.DataFrame({"pair_id": ["x", "y", "z"], "chosen": ["a", "b", "a"]}), "t")
+    targets = method.encode_targets(
+        pl.DataFrame({"pair_id": ["x", "y", "z"], "chosen": ["a", "b", "a"]}), "t"
+    )
     assert targets["a_preferred"].tolist() == [1.0, 0.0, 1.0]
     tensors = {name: torch.from_numpy(values) for name, values in targets.items()}
     out_a = torch.tensor([[2.0], [0.0], [-1.0]])

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from reward_fixtures import model_cfg, shared_backbone
+from safetensors.torch import load_file
+
 from divpref.backbone import build_backbone, build_tokenizer, resolved_build
 from divpref.modeling import head_module_name, load_backbone, lora_config, prepare_tokenizer
 from divpref.training import EncodedPairs, collate, encode_text
-from reward_fixtures import model_cfg, shared_backbone
-from safetensors.torch import load_file
 
 
 def test_offline_tokenizer_is_llama_like_without_pad():
@@ -93,7 +94,9 @@ def test_encode_text_uses_the_chat_template_when_there_is_one():
         "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{{ eos_token }}{% endfor %}"
     )
     ids = encode_text(tokenizer, "what is up", "not much", 64)
-    expected = tokenizer("user: what is up[SEP]assistant: not much[SEP]", add_special_tokens=False)["input_ids"]
+    expected = tokenizer("user: what is up[SEP]assistant: not much[SEP]", add_special_tokens=False)[
+        "input_ids"
+    ]
     assert ids == expected and all(isinstance(i, int) for i in ids)
     # Truncation keeps the end: the prompt loses its first words, then the response; the template stays.
     cut = tokenizer("user: up[SEP]assistant: not much[SEP]", add_special_tokens=False)["input_ids"]

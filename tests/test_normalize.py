@@ -7,11 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
 from divpref.normalize import (
     MULTIPREF_STRENGTH,
     InputDataError,
-    helpsteer2_strength,
     helpsteer2_pair_id,
+    helpsteer2_strength,
     helpsteer2_strength_expr,
     normalize_helpsteer2,
     normalize_multipref,
@@ -273,14 +274,20 @@ def test_helpsteer2_rejects_reconcile(tmp_path):
 def test_helpsteer2_null_and_empty_score_lists_behave_the_same(tmp_path):
     results = [
         normalize_helpsteer2(
-            write_jsonl(tmp_path / f"{name}.jsonl", [hs2_record("p", "a", value), hs2_record("p", "b", value)])
+            write_jsonl(
+                tmp_path / f"{name}.jsonl", [hs2_record("p", "a", value), hs2_record("p", "b", value)]
+            )
         )
         for name, value in (("null", None), ("empty", []))
     ]
-    assert results[0].rejects.rows() == results[1].rejects.rows() == [
-        ("row 1", "no_annotations", ""),
-        ("row 2", "no_annotations", ""),
-    ]
+    assert (
+        results[0].rejects.rows()
+        == results[1].rejects.rows()
+        == [
+            ("row 1", "no_annotations", ""),
+            ("row 2", "no_annotations", ""),
+        ]
+    )
 
 
 def _short_multipref(tmp_path, experts_of_c2):
@@ -288,7 +295,10 @@ def _short_multipref(tmp_path, experts_of_c2):
         tmp_path / "mp.jsonl",
         [
             mp_record("c1", ["Tie", "Tie"], ["A-is-slightly-better", "Tie"]),
-            {**mp_record("c2", ["B-is-clearly-better", "Tie"], []), "expert_worker_annotations": experts_of_c2},
+            {
+                **mp_record("c2", ["B-is-clearly-better", "Tie"], []),
+                "expert_worker_annotations": experts_of_c2,
+            },
             mp_record("c3", ["Tie", "A-is-clearly-better"], ["Tie", "Tie"]),
         ],
     )

@@ -45,7 +45,9 @@ def workdir(tmp_path_factory):
 @pytest.mark.slow
 def test_data_stages_on_a_long_file_with_hand_worked_categories(workdir):
     overlay = {"datasets": {"own": {"source": "tests/data/own_tiny.csv", "format": "long"}}}
-    targets = [f"results/own/{name}" for name in ("pairs.parquet", "divergence_summary.csv", "data_quality.json")]
+    targets = [
+        f"results/own/{name}" for name in ("pairs.parquet", "divergence_summary.csv", "data_quality.json")
+    ]
     snakemake(workdir, overlay, "--cores", "1", *targets)
     pairs = pl.read_parquet(workdir / "results/own/pairs.parquet")
     assert dict(zip(pairs["pair_id"], pairs["agreement"], strict=True)) == EXPECTED_AGREEMENT
@@ -81,16 +83,24 @@ def test_condition_without_datasets_runs_on_every_dataset_that_supports_it(workd
         "conditions": {"mse-free": {"method": "mse", "labels": "agg"}},
     }
     plan = snakemake(workdir, overlay, "-n", "results/tables/divergence_detection.csv").stdout
-    trained = {line.split("/")[2] for line in plan.split() if line.startswith("results/train/") and "/mse-free/" in line}
+    trained = {
+        line.split("/")[2]
+        for line in plan.split()
+        if line.startswith("results/train/") and "/mse-free/" in line
+    }
     assert trained == {"helpsteer2", "own"}  # MultiPref and the score-less long file have no Likert scores
     assert "results/train/plain/bt-agg/seed0/train_log.json" in plan
 
 
 @pytest.mark.slow
 def test_unknown_method_and_missing_format_are_config_errors(workdir):
-    proc = snakemake(workdir, {"conditions": {"odd": {"method": "hinge", "labels": "agg"}}}, "-n", check=False)
+    proc = snakemake(
+        workdir, {"conditions": {"odd": {"method": "hinge", "labels": "agg"}}}, "-n", check=False
+    )
     assert proc.returncode != 0 and "conditions.odd.method: unknown reward method 'hinge'" in proc.stdout
-    proc = snakemake(workdir, {"datasets": {"prism": {"source": "tests/data/own_tiny.csv"}}}, "-n", check=False)
+    proc = snakemake(
+        workdir, {"datasets": {"prism": {"source": "tests/data/own_tiny.csv"}}}, "-n", check=False
+    )
     assert proc.returncode != 0 and "datasets.prism.format: required" in proc.stdout
 
 
@@ -110,22 +120,29 @@ def extended_run(ci_run, tmp_path_factory):
 def test_whole_dag_on_the_long_format_example(extended_run):
     workdir, log = extended_run
     assert "rule train:" in log
-    trained = {
-        tuple(token.split("/")[2:4]) for token in log.split() if token.startswith("results/train/")
-    }
+    trained = {tuple(token.split("/")[2:4]) for token in log.split() if token.startswith("results/train/")}
     # Only the new runs trained; the copied run's models were kept.
-    assert trained == {("example", "bt-agg"), ("example", "mse-agg"), ("example", "mean_var-all"),
-                       ("multipref", "margin-agg")}
+    assert trained == {
+        ("example", "bt-agg"),
+        ("example", "mse-agg"),
+        ("example", "mean_var-all"),
+        ("multipref", "margin-agg"),
+    }
     table2 = pl.read_csv(workdir / "results/tables/table2.csv", schema_overrides={"seed": pl.String})
     example = table2.filter(pl.col("dataset") == "example")
     assert set(zip(example["method"], example["labels"], strict=True)) == {
-        ("bt", "agg"), ("mse", "agg"), ("pretrained", "tiny-rm")
+        ("bt", "agg"),
+        ("mse", "agg"),
+        ("pretrained", "tiny-rm"),
     }
     detection = pl.read_csv(
         workdir / "results/tables/divergence_detection.csv", schema_overrides={"seed": pl.String}
     )
     assert set(detection.filter(pl.col("dataset") == "example")["condition"]) == {
-        "bt-agg", "mse-agg", "mean_var-all", "tiny-rm"
+        "bt-agg",
+        "mse-agg",
+        "mean_var-all",
+        "tiny-rm",
     }
     assert "example" in pl.read_csv(workdir / "results/tables/divergence.csv")["dataset"].to_list()
     assert (workdir / "results/plots/roc_example.png").stat().st_size > 0
@@ -172,7 +189,9 @@ def test_pretrained_condition_in_table2_detection_and_plots(extended_run):
     assert set(rows["dataset"]) == {"multipref", "helpsteer2", "example"}
     assert set(rows["metric"]) == {"p_model_chosen", "p_chosen", "decisiveness", "accuracy"}  # BT's
     assert "MP tiny-rm" in (ci_run / "results/tables/table2.md").read_text()
-    detection = pl.read_csv(ci_run / "results/tables/divergence_detection.csv", schema_overrides={"seed": pl.String})
+    detection = pl.read_csv(
+        ci_run / "results/tables/divergence_detection.csv", schema_overrides={"seed": pl.String}
+    )
     found = detection.filter(pl.col("condition") == "tiny-rm")
     assert set(found["method"]) == {"pretrained"} and found.height == 6  # 3 datasets x accuracy, auroc
     assert set(found["score"]) == {"-|r_A - r_B|"}

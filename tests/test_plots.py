@@ -8,8 +8,8 @@ import pytest
 
 from divpref.plots import (
     agreement_bins,
-    condition_order,
     by_subset,
+    condition_order,
     divergence_rates,
     majority_share,
     pair_scores,

@@ -5,12 +5,19 @@ The pretrained condition's run through Snakemake (Table 2, detection, plots) is 
 import polars as pl
 import pytest
 import torch
+
 from divpref.backbone import build_backbone
 from divpref.pretrained import check_reward_model, load_pretrained, pooling_pad_id, score_pairs
 from divpref.training import encode_text
 
-TINY_BUILD = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
-              "intermediate_size": 64, "seed": 3}
+TINY_BUILD = {
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "intermediate_size": 64,
+    "seed": 3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,9 @@ def test_pooling_pad_id_avoids_every_token_in_use():
 def test_batched_scores_equal_one_at_a_time_and_use_the_chat_template(tiny_reward_model):
     model, tokenizer = load_pretrained({"name_or_path": str(tiny_reward_model)}, "cpu")
     text = tokenizer.decode(encode_text(tokenizer, "Say hi.", "Hi.", 64))
-    assert text.startswith("[CLS] [ user ] say hi.") and "[ assistant ] hi." in text  # the model's own template
+    assert (
+        text.startswith("[CLS] [ user ] say hi.") and "[ assistant ] hi." in text
+    )  # the model's own template
     # The template ends every turn with EOS, which is also the pad fallback: naive padding would score the
     # token before it. Batched (padded) scoring must equal the model's output at each unpadded sequence's
     # last token (pad_token_id None: the head then reads position -1).
@@ -62,7 +71,9 @@ def test_batched_scores_equal_one_at_a_time_and_use_the_chat_template(tiny_rewar
 
 def test_refuses_a_model_without_a_reward_head(tmp_path):
     causal = build_backbone(TINY_BUILD, tmp_path / "causal")
-    with pytest.raises(ValueError, match=r"causal: not a sequence-classification reward model.*LlamaForCausalLM"):
+    with pytest.raises(
+        ValueError, match=r"causal: not a sequence-classification reward model.*LlamaForCausalLM"
+    ):
         load_pretrained({"name_or_path": str(causal)}, "cpu")
 
     class Config:

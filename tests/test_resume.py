@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from divpref.selection import select_best
 from reward_fixtures import model_cfg, write_trainset
+
+from divpref.selection import select_best
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {

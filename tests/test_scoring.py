@@ -50,7 +50,6 @@ def exported_adapter(tiny_backbone, tmp_path_factory):  # noqa: F811
     import torch
 
     from divpref.modeling import load_backbone, write_head_info
-
     from divpref.training import encode_text
 
     torch.manual_seed(0)

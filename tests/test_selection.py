@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reward_fixtures import model_cfg, shared_backbone, write_trainset
+
 from divpref.methods import get_method
 from divpref.modeling import load_for_inference
 from divpref.selection import best_record, export_adapter, select_best
 from divpref.training import TrainingParams, collate, encode_pairs, forward_pairs, train_reward_model
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from reward_fixtures import model_cfg, shared_backbone, write_trainset
 
 NAN = float("nan")
 

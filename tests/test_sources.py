@@ -6,6 +6,7 @@ import os
 
 import pytest
 from conftest import copy_workflow, run_snakemake
+
 from divpref import sources
 from divpref.sources import download_hub_file
 
@@ -36,7 +37,7 @@ class FakeHub:
             sha = "f" * 40
 
         class Api:
-            def dataset_info(self_, repo_id, revision):  # noqa: N805
+            def dataset_info(self_, repo_id, revision):
                 return Info()
 
         return Api()

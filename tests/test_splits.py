@@ -2,9 +2,10 @@
 
 import polars as pl
 import pytest
-from divpref.splits import assign_splits, rows_of_split
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from divpref.splits import assign_splits, rows_of_split
 
 IDS = [f"pair{i:03d}" for i in range(50)]
 
@@ -106,7 +107,9 @@ def test_group_by_prompt_summary_records_the_grouping():
     assert summary["group_by"] == "prompt" and summary["prompts_in_several_splits"] == 0
     assert summary["requested"] == {"test": 20, "dev": 15}
     assert sum(summary["pairs"].values()) == len(ids)
-    assert split_summary(by_pair, pairs, 20, 15)["prompts_in_several_splits"] > 0  # what prompt grouping prevents
+    assert (
+        split_summary(by_pair, pairs, 20, 15)["prompts_in_several_splits"] > 0
+    )  # what prompt grouping prevents
     assert assign_splits(list(reversed(ids)), 20, 15, 0, list(reversed(prompts)), "prompt").equals(by_prompt)
 
 

@@ -5,6 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reward_fixtures import model_cfg, write_trainset
+
 from divpref.methods import get_method
 from divpref.modeling import load_backbone
 from divpref.training import (
@@ -18,9 +22,6 @@ from divpref.training import (
     run_fingerprint,
     train_reward_model,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from reward_fixtures import model_cfg, write_trainset
 
 
 def test_schedule_evaluates_every_quarter_of_an_epoch_not_of_all_steps():

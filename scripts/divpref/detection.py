@@ -71,10 +71,15 @@ SCORE_DESCRIPTIONS = {
     "mean_var": "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
     "classification": " or ".join(f"{name} {formula}" for name, formula in CLASSIFICATION_SCORES.items())
     + ", whichever has the better dev AUROC",
-    "likert_classification": " or ".join(f"{name} {formula}" for name, formula in likert.DIVERGENCE_SCORES.items())
+    "likert_classification": " or ".join(
+        f"{name} {formula}" for name, formula in likert.DIVERGENCE_SCORES.items()
+    )
     + ", whichever has the better dev AUROC",
 }
-CANDIDATE_SCORES = {"classification": CLASSIFICATION_SCORES, "likert_classification": likert.DIVERGENCE_SCORES}
+CANDIDATE_SCORES = {
+    "classification": CLASSIFICATION_SCORES,
+    "likert_classification": likert.DIVERGENCE_SCORES,
+}
 """Methods whose divergence score is one of several candidates chosen on dev AUROC (ties: the first)."""
 DEV_TUNED_METHODS = ("mean_var", "classification", "likert_classification")
 """Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's candidate."""
@@ -178,7 +183,9 @@ def divergence_scores(
         return classification_divergence_score(label_probs, score_name)
     if method == "likert_classification":
         if score_name is None:
-            raise ValueError(f"the likert divergence score needs a name, one of {list(likert.DIVERGENCE_SCORES)}")
+            raise ValueError(
+                f"the likert divergence score needs a name, one of {list(likert.DIVERGENCE_SCORES)}"
+            )
         q_a, q_b = (
             np.asarray(scores[column].to_list(), dtype=float).reshape(-1, 5)
             for column in ("likert_probs_a", "likert_probs_b")
@@ -291,7 +298,9 @@ def join_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, scores_s
         raise ValueError(
             f"{scores_source}: no detection scores for method {method!r}; known: {list(SCORE_INPUTS)}"
         )
-    return scorefiles.join_scores(pairs, scores, list(SCORE_INPUTS[method]), list(TEST_COLUMNS), scores_source)
+    return scorefiles.join_scores(
+        pairs, scores, list(SCORE_INPUTS[method]), list(TEST_COLUMNS), scores_source
+    )
 
 
 def prepare_run(
@@ -550,7 +559,9 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
     """Header and rows: one row per condition (method order, then labels), one ``acc / AUROC`` column per dataset."""
     summary = _summary(table)
     datasets = summary["dataset"].unique(maintain_order=True).to_list()
-    conditions = summary.select("condition", "method", "labels", "label").unique(maintain_order=True).to_dicts()
+    conditions = (
+        summary.select("condition", "method", "labels", "label").unique(maintain_order=True).to_dicts()
+    )
     rank = {method: index for index, method in enumerate(METHOD_ORDER)}
     conditions.sort(key=lambda row: (rank.get(row["method"], len(rank)), row["labels"], row["condition"]))
     cells = {(row["dataset"], row["condition"], row["metric"]): row for row in summary.iter_rows(named=True)}
@@ -607,8 +618,7 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
             if method not in ("mse", "pretrained", SINGLE_VALUE)
         )
         + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set. Pairwise classification is this project's "
-        "pair-level extension, not a model of the paper."
-        + _classification_choices(table),
+        "pair-level extension, not a model of the paper." + _classification_choices(table),
         "",
     ]
     return "\n".join(lines)

@@ -31,9 +31,9 @@ def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
                     "condition": condition,
                     "method": group["method"][0],
                     "labels": group["labels"][0],
-                    "label": group["label"][0] if "label" in group.columns else row_label(
-                        group["method"][0], group["labels"][0]
-                    ),
+                    "label": group["label"][0]
+                    if "label" in group.columns
+                    else row_label(group["method"][0], group["labels"][0]),
                     "seed": seed,
                     "fpr": fpr,
                     "tpr": tpr,

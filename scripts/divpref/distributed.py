@@ -145,4 +145,3 @@ def gradient_sync(model: Any, sync: bool) -> Any:
     if sync or not hasattr(model, "no_sync"):
         return nullcontext()
     return model.no_sync()
-

@@ -228,11 +228,15 @@ def mean_var_dev_metrics(
     _, sigma_b = mean_and_sigma(out_b)
     metrics["mean_margin_std"] = float(margin_std(sigma_a, sigma_b, rho).mean()) if len(out_a) else math.nan
     if objective == "nll":
-        metrics["nll"] = float(mean_var_nll_loss(out_a, out_b, targets, rho).mean()) if len(out_a) else math.nan
+        metrics["nll"] = (
+            float(mean_var_nll_loss(out_a, out_b, targets, rho).mean()) if len(out_a) else math.nan
+        )
     return metrics
 
 
-def mean_var_score_columns(out_a: np.ndarray, out_b: np.ndarray, rho: float = 0.0) -> dict[str, np.ndarray | None]:
+def mean_var_score_columns(
+    out_a: np.ndarray, out_b: np.ndarray, rho: float = 0.0
+) -> dict[str, np.ndarray | None]:
     """reward = mu, sigma per response, and the pair's five label probabilities."""
     tensor_a, tensor_b = _as_float64_tensor(out_a), _as_float64_tensor(out_b)
     mu_a, sigma_a = mean_and_sigma(tensor_a)

@@ -11,7 +11,6 @@ TPR - FPR; ties go to the larger threshold (fewer flags). A score that never bea
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path

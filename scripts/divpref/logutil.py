@@ -6,7 +6,7 @@ import sys
 
 def log_to_file(path: str) -> None:
     """Send stdout, stderr and the root logger to ``path`` (appending, line-buffered)."""
-    stream = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    stream = open(path, "a", buffering=1)
     sys.stdout = stream
     sys.stderr = stream
     logging.basicConfig(

@@ -78,8 +78,10 @@ def _integer(value: Any) -> int | None:
 
 
 def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "") or (
-        isinstance(value, float) and math.isnan(value)
+    return (
+        value is None
+        or (isinstance(value, str) and value.strip() == "")
+        or (isinstance(value, float) and math.isnan(value))
     )
 
 

@@ -180,7 +180,9 @@ class GpuMemoryError(RuntimeError):
     """The configured run is predicted not to fit the visible GPU."""
 
 
-def check_fits(predicted: float, available: float, micro_batch_size: int, gradient_checkpointing: bool) -> None:
+def check_fits(
+    predicted: float, available: float, micro_batch_size: int, gradient_checkpointing: bool
+) -> None:
     """``GpuMemoryError`` naming the config keys to change when ``predicted`` exceeds ``available`` bytes."""
     if predicted <= available:
         return

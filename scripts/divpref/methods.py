@@ -45,7 +45,15 @@ if TYPE_CHECKING:
     import polars as pl
     from torch import Tensor
 
-SCORE_COLUMNS = ("reward_a", "reward_b", "sigma_a", "sigma_b", "label_probs", "likert_probs_a", "likert_probs_b")
+SCORE_COLUMNS = (
+    "reward_a",
+    "reward_b",
+    "sigma_a",
+    "sigma_b",
+    "label_probs",
+    "likert_probs_a",
+    "likert_probs_b",
+)
 """Columns of ``results/scores/...parquet`` besides ``pair_id`` (ARCHITECTURE.md)."""
 OPTIONAL_SCORE_COLUMNS = ("likert_probs_a", "likert_probs_b")
 """Score columns a method's ``score_columns`` may leave out (then null): likert_classification's per-response

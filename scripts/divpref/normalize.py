@@ -97,7 +97,7 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
     line_number = 0
     try:
         with opener(path, "rt", encoding="utf-8") as stream:
-            for line_number, line in enumerate(stream, start=1):  # noqa: B007 - used after the loop
+            for line_number, line in enumerate(stream, start=1):
                 if not line.strip():
                     continue
                 try:

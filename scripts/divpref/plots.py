@@ -171,7 +171,9 @@ def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | P
     for ax, condition in zip(axes.flat, conditions, strict=False):
         data = by_subset(scores.filter(pl.col("condition") == condition)).to_pandas()
         method = data["method"].iloc[0] if len(data) else "bt"
-        sns.boxplot(data=data, x="subset", y="annotator_side", order=order, ax=ax, color="#a6c8e0", fliersize=0)
+        sns.boxplot(
+            data=data, x="subset", y="annotator_side", order=order, ax=ax, color="#a6c8e0", fliersize=0
+        )
         jitter = rng.uniform(-0.25, 0.25, size=len(data))
         positions = data["subset"].map({label: i for i, label in enumerate(order)}) + jitter
         ax.scatter(positions, data["annotator_side"], s=6, alpha=0.5, color="#1f4e79", linewidths=0)

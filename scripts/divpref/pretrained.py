@@ -91,7 +91,9 @@ def load_pretrained(model_cfg: Mapping[str, Any], device: str) -> tuple[Any, Any
     check_reward_model(source, AutoConfig.from_pretrained(source, **common))
     tokenizer = AutoTokenizer.from_pretrained(source, **common)
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"{source}: the tokenizer has no chat template; a pretrained reward model needs its own")
+        raise ValueError(
+            f"{source}: the tokenizer has no chat template; a pretrained reward model needs its own"
+        )
     model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     if "device_map" not in kwargs:
         model = model.to(device)
@@ -107,8 +109,12 @@ def score_pairs(
     vocab_size = min(len(tokenizer), int(getattr(model.config, "vocab_size", None) or len(tokenizer)))
     pad_id = pooling_pad_id(encoded, tokenizer.pad_token_id, vocab_size)
     model.config.pad_token_id = pad_id
-    log.info("scoring %d pairs (%d distinct texts) on %s, pad id %d", pairs.height, len(texts), device, pad_id)
+    log.info(
+        "scoring %d pairs (%d distinct texts) on %s, pad id %d", pairs.height, len(texts), device, pad_id
+    )
     outputs = head_outputs(model, encoded, pad_id, batch_size, device)
     if outputs.shape[1] != 1:
         raise ValueError(f"the reward model has {outputs.shape[1]} outputs; a scalar reward model has 1")
-    return scores_frame(get_method(SCALAR_METHOD), pairs["pair_id"].to_list(), outputs[index_a], outputs[index_b])
+    return scores_frame(
+        get_method(SCALAR_METHOD), pairs["pair_id"].to_list(), outputs[index_a], outputs[index_b]
+    )

@@ -100,9 +100,7 @@ def split_summary(splits: pl.DataFrame, pairs: pl.DataFrame, test_size: int, dev
         "seed": int(splits["seed"][0]),
         "requested": {"test": test_size, "dev": dev_size},
         "pairs": {split: int(sizes.get(split, 0)) for split in SPLITS},
-        "prompts": {
-            split: joined.filter(pl.col("split") == split)["prompt"].n_unique() for split in SPLITS
-        },
+        "prompts": {split: joined.filter(pl.col("split") == split)["prompt"].n_unique() for split in SPLITS},
         "prompts_in_several_splits": shared.height,
     }
 

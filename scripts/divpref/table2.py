@@ -76,9 +76,7 @@ def join_scores(test: pl.DataFrame, scores: pl.DataFrame, scores_source: str) ->
 
     Raises ValueError naming ``scores_source``, the pair_id and the offending value otherwise.
     """
-    joined = scorefiles.join_scores(
-        test, scores, ["reward_a", "reward_b"], list(TEST_COLUMNS), scores_source
-    )
+    joined = scorefiles.join_scores(test, scores, ["reward_a", "reward_b"], list(TEST_COLUMNS), scores_source)
     bad_chosen = joined.filter(~pl.col("chosen").is_in(["a", "b"]).fill_null(False))
     if bad_chosen.height:
         raise ValueError(
@@ -294,7 +292,9 @@ def _metric_note(metric_by_method: dict[str, str]) -> str:
         "abs_margin": "mean |r_A - r_B|",
     }
     if set(metric_by_method.values()) == {"accuracy"}:
-        return "Accuracy (BT and MSE): share of pairs with r_chosen > r_rejected, chosen = the annotators' side"
+        return (
+            "Accuracy (BT and MSE): share of pairs with r_chosen > r_rejected, chosen = the annotators' side"
+        )
     return "; ".join(f"{method.upper()}: {names[metric]}" for method, metric in metric_by_method.items())
 
 
@@ -370,9 +370,7 @@ def render_latex(table: pl.DataFrame, *, ci: float) -> str:
     header, body = paper_layout(table, HEADLINE_METRIC)
     _, reference = paper_reference_layout(table)
     body = [
-        row
-        for cells, paper in zip(body, reference, strict=True)
-        for row in (cells, ["(paper)", *paper[1:]])
+        row for cells, paper in zip(body, reference, strict=True) for row in (cells, ["(paper)", *paper[1:]])
     ]
     lines = [
         r"\begin{table}[t]",

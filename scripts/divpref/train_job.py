@@ -43,15 +43,17 @@ class TrainJob:
     log_file: str | None = None
     threads: int = 1
     gpus_requested: int = 0
-    micro_batch_halvings: int = 0  # retries (attempt - 1): on CUDA each halves micro_batch_size, batch_size stays
+    micro_batch_halvings: int = (
+        0  # retries (attempt - 1): on CUDA each halves micro_batch_size, batch_size stays
+    )
     method_settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # divpref.method_options
     method_modules: list[str] = dataclasses.field(default_factory=list)  # config `method_modules`
 
     def params(self) -> Any:
         """The resolved :class:`divpref.training.TrainingParams`, with the retry's micro-batch size."""
-        from divpref.training import TrainingParams
-
         import torch
+
+        from divpref.training import TrainingParams
 
         params = TrainingParams.from_mapping(self.training)
         # Only a GPU run can run out of GPU memory; on CPU a retry keeps the micro-batch and so resumes

@@ -70,7 +70,9 @@ class TrainingParams:
     weight_decay: float = 0.0  # AdamW weight decay
     max_grad_norm: float = 1.0  # gradient clipping (0 disables)
     eval_batch_size: int | None = None  # pairs per dev batch (default 2 * batch_size)
-    micro_batch_size: int | None = None  # pairs per forward/backward; gradients accumulate (default batch_size)
+    micro_batch_size: int | None = (
+        None  # pairs per forward/backward; gradients accumulate (default batch_size)
+    )
     gradient_checkpointing: bool = False  # non-reentrant activation checkpointing (recompute in backward)
     data_parallel: int = 1  # data-parallel processes (one per GPU, or gloo processes on CPU)
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping; None = off
@@ -189,7 +191,10 @@ def encode_text(tokenizer: Any, prompt: str, response: str, max_length: int) -> 
     if getattr(tokenizer, "chat_template", None):
 
         def render(prompt_text: str, response_text: str) -> list[int]:
-            messages = [{"role": "user", "content": prompt_text}, {"role": "assistant", "content": response_text}]
+            messages = [
+                {"role": "user", "content": prompt_text},
+                {"role": "assistant", "content": response_text},
+            ]
             return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False))
 
     else:
@@ -491,7 +496,9 @@ def load_checkpoint(
     optimizer.load_state_dict(states["optimizer"])
     scheduler.load_state_dict(states["scheduler"])
     rng_path = checkpoint / rng_file(rank)
-    restore_rng_state(torch.load(rng_path if rng_path.exists() else checkpoint / RNG_FILE, weights_only=False))
+    restore_rng_state(
+        torch.load(rng_path if rng_path.exists() else checkpoint / RNG_FILE, weights_only=False)
+    )
     return json.loads((checkpoint / STATE_FILE).read_text())
 
 
@@ -538,7 +545,6 @@ def accumulate_step_gradients(
     accumulated gradient is that of the whole batch. A process whose share is empty (a short last batch
     over many processes) runs one row with weight 0, because DDP needs every process's backward.
     """
-    import torch
 
     total_weight = float(row_weight_array(targets, len(data.ids_a))[rows].sum())
     if not total_weight > 0:
@@ -596,7 +602,9 @@ def train_loop(
     state: dict[str, Any] = {"step": 0, "curve": []}
     resumed_from = None
     if parallel.is_main:
-        for leftover in run_dir.glob(".step*.tmp-*"):  # a checkpoint being written when the process was killed
+        for leftover in run_dir.glob(
+            ".step*.tmp-*"
+        ):  # a checkpoint being written when the process was killed
             shutil.rmtree(leftover, ignore_errors=True)
     latest = latest_checkpoint(run_dir)
     distributed.barrier(parallel)
