@@ -17,7 +17,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from divpref.divergence import classify_pairs, classify_pairs_reference
+from divpref.data.agreement import classify_pairs, classify_pairs_reference
 
 FULL_SIZE = {"multipref": (10_461, (4,)), "helpsteer2": (11_826, (3, 4, 5))}
 

@@ -2,7 +2,7 @@
 
 For every training run of the config's grid (condition x dataset x seed) it reads that run's trainset
 (``<results>/<dataset>/trainsets/<method>-<labels>/{train,dev}.parquet``), tokenizes it as the trainer does
-(truncated to ``max_length``, length-grouped batches padded to their longest sequence, ``divpref.training``),
+(truncated to ``max_length``, length-grouped batches padded to their longest sequence, ``divpref.training.loop``),
 and counts the tokens of all epochs: training steps (x 4/3 with gradient checkpointing, which recomputes the
 forward pass) plus the dev evaluations (forward only, 1/3 of a training token). Tokens / throughput = hours.
 
@@ -33,8 +33,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from divpref.methods import get_method  # noqa: E402
-from divpref.training import TrainingParams, encode_pairs, epoch_batches  # noqa: E402
+from divpref.models.methods import get_method  # noqa: E402
+from divpref.training.loop import TrainingParams, encode_pairs, epoch_batches  # noqa: E402
 
 PAPER_PAIRS = {"multipref": 10_461, "helpsteer2": 11_826}
 """Pairs of the published datasets (as bench/bench_divergence.py); ``--scale-pairs`` uses them."""
@@ -45,8 +45,8 @@ EVAL_COST = 1 / 3  # a forward pass costs about a third of forward + backward
 def load_tokenizer(model_cfg: dict):
     from transformers import AutoTokenizer
 
-    from divpref.backbone import build_tokenizer
-    from divpref.modeling import prepare_tokenizer
+    from divpref.models.loading import prepare_tokenizer
+    from divpref.models.tiny_backbone import build_tokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_cfg["name_or_path"], local_files_only=True)

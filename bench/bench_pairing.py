@@ -4,7 +4,7 @@ rule (consecutive same-prompt rows pair up), at full size (11,826 pairs = 23,652
 Data sets, each written as a ``disagreements.jsonl.gz``-layout file and normalized by both rules:
 
 1. the benchmark generator of bench/bench_divergence.py (one prompt per pair, ``prompt N``);
-2. the embedded sample generator (divpref.sample.generate_helpsteer2), which makes every prompt unique;
+2. the embedded sample generator (divpref.synthetic.sample.generate_helpsteer2), which makes every prompt unique;
 3. the sample generator without that uniqueness step: its scenario prompts repeat as short real prompts do
    (a prompt in several consecutive pairs);
 4. file 2 with real-looking short repeats: every 50th pair and the pair after it get the prompt "Hi" (so "Hi"
@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_divergence import FULL_SIZE, synthetic_annotations
 
-from divpref import sample
-from divpref.normalize import normalize_helpsteer2
-from divpref.sample import write_jsonl_gz
+from divpref.data.normalize import normalize_helpsteer2
+from divpref.synthetic import sample
+from divpref.synthetic.sample import write_jsonl_gz
 
 N_PAIRS = FULL_SIZE["helpsteer2"][0]
 

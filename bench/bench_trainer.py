@@ -68,7 +68,7 @@ def write_data(folder: Path, n_rows: int, seed: int) -> tuple[Path, Path]:
 def load(backbone: str, args: argparse.Namespace):
     import torch
 
-    from divpref.modeling import load_backbone
+    from divpref.models.loading import load_backbone
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -80,8 +80,8 @@ def load(backbone: str, args: argparse.Namespace):
 def run_ours(backbone: str, train: str, dev: str, args: argparse.Namespace, bf16: bool) -> float:
     import polars as pl
 
-    from divpref.methods import get_method
-    from divpref.training import TrainingParams, TrainInputs, encode_pairs, train_loop
+    from divpref.models.methods import get_method
+    from divpref.training.loop import TrainingParams, TrainInputs, encode_pairs, train_loop
 
     model, tokenizer = load(backbone, args)
     method = get_method("bt")
@@ -112,7 +112,7 @@ def run_trl(backbone: str, train: str, args: argparse.Namespace, bf16: bool) -> 
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    from divpref.training import encode_pairs
+    from divpref.training.loop import encode_pairs
 
     model, tokenizer = load(backbone, args)
     frame = pl.read_parquet(train)
@@ -182,7 +182,7 @@ def main() -> None:
         worker(args)
         return
 
-    from divpref.backbone import build_backbone
+    from divpref.models.tiny_backbone import build_backbone
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

@@ -1,11 +1,11 @@
 """GPU smoke test: a few real optimisation steps of the paper's training path, measured against the prediction.
 
 Llama-3-8B's architecture (bench_memory's builder: the configured config.json, or the published values) with
-random weights and ``--layers`` decoder layers, loaded through divpref.modeling.load_backbone in 8 bit + LoRA
+random weights and ``--layers`` decoder layers, loaded through divpref.models.loading.load_backbone in 8 bit + LoRA
 with gradient checkpointing, trained for ``--steps`` optimisation steps by the trainer's own step
-(divpref.training.accumulate_step_gradients: micro-batches of the config's micro_batch_size, bf16 where the GPU
+(divpref.training.loop.accumulate_step_gradients: micro-batches of the config's micro_batch_size, bf16 where the GPU
 has it) on pairs padded to the config's max_length (the worst case). Prints the measured peak GPU memory beside
-divpref.memory's prediction for the same layers and settings, the prediction for the full model, and training
+divpref.training.memory's prediction for the same layers and settings, the prediction for the full model, and training
 tokens per second (bench/bench_gpu_hours.py's throughput figure). Under 5 minutes on one GPU.
 
 Without CUDA it exits with status 2 and says so. Usage:
@@ -44,10 +44,10 @@ def main() -> None:
     import numpy as np
     from bench_memory import build_reduced, load_config
 
-    from divpref import memory
-    from divpref.methods import get_method
-    from divpref.modeling import load_backbone
-    from divpref.training import (
+    from divpref.models.loading import load_backbone
+    from divpref.models.methods import get_method
+    from divpref.training import memory
+    from divpref.training.loop import (
         EncodedPairs,
         accumulate_step_gradients,
         resolve_bf16,

@@ -1,6 +1,6 @@
 """Regenerate demo/long_example.jsonl.gz, the example dataset in the generic long format (README).
 
-Synthetic, like the embedded sample: HelpSteer2-like pairs of divpref.sample (seed 29) written one row per
+Synthetic, like the embedded sample: HelpSteer2-like pairs of divpref.synthetic.sample (seed 29) written one row per
 annotation, with string annotator ids, integer Likert scores, and the rows shuffled (a pair's rows need not be
 adjacent). Two rows are made excludable on purpose (an empty strength, a repeated annotator), so the demo's
 rejects.csv shows the reasons. Run: PYTHONPATH=scripts python demo/make_long_example.py
@@ -12,8 +12,8 @@ import random
 import tempfile
 from pathlib import Path
 
-from divpref.normalize import normalize_helpsteer2
-from divpref.sample import generate_helpsteer2, write_jsonl_gz
+from divpref.data.normalize import normalize_helpsteer2
+from divpref.synthetic.sample import generate_helpsteer2, write_jsonl_gz
 
 TARGET = Path(__file__).with_name("long_example.jsonl.gz")
 N_PAIRS, SEED = 500, 29

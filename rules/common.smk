@@ -12,8 +12,8 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 # divpref modules that are cheap to import (no torch) tell the DAG what datasets and methods support.
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-from divpref.dataset_formats import dataset_format, dataset_has_scores
-from divpref.methods import get_method, load_method_modules, method_names
+from divpref.data.formats import dataset_format, dataset_has_scores
+from divpref.models.methods import get_method, load_method_modules, method_names
 
 # --- config lookups and the condition grid ---
 
@@ -41,7 +41,7 @@ PRETRAINED_CONDITIONS = [
     c for c, spec in CONDITIONS.items() if spec["method"] == PRETRAINED
 ]
 
-# What each dataset supports follows from its format and columns (divpref.dataset_formats).
+# What each dataset supports follows from its format and columns (divpref.data.formats).
 DATASET_FORMATS = {d: dataset_format(d, spec) for d, spec in config["datasets"].items()}
 DATASETS_WITH_SCORES = {
     d for d, spec in config["datasets"].items() if dataset_has_scores(d, spec)
@@ -77,7 +77,7 @@ def supports(condition, dataset):
     return dataset in DATASETS_WITH_SCORES or not condition_needs_scores(condition)
 
 
-# Condition keys that only some methods accept (see divpref.method_options.SETTINGS).
+# Condition keys that only some methods accept (see divpref.models.method_options.SETTINGS).
 METHOD_SETTINGS = {"mean_var": ("rho", "objective")}
 
 
@@ -205,9 +205,24 @@ def get_trainset(wildcards):
 LIBRARY = Path(workflow.basedir) / "scripts" / "divpref"
 
 
+def _library_module(name):
+    """The module path (relative to scripts/divpref, no suffix) of a dotted 'divpref.<...>' name, or None."""
+    parts = name.split(".")
+    if parts[0] != "divpref" or len(parts) < 2:
+        return None
+    if (LIBRARY / f"{parts[1]}.py").exists():
+        return parts[1]
+    if len(parts) > 2 and (LIBRARY / parts[1] / f"{parts[2]}.py").exists():
+        return f"{parts[1]}/{parts[2]}"
+    if (LIBRARY / parts[1] / "__init__.py").exists():
+        return f"{parts[1]}/__init__"
+    return None
+
+
 @functools.cache
 def _library_imports(path):
-    """divpref modules that a Python file imports, or names as 'divpref.<module>' strings (lazy registries)."""
+    """divpref modules that a Python file imports, or names as 'divpref.<module>' strings (lazy registries),
+    with the packages that importing them runs."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -221,14 +236,10 @@ def _library_imports(path):
             names = [node.value]
         else:
             continue
-        for name in names:
-            parts = name.split(".")
-            if (
-                parts[0] == "divpref"
-                and len(parts) > 1
-                and (LIBRARY / f"{parts[1]}.py").exists()
-            ):
-                found.add(parts[1])
+        for module in filter(None, map(_library_module, names)):
+            found.add(module)
+            if "/" in module:
+                found.add(module.split("/")[0] + "/__init__")
     return frozenset(found)
 
 
@@ -460,7 +471,7 @@ def get_evaluation_outputs():
 # --- detection helpers ---
 
 # Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, the classifiers'
-# candidate scores; see divpref.detection.DEV_TUNED_METHODS.
+# candidate scores; see divpref.detection.table.DEV_TUNED_METHODS.
 DEV_SCORED_METHODS = {"mean_var", "classification", "likert_classification"}
 
 

@@ -1,8 +1,8 @@
-"""Rule build_backbone: write the offline demo/CI backbone (see divpref.backbone)."""
+"""Rule build_backbone: write the offline demo/CI backbone (see divpref.models.tiny_backbone)."""
 
-from divpref.backbone import build_backbone
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
+from divpref.common.atomic_io import atomic_path
+from divpref.common.job_log import log_to_file
+from divpref.models.tiny_backbone import build_backbone
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 

@@ -1,13 +1,13 @@
 """Rule classify: agreement category of every pair, and the per-dataset divergence summary."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 
 import polars as pl  # noqa: E402
 
-from divpref.divergence import classify_pairs, summarize  # noqa: E402
-from divpref.io_utils import atomic_path  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.data.agreement import classify_pairs, summarize  # noqa: E402
 
 
 def main(smk) -> None:

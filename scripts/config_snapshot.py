@@ -1,8 +1,8 @@
 """Rule config_snapshot: the merged config of this run, as YAML and as an HTML page for the report."""
 
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.reporting import config_html, config_yaml
+from divpref.common.atomic_io import atomic_path
+from divpref.common.job_log import log_to_file
+from divpref.evaluation.reporting import config_html, config_yaml
 
 
 def main(smk) -> None:

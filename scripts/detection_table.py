@@ -1,13 +1,13 @@
 """Rule detection_table: preference accuracy and divergence AUROC of every trained model, per dataset."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 import polars as pl  # noqa: E402
 
-from divpref.detection import detection_table, pair_scores, prepare_run, render_markdown  # noqa: E402
-from divpref.io_utils import atomic_path  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.detection.table import detection_table, pair_scores, prepare_run, render_markdown  # noqa: E402
 
 
 def main(smk) -> None:

@@ -2,9 +2,9 @@
 
 import polars as pl
 
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.table2 import frame_to_html, gather_divergence
+from divpref.common.atomic_io import atomic_path
+from divpref.common.job_log import log_to_file
+from divpref.evaluation.table2 import frame_to_html, gather_divergence
 
 
 def main(smk) -> None:

@@ -1,10 +1,10 @@
 """Rule download: one file of a Hugging Face hub dataset repository at a pinned revision, with provenance."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 
-from divpref.sources import download_hub_file, write_json  # noqa: E402
+from divpref.data.sources import download_hub_file, write_json  # noqa: E402
 
 
 def main(smk) -> None:

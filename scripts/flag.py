@@ -1,6 +1,6 @@
 """Rule flag: divergence score and flag of every pair of one configured set, and the record beside it."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
@@ -9,8 +9,8 @@ from pathlib import Path  # noqa: E402
 
 import polars as pl  # noqa: E402
 
-from divpref.flagging import flag_scores, labelled_evaluation  # noqa: E402
-from divpref.io_utils import atomic_path  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.flagging.flags import flag_scores, labelled_evaluation  # noqa: E402
 
 
 def main(smk) -> None:

@@ -1,11 +1,11 @@
 """Rule flag_pairs: read and check one configured pair file (flag.sets) into pair_id + texts."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
-from divpref.flagging import read_pair_file  # noqa: E402
-from divpref.io_utils import atomic_path  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.flagging.flags import read_pair_file  # noqa: E402
 
 
 def main(smk) -> None:

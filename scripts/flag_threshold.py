@@ -1,6 +1,6 @@
 """Rule flag_threshold: the flag model's divergence-score choice and flag threshold, from its dev scores."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
@@ -8,8 +8,8 @@ import json  # noqa: E402
 
 import polars as pl  # noqa: E402
 
-from divpref.flagging import choose_threshold  # noqa: E402
-from divpref.io_utils import atomic_path  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.flagging.flags import choose_threshold  # noqa: E402
 
 
 def main(smk) -> None:

@@ -1,12 +1,12 @@
 """Rule generate_sample: the embedded synthetic MultiPref and HelpSteer2 samples and their planted truth."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 
 import logging  # noqa: E402
 
-from divpref.sample import write_sample  # noqa: E402
+from divpref.synthetic.sample import write_sample  # noqa: E402
 
 
 def main(smk) -> None:

@@ -1,17 +1,17 @@
-"""Rule judge: one causal LM's verdicts on every test pair of a dataset, in both orders (see divpref.judge)."""
+"""Rule judge: one causal LM's verdicts on every test pair of a dataset, in both orders (see divpref.judge.verdicts)."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 import polars as pl  # noqa: E402
 import torch  # noqa: E402
 
-from divpref.devices import require_visible_gpus  # noqa: E402
-from divpref.io_utils import atomic_path  # noqa: E402
-from divpref.judge import judge_pairs, load_judge, load_judge_tokenizer  # noqa: E402
-from divpref.judge_vllm import choose_backend, judge_pairs_vllm  # noqa: E402
-from divpref.scoring import check_test_pairs, inference_device  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.common.devices import require_visible_gpus  # noqa: E402
+from divpref.evaluation.scoring import check_test_pairs, inference_device  # noqa: E402
+from divpref.judge.verdicts import judge_pairs, load_judge, load_judge_tokenizer  # noqa: E402
+from divpref.judge.vllm_backend import choose_backend, judge_pairs_vllm  # noqa: E402
 
 
 def main(smk) -> None:

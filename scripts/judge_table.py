@@ -1,6 +1,6 @@
 """Rule judge_table: winner rate, tie rate and order consistency per dataset, judge and agreement subset."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
@@ -9,9 +9,9 @@ from pathlib import Path  # noqa: E402
 
 import polars as pl  # noqa: E402
 
-from divpref.flagging import flag_scores  # noqa: E402
-from divpref.io_utils import atomic_path  # noqa: E402
-from divpref.judge_table import (
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.flagging.flags import flag_scores  # noqa: E402
+from divpref.judge.table import (
     flag_masks,
     join_verdicts,
     judge_rows,

@@ -1,12 +1,12 @@
 """Rule normalize: a raw dataset file -> long per-annotation table, rejects and data-quality report."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 
 import logging  # noqa: E402
 
-from divpref.normalize import normalize_to_files  # noqa: E402
+from divpref.data.normalize import normalize_to_files  # noqa: E402
 
 
 def main(smk) -> None:

@@ -2,9 +2,9 @@
 
 import polars as pl
 
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.plots import plot_divergence_rates
+from divpref.common.atomic_io import atomic_path
+from divpref.common.job_log import log_to_file
+from divpref.evaluation.plots import plot_divergence_rates
 
 
 def main(smk) -> None:

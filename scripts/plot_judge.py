@@ -1,13 +1,13 @@
 """Rule plot_judge: winner rate by agreement subset, per dataset and judge, beside the paper's figures."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 import polars as pl  # noqa: E402
 
-from divpref.io_utils import atomic_path  # noqa: E402
-from divpref.judge_table import plot_winner_rates  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.judge.table import plot_winner_rates  # noqa: E402
 
 
 def main(smk) -> None:

@@ -1,13 +1,13 @@
 """Rule plot_roc: ROC curves of divergence detection for one dataset."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821
 
 import polars as pl  # noqa: E402
 
-from divpref.detection_plot import plot_roc_curves  # noqa: E402
-from divpref.io_utils import atomic_path  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.detection.roc_plot import plot_roc_curves  # noqa: E402
 
 
 def main(smk) -> None:

@@ -1,9 +1,9 @@
 """Rule plot_scores: per-pair P(chosen > rejected) (BT) and reward margins (MSE) by agreement subset."""
 
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.plots import pair_scores, plot_score_distributions
-from divpref.table2 import load_scored_runs
+from divpref.common.atomic_io import atomic_path
+from divpref.common.job_log import log_to_file
+from divpref.evaluation.plots import pair_scores, plot_score_distributions
+from divpref.evaluation.table2 import load_scored_runs
 
 
 def main(smk) -> None:

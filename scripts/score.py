@@ -11,17 +11,17 @@ os.environ.setdefault(
 import polars as pl
 import torch
 
-from divpref.devices import require_visible_gpus
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.methods import load_method_modules
-from divpref.modeling import load_for_inference, scores_in_bf16
-from divpref.scoring import (
+from divpref.common.atomic_io import atomic_path
+from divpref.common.devices import require_visible_gpus
+from divpref.common.job_log import log_to_file
+from divpref.evaluation.scoring import (
     check_test_pairs,
     inference_device,
     inference_load_kwargs,
     score_test_pairs,
 )
+from divpref.models.loading import load_for_inference, scores_in_bf16
+from divpref.models.methods import load_method_modules
 
 
 def main(smk) -> None:

@@ -3,12 +3,12 @@
 import polars as pl
 import torch
 
-from divpref.devices import require_visible_gpus
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.pretrained import load_pretrained, score_pairs
-from divpref.scoring import check_test_pairs, inference_device
-from divpref.splits import rows_of_split
+from divpref.common.atomic_io import atomic_path
+from divpref.common.devices import require_visible_gpus
+from divpref.common.job_log import log_to_file
+from divpref.data.splits import rows_of_split
+from divpref.evaluation.scoring import check_test_pairs, inference_device
+from divpref.models.pretrained import load_pretrained, score_pairs
 
 
 def main(smk) -> None:

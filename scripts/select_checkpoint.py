@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.selection import best_record, export_adapter
+from divpref.common.atomic_io import atomic_path
+from divpref.common.job_log import log_to_file
+from divpref.training.selection import best_record, export_adapter
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 

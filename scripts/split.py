@@ -1,6 +1,6 @@
 """Rule split: seeded train/dev/test assignment (grouped by prompt or by pair), and the test pairs."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 
@@ -8,8 +8,8 @@ import json  # noqa: E402
 
 import polars as pl  # noqa: E402
 
-from divpref.io_utils import atomic_path  # noqa: E402
-from divpref.splits import assign_splits, rows_of_split, split_summary  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.data.splits import assign_splits, rows_of_split, split_summary  # noqa: E402
 
 
 def main(smk) -> None:

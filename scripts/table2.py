@@ -1,8 +1,14 @@
 """Rule table2: Table 2 in long form (CSV) and in the paper's layout (markdown, LaTeX, HTML)."""
 
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.table2 import load_scored_runs, render_html, render_latex, render_markdown, table2_long
+from divpref.common.atomic_io import atomic_path
+from divpref.common.job_log import log_to_file
+from divpref.evaluation.table2 import (
+    load_scored_runs,
+    render_html,
+    render_latex,
+    render_markdown,
+    table2_long,
+)
 
 
 def main(smk) -> None:

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.taxonomy import annotator_agreement, frequency_table, read_filled_sheet
+from divpref.common.atomic_io import atomic_path
+from divpref.common.job_log import log_to_file
+from divpref.taxonomy.sheets import annotator_agreement, frequency_table, read_filled_sheet
 
 
 def main(smk) -> None:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import polars as pl
 
-from divpref.io_utils import atomic_path
-from divpref.logutil import log_to_file
-from divpref.taxonomy import sample_sheet, sheet_instructions
+from divpref.common.atomic_io import atomic_path
+from divpref.common.job_log import log_to_file
+from divpref.taxonomy.sheets import sample_sheet, sheet_instructions
 
 
 def main(smk) -> None:

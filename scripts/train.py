@@ -1,7 +1,7 @@
 """Rule train: fit one reward model (resuming from its latest checkpoint) and write the training log.
 
 With ``training.data_parallel: N > 1`` this process becomes torchrun's agent and starts N training processes
-(divpref.train_job); the hub is offline: the backbone was downloaded (or built) by a local rule beforehand.
+(divpref.training.job); the hub is offline: the backbone was downloaded (or built) by a local rule beforehand.
 """
 
 import os
@@ -10,8 +10,8 @@ os.environ.setdefault(
     "HF_HUB_OFFLINE", "1"
 )  # before transformers is imported: compute nodes have no internet
 
-from divpref.logutil import log_to_file
-from divpref.train_job import job_from_snakemake, run_job
+from divpref.common.job_log import log_to_file
+from divpref.training.job import job_from_snakemake, run_job
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 run_job(job_from_snakemake(snakemake))  # noqa: F821

@@ -1,14 +1,14 @@
 """Rule trainset: train and dev tables for one method and label scheme."""
 
-from divpref.logutil import log_to_file
+from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 
 import polars as pl  # noqa: E402
 
-from divpref.io_utils import atomic_path  # noqa: E402
-from divpref.splits import rows_of_split  # noqa: E402
-from divpref.trainsets import build_parts  # noqa: E402
+from divpref.common.atomic_io import atomic_path  # noqa: E402
+from divpref.data.splits import rows_of_split  # noqa: E402
+from divpref.data.trainsets import build_parts  # noqa: E402
 
 
 def main(smk) -> None:

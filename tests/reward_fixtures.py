@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import torch
 
-from divpref.backbone import build_backbone
+from divpref.models.tiny_backbone import build_backbone
 
 WORDS = "the a model answer reply text some more words here and there about things".split()
 # One torch thread: tiny models gain nothing from more, and on a busy 2-core machine torch's thread spin-waits

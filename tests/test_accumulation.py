@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reward_fixtures import model_cfg, planted_frame
 
-from divpref.distributed import Parallel, micro_batches, step_share
-from divpref.methods import ROW_WEIGHT, get_method, mean_loss, weighted_loss_sum
-from divpref.modeling import load_backbone
-from divpref.training import (
+from divpref.models.loading import load_backbone
+from divpref.models.methods import ROW_WEIGHT, get_method, mean_loss, weighted_loss_sum
+from divpref.training.distributed import Parallel, micro_batches, step_share
+from divpref.training.loop import (
     accumulate_step_gradients,
     collate,
     encode_pairs,

@@ -10,7 +10,7 @@ import os
 import pytest
 from conftest import copy_workflow, run_snakemake
 
-from divpref.sources import PROVENANCE_FILE, download_hub_model
+from divpref.data.sources import PROVENANCE_FILE, download_hub_model
 
 REPO_ID = "meta-llama/Meta-Llama-3-8B-Instruct"
 

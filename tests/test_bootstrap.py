@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from divpref.bootstrap import bootstrap_mean, bootstrap_mean_over_seeds, stable_seed
+from divpref.common.bootstrap import bootstrap_mean, bootstrap_mean_over_seeds, stable_seed
 
 values_strategy = st.lists(
     st.floats(min_value=-50, max_value=50, allow_nan=False, allow_subnormal=False), min_size=1, max_size=40

@@ -1,7 +1,7 @@
 """Data-parallel and micro-batched training give the run of whole batches on one process; 2 processes resume.
 
 Every run here is a REAL training run of the tiny backbone; data-parallel runs really start two gloo processes
-through torchrun (divpref.train_job), in a subprocess so that the test process is not torchrun's agent.
+through torchrun (divpref.training.job), in a subprocess so that the test process is not torchrun's agent.
 """
 
 import json
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from reward_fixtures import model_cfg, write_trainset
 
-from divpref.methods import get_method
-from divpref.train_job import TrainJob
-from divpref.training import TrainingParams, train_reward_model
+from divpref.models.methods import get_method
+from divpref.training.job import TrainJob
+from divpref.training.loop import TrainingParams, train_reward_model
 
 REPO = Path(__file__).resolve().parents[1]
 # 97 rows: 6 batches of 16, then a last batch of ONE row, whose second data-parallel share is empty.
@@ -35,7 +35,7 @@ CURVE_METRICS = ("loss", "accuracy", "mean_margin", "train_loss")
 
 DRIVER = textwrap.dedent("""
     import json, sys
-    from divpref.train_job import TrainJob, run_job
+    from divpref.training.job import TrainJob, run_job
     run_job(TrainJob(**json.loads(open(sys.argv[1]).read())))
     """)
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from divpref import detection as det
+from divpref.detection import table as det
 
 
 def reference_auroc(positives: list[float], negatives: list[float]) -> float:
@@ -521,7 +521,7 @@ def test_pooled_row_lists_each_seeds_classification_score_and_markdown_names_the
 
 
 def test_roc_points_run_from_origin_to_one_with_sklearns_auroc(tmp_path):
-    from divpref.detection_plot import plot_roc_curves, roc_points
+    from divpref.detection.roc_plot import plot_roc_curves, roc_points
 
     rng = np.random.default_rng(5)
     agreement = rng.choice(["diverging", "high_agreement_pref", "high_agreement_tie", "other"], size=60)
@@ -569,7 +569,7 @@ def test_roc_points_run_from_origin_to_one_with_sklearns_auroc(tmp_path):
 
 @pytest.mark.slow
 def test_ci_dag_scores_distributional_conditions_and_writes_the_detection_table(ci_run):
-    from divpref.methods import get_method
+    from divpref.models.methods import get_method
 
     table = pl.read_csv(
         ci_run / "results/tables/divergence_detection.csv", schema_overrides={"seed": pl.String}

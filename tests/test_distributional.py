@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from divpref import distributional as dist
-from divpref.methods import get_method, mean_loss, scores_frame
+from divpref.models import distributional as dist
+from divpref.models.methods import get_method, mean_loss, scores_frame
 
 # Phi at the points used below (standard normal CDF tables).
 PHI = {
@@ -354,7 +354,7 @@ def planted_distribution_trainset(folder, n_train: int, n_dev: int):
 def test_the_trainer_lowers_dev_kl_on_a_planted_distribution(method_name, tmp_path):
     from reward_fixtures import model_cfg
 
-    from divpref.training import TrainingParams, train_reward_model
+    from divpref.training.loop import TrainingParams, train_reward_model
 
     train, dev = planted_distribution_trainset(tmp_path, n_train=48, n_dev=24)
     params = TrainingParams(

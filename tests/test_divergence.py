@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from divpref.divergence import (
+from divpref.data.agreement import (
     CATEGORIES,
     chosen_side,
     classify_pairs,
@@ -14,7 +14,7 @@ from divpref.divergence import (
     label_distribution,
     summarize,
 )
-from divpref.normalize import ANNOTATIONS_SCHEMA
+from divpref.data.normalize import ANNOTATIONS_SCHEMA
 
 
 def annotations_frame(votes_by_pair: dict[str, list[int]], helpfulness: dict | None = None) -> pl.DataFrame:

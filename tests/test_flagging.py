@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO, copy_workflow
 from snakemake_jobs import run_snakemake
 
-from divpref import detection
-from divpref.flagging import (
+from divpref.detection import table as detection
+from divpref.flagging.flags import (
     choose_threshold,
     flag_scores,
     labelled_evaluation,

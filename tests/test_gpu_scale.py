@@ -7,12 +7,12 @@ import pytest
 import torch
 from reward_fixtures import model_cfg, shared_backbone, write_trainset
 
-from divpref import memory
-from divpref.devices import ALLOW_NO_VISIBLE_GPU, NoVisibleGpuError, require_visible_gpus
-from divpref.methods import get_method
-from divpref.modeling import BITSANDBYTES_CAST_LOGGER, quiet_bitsandbytes_casts
-from divpref.train_job import TrainJob
-from divpref.training import (
+from divpref.common.devices import ALLOW_NO_VISIBLE_GPU, NoVisibleGpuError, require_visible_gpus
+from divpref.models.loading import BITSANDBYTES_CAST_LOGGER, quiet_bitsandbytes_casts
+from divpref.models.methods import get_method
+from divpref.training import memory
+from divpref.training.job import TrainJob
+from divpref.training.loop import (
     TrainingParams,
     encode_pairs,
     evaluations_without_improvement,
@@ -88,7 +88,7 @@ def test_a_gpu_job_without_a_visible_gpu_fails_at_once(monkeypatch):
 
 
 def test_train_job_with_a_gpu_and_none_visible_fails_before_loading(monkeypatch, tmp_path):
-    from divpref.train_job import run_job
+    from divpref.training.job import run_job
 
     monkeypatch.delenv(ALLOW_NO_VISIBLE_GPU, raising=False)
     job = TrainJob(
@@ -176,7 +176,7 @@ def test_a_prompt_longer_than_max_length_still_leaves_a_and_b_different():
     import polars as pl
     from transformers import AutoTokenizer
 
-    from divpref.scoring import unique_texts  # scoring encodes with the trainer's encode_text
+    from divpref.evaluation.scoring import unique_texts  # scoring encodes with the trainer's encode_text
 
     tokenizer = AutoTokenizer.from_pretrained(shared_backbone())
     long_prompt = " ".join(["context"] * 400)

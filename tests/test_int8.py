@@ -4,9 +4,9 @@ import pytest
 import torch
 from reward_fixtures import model_cfg, write_trainset
 
-from divpref.methods import get_method
-from divpref.modeling import load_backbone, quantization_config
-from divpref.training import TrainingParams, train_reward_model
+from divpref.models.loading import load_backbone, quantization_config
+from divpref.models.methods import get_method
+from divpref.training.loop import TrainingParams, train_reward_model
 
 bnb = pytest.importorskip("bitsandbytes")
 

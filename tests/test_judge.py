@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 import torch
 
-from divpref import judge
-from divpref.backbone import build_backbone, build_tokenizer
-from divpref.bootstrap import stable_seed
-from divpref.judge_table import (
+from divpref.common.bootstrap import stable_seed
+from divpref.evaluation.table2 import SUBSETS
+from divpref.judge import verdicts as judge
+from divpref.judge.table import (
     JUDGE_COLUMNS,
     PAPER_WINNER_RATE,
     UNFLAGGED,
@@ -20,7 +20,7 @@ from divpref.judge_table import (
     judge_table,
     render_markdown,
 )
-from divpref.table2 import SUBSETS
+from divpref.models.tiny_backbone import build_backbone, build_tokenizer
 
 # --- verdicts and the order-flip rule, on hand-made label log-probabilities (columns A, B, tie) -------------
 
@@ -293,7 +293,7 @@ def n_unflagged(table: pl.DataFrame) -> int:
 
 
 def test_backend_falls_back_to_transformers_unless_vllm_can_run():
-    from divpref.judge_vllm import choose_backend
+    from divpref.judge.vllm_backend import choose_backend
 
     cfg = {"name_or_path": "m", "backend": "vllm"}
     assert choose_backend(cfg, "cuda", vllm_installed=True) == "vllm"
@@ -304,7 +304,7 @@ def test_backend_falls_back_to_transformers_unless_vllm_can_run():
 
 
 def test_vllm_prompts_append_each_label_and_read_its_prompt_logprob():
-    from divpref.judge_vllm import label_prompts, read_prompt_logprobs
+    from divpref.judge.vllm_backend import label_prompts, read_prompt_logprobs
 
     prompts = label_prompts([[5, 6], [7]], [1, 2, 3])
     assert [p["prompt_token_ids"] for p in prompts] == [
@@ -343,7 +343,7 @@ def test_judge_precision_follows_device_and_config():
 
 
 def test_winner_rate_plot_handles_several_judges_and_a_subset_only_one_dataset_has(tmp_path):
-    from divpref.judge_table import plot_winner_rates
+    from divpref.judge.table import plot_winner_rates
 
     pairs = _pairs(
         ["a", "tie", "b"], ["diverging", "high_agreement_tie", "high_agreement_pref"], [True, False, False]

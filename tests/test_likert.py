@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 import torch
 
-from divpref import likert_targets as likert
-from divpref.methods import get_method, scores_frame
-from divpref.normalize import ANNOTATIONS_SCHEMA
-from divpref.trainsets import build_parts, build_trainset
+from divpref.data.normalize import ANNOTATIONS_SCHEMA
+from divpref.data.trainsets import build_parts, build_trainset
+from divpref.models import likert_targets as likert
+from divpref.models.methods import get_method, scores_frame
 
 
 def annotations(rows):
@@ -170,7 +170,7 @@ def _likert_scores(probs_a, probs_b, ids):
 
 
 def test_detection_chooses_the_likert_score_on_dev_and_labels_the_row():
-    from divpref import detection as det
+    from divpref.detection import table as det
 
     pairs = pl.DataFrame(
         {
@@ -215,7 +215,7 @@ def test_the_trainer_lowers_dev_kl_of_a_planted_likert_distribution(tmp_path):
     """The real trainer on the tiny backbone: 'excellent' responses score 4-5, 'terrible' 1, 'debatable' 1 or 5."""
     from reward_fixtures import model_cfg, planted_frame
 
-    from divpref.training import TrainingParams, train_reward_model
+    from divpref.training.loop import TrainingParams, train_reward_model
 
     def target(text: str) -> list[float]:
         if text.startswith("debatable"):

@@ -7,10 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from divpref.dataset_formats import dataset_format, dataset_has_scores, header_columns
-from divpref.divergence import classify_pairs
-from divpref.longformat import normalize_long
-from divpref.normalize import InputDataError, normalize_file
+from divpref.data.agreement import classify_pairs
+from divpref.data.formats import dataset_format, dataset_has_scores, header_columns
+from divpref.data.longformat import normalize_long
+from divpref.data.normalize import InputDataError, normalize_file
 
 TINY = Path(__file__).parent / "data" / "own_tiny.csv"
 

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from divpref import methods
-from divpref.losses import bradley_terry_loss, paired_mse_loss, pairwise_accuracy, signed_margin
-from divpref.methods import RewardMethod, get_method, mean_loss, register, scores_frame
+from divpref.models import methods
+from divpref.models.losses import bradley_terry_loss, paired_mse_loss, pairwise_accuracy, signed_margin
+from divpref.models.methods import RewardMethod, get_method, mean_loss, register, scores_frame
 
 BT, MSE = get_method("bt"), get_method("mse")
 

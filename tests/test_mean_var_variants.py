@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 import torch
 
-from divpref import distributional as dist
-from divpref import method_options
-from divpref.methods import get_method
+from divpref.models import distributional as dist
+from divpref.models import method_options
+from divpref.models.methods import get_method
 
 # Standard normal CDF, from tables.
 PHI = {
@@ -149,7 +149,7 @@ def test_configured_mean_var_binds_rho_and_objective_and_changes_the_fingerprint
 
 
 def test_detection_row_labels_name_the_variants():
-    from divpref.detection import row_label
+    from divpref.detection.table import row_label
 
     assert row_label("mean_var", "all") == "Mean-Var (KL)"
     assert row_label("mean_var", "all", "tie_frequency") == "Mean-Var (KL, rho = tie frequency)"

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from divpref.methods import get_method, load_method_modules, method_names
+from divpref.models.methods import get_method, load_method_modules, method_names
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = REPO / "tests" / "extensions" / "margin_ranking.py"

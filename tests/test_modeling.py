@@ -6,9 +6,9 @@ import torch
 from reward_fixtures import model_cfg, shared_backbone
 from safetensors.torch import load_file
 
-from divpref.backbone import build_backbone, build_tokenizer, resolved_build
-from divpref.modeling import head_module_name, load_backbone, lora_config, prepare_tokenizer
-from divpref.training import EncodedPairs, collate, encode_text
+from divpref.models.loading import head_module_name, load_backbone, lora_config, prepare_tokenizer
+from divpref.models.tiny_backbone import build_backbone, build_tokenizer, resolved_build
+from divpref.training.loop import EncodedPairs, collate, encode_text
 
 
 def test_offline_tokenizer_is_llama_like_without_pad():

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from divpref.normalize import (
+from divpref.data.normalize import (
     MULTIPREF_STRENGTH,
     InputDataError,
     helpsteer2_pair_id,
@@ -331,7 +331,7 @@ def test_min_annotators_excludes_with_a_reason(tmp_path, experts):
 
 
 def test_min_annotators_lists_both_helpsteer2_rows(tmp_path):
-    from divpref.annotator_counts import apply_min_annotators, usual_annotator_count
+    from divpref.data.annotator_counts import apply_min_annotators, usual_annotator_count
 
     raw = write_jsonl(
         tmp_path / "d.jsonl",

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from divpref.plots import (
+from divpref.evaluation.plots import (
     agreement_bins,
     by_subset,
     condition_order,
@@ -17,7 +17,7 @@ from divpref.plots import (
     plot_divergence_rates,
     plot_score_distributions,
 )
-from divpref.table2 import ScoredRun, frame_to_html, gather_divergence, join_scores
+from divpref.evaluation.table2 import ScoredRun, frame_to_html, gather_divergence, join_scores
 
 TEST = pl.DataFrame(
     {

@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 import torch
 
-from divpref.backbone import build_backbone
-from divpref.pretrained import check_reward_model, load_pretrained, pooling_pad_id, score_pairs
-from divpref.training import encode_text
+from divpref.models.pretrained import check_reward_model, load_pretrained, pooling_pad_id, score_pairs
+from divpref.models.tiny_backbone import build_backbone
+from divpref.training.loop import encode_text
 
 TINY_BUILD = {
     "hidden_size": 32,

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from conftest import run_snakemake
 
-from divpref.reporting import config_html, config_yaml
-from divpref.table2 import METRICS, SUBSETS
+from divpref.evaluation.reporting import config_html, config_yaml
+from divpref.evaluation.table2 import METRICS, SUBSETS
 
 CHROMIUM_FLAGS = [
     "--headless",

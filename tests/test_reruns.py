@@ -238,7 +238,7 @@ def test_training_script_change_reruns_training_and_downstream_only(workdir, job
 def test_library_module_change_reruns_exactly_the_rules_that_use_it(workdir, job_graph):
     # Rules declare the divpref modules their scripts use (transitively) as inputs: `library_code` in
     # rules/common.smk. The loss functions are used by training only, not by the data stages.
-    module = Path("scripts/divpref/losses.py")
+    module = Path("scripts/divpref/models/losses.py")
     (workdir / module).write_text((workdir / module).read_text() + "\n# an edit\n")
     os.utime(workdir / module, (time.time() + 60, time.time() + 60))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from reward_fixtures import model_cfg, write_trainset
 
-from divpref.selection import select_best
+from divpref.training.selection import select_best
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {
@@ -28,8 +28,8 @@ PARAMS = {
 DRIVER = textwrap.dedent("""
     import json, sys
     import torch
-    from divpref.methods import get_method
-    from divpref.training import TrainingParams, train_reward_model
+    from divpref.models.methods import get_method
+    from divpref.training.loop import TrainingParams, train_reward_model
 
     torch.set_num_threads(1)
     train, dev, cfg, params, root, out = sys.argv[1:]

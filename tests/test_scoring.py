@@ -5,7 +5,13 @@ import polars as pl
 import pytest
 from reward_fixtures import model_cfg, tiny_backbone  # noqa: F401 - tiny_backbone is a fixture
 
-from divpref.scoring import check_test_pairs, length_sorted_batches, pad_right, score_test_pairs, unique_texts
+from divpref.evaluation.scoring import (
+    check_test_pairs,
+    length_sorted_batches,
+    pad_right,
+    score_test_pairs,
+    unique_texts,
+)
 
 
 def test_length_sorted_batches_cover_every_index_once_longest_first():
@@ -49,8 +55,8 @@ def exported_adapter(tiny_backbone, tmp_path_factory):  # noqa: F811
     """A LoRA adapter on the tiny backbone (randomly initialised head), exported as select_checkpoint does."""
     import torch
 
-    from divpref.modeling import load_backbone, write_head_info
-    from divpref.training import encode_text
+    from divpref.models.loading import load_backbone, write_head_info
+    from divpref.training.loop import encode_text
 
     torch.manual_seed(0)
     model, tokenizer = load_backbone(model_cfg(tiny_backbone), num_labels=1, for_training=True)
@@ -69,8 +75,8 @@ def exported_adapter(tiny_backbone, tmp_path_factory):  # noqa: F811
 def test_batched_scores_equal_one_at_a_time(exported_adapter):
     import torch
 
-    from divpref.modeling import load_for_inference
-    from divpref.training import encode_text
+    from divpref.models.loading import load_for_inference
+    from divpref.training.loop import encode_text
 
     adapter_dir, reference_reward = exported_adapter
     model, tokenizer = load_for_inference(adapter_dir, "cpu")

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reward_fixtures import model_cfg, shared_backbone, write_trainset
 
-from divpref.methods import get_method
-from divpref.modeling import load_for_inference
-from divpref.selection import best_record, export_adapter, select_best
-from divpref.training import TrainingParams, collate, encode_pairs, forward_pairs, train_reward_model
+from divpref.models.loading import load_for_inference
+from divpref.models.methods import get_method
+from divpref.training.loop import TrainingParams, collate, encode_pairs, forward_pairs, train_reward_model
+from divpref.training.selection import best_record, export_adapter, select_best
 
 NAN = float("nan")
 
@@ -114,7 +114,7 @@ def test_exported_adapter_loads_with_plain_peft_and_scores_like_the_checkpoint(t
     with torch.no_grad():
         out_a, out_b = forward_pairs(model, inputs, bf16=False)
         plain_a, _ = forward_pairs(plain, inputs, bf16=False)
-    from divpref.training import read_trainset
+    from divpref.training.loop import read_trainset
 
     _, targets = read_trainset(dev, get_method("bt"))
     metrics = get_method("bt").dev_metrics(

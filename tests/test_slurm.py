@@ -217,7 +217,7 @@ def running_cluster(state_dir: Path, gpu_model: str, accounting: bool = False) -
     try:
         yield {
             "state_dir": state_dir,
-            # The fake GPUs are placeholder devices: GPU jobs may run on CPU here (divpref.devices).
+            # The fake GPUs are placeholder devices: GPU jobs may run on CPU here (divpref.common.devices).
             "env": {"SLURM_CONF": str(state_dir / "slurm.conf"), "DIVPREF_ALLOW_NO_VISIBLE_GPU": "1"},
             "gpu_model": gpu_model,
         }

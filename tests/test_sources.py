@@ -7,8 +7,8 @@ import os
 import pytest
 from conftest import copy_workflow, run_snakemake
 
-from divpref import sources
-from divpref.sources import download_hub_file
+from divpref.data import sources
+from divpref.data.sources import download_hub_file
 
 SHA = "990b2711a36180dd19d9c94b8627844866f8982a"
 HUB = {"repo_id": "nvidia/HelpSteer2", "revision": SHA, "filename": "disagreements/disagreements.jsonl.gz"}

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from divpref.splits import assign_splits, rows_of_split
+from divpref.data.splits import assign_splits, rows_of_split
 
 IDS = [f"pair{i:03d}" for i in range(50)]
 
@@ -97,7 +97,7 @@ def test_group_by_prompt_shares_no_prompt_and_sizes_are_met_closely(seed, n_prom
 
 
 def test_group_by_prompt_summary_records_the_grouping():
-    from divpref.splits import split_summary
+    from divpref.data.splits import split_summary
 
     ids, prompts = _prompted()
     pairs = pl.DataFrame({"pair_id": ids, "prompt": prompts})

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from divpref.table2 import (
+from divpref.evaluation.table2 import (
     SUBSETS,
     TABLE2_COLUMNS,
     ScoredRun,

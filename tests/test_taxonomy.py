@@ -6,7 +6,7 @@ import math
 import polars as pl
 import pytest
 
-from divpref.taxonomy import (
+from divpref.taxonomy.sheets import (
     CAUSES,
     annotator_agreement,
     format_votes,

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reward_fixtures import model_cfg, write_trainset
 
-from divpref.methods import get_method
-from divpref.modeling import load_backbone
-from divpref.training import (
+from divpref.models.loading import load_backbone
+from divpref.models.methods import get_method
+from divpref.training.loop import (
     EncodedPairs,
     TrainingParams,
     batch_at_step,

@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 from test_divergence import annotations_frame
 
-from divpref.divergence import classify_pairs
-from divpref.trainsets import build_parts, build_trainset, majority_strength
+from divpref.data.agreement import classify_pairs
+from divpref.data.trainsets import build_parts, build_trainset, majority_strength
 
 # p1: A majority (2 A, 1 B, 1 tie); p2: tie majority; p3: no majority (2 A, 2 B);
 # p4: B majority, mostly clearly.

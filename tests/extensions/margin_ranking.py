@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from divpref.losses import mean_or_nan, pairwise_accuracy, signed_margin
-from divpref.methods import (
+from divpref.models.losses import mean_or_nan, pairwise_accuracy, signed_margin
+from divpref.models.methods import (
     RewardMethod,
     optional_row_weight,
     register,

@@ -1,0 +1,21 @@
+"""Names every stage shares: the preference labels, the reward methods, the agreement subsets, the pooled seed."""
+
+ORDERED_LABELS = ("b_clearly", "b_slightly", "tie", "a_slightly", "a_clearly")
+"""The five ordered preference labels; index ``i`` corresponds to signed strength ``i - 2``."""
+
+BT, MSE, MEAN_VAR = "bt", "mse", "mean_var"
+CLASSIFICATION, LIKERT_CLASSIFICATION = "classification", "likert_classification"
+PRETRAINED = "pretrained"
+"""``method: pretrained``: score with an existing reward model, no training (not a registered method)."""
+
+BUILTIN_METHODS = (BT, MSE, MEAN_VAR, CLASSIFICATION, LIKERT_CLASSIFICATION)
+"""The registered methods this package ships; ``method_modules`` may register more."""
+
+DEV_SCORED_METHODS = (MEAN_VAR, CLASSIFICATION, LIKERT_CLASSIFICATION)
+"""Methods whose dev-pair scores tune the divergence score of detection (Mean-Var's lambda, a score choice)."""
+
+SUBSETS = ("high_agreement_pref", "high_agreement_tie", "diverging", "diverging_substantial", "all")
+"""Agreement subsets of the test pairs that Table 2 and the plots report, in the paper's order."""
+
+POOLED_SEED = "all"
+"""The ``seed`` value of rows pooled over a condition's seeds (tables of Table 2 and detection)."""

@@ -1,0 +1,1 @@
+"""Stage detection (rules/detection.smk): do reward models know when annotators disagree?"""

@@ -1,0 +1,1 @@
+"""Stage judge (rules/judge.smk): LLM-as-judge verdicts and their table."""

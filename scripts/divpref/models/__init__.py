@@ -1,0 +1,1 @@
+"""Reward models: the method registry and losses, distributional heads, backbone loading, pretrained."""

@@ -1,0 +1,1 @@
+"""The embedded SYNTHETIC sample (rule generate_sample): seeded files with planted disagreements."""
