@@ -1,10 +1,16 @@
 """Rule build_backbone: write the offline demo/CI backbone (see divpref.models.tiny_backbone)."""
 
-from divpref.common.atomic_io import atomic_path
 from divpref.common.job_log import log_to_file
+
+log_to_file(snakemake.log[0])
+
+from divpref.common.atomic_io import atomic_path
 from divpref.models.tiny_backbone import build_backbone
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
 
-with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
-    build_backbone(snakemake.params.build, tmp)  # noqa: F821
+def main(smk) -> None:
+    with atomic_path(smk.output[0]) as tmp:
+        build_backbone(smk.params.build, tmp)
+
+
+main(snakemake)

@@ -2,12 +2,12 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+log_to_file(snakemake.log[0])
 
-import polars as pl  # noqa: E402
+import polars as pl
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.data.agreement import classify_pairs, summarize  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.data.agreement import classify_pairs, summarize
 
 
 def main(smk) -> None:
@@ -20,4 +20,4 @@ def main(smk) -> None:
     print(summary)
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

@@ -2,12 +2,12 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821
+log_to_file(snakemake.log[0])
 
-import polars as pl  # noqa: E402
+import polars as pl
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.detection.table import detection_table, pair_scores, prepare_run, render_markdown  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.detection.table import detection_table, pair_scores, prepare_run, render_markdown
 
 
 def main(smk) -> None:
@@ -42,4 +42,4 @@ def main(smk) -> None:
     print(render_markdown(table, ci=float(smk.params.confidence)))
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

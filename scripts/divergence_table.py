@@ -1,14 +1,16 @@
 """Rule divergence_table: both datasets' divergence summaries in one CSV (and an HTML view for the report)."""
 
+from divpref.common.job_log import log_to_file
+
+log_to_file(snakemake.log[0])
+
 import polars as pl
 
 from divpref.common.atomic_io import atomic_path
-from divpref.common.job_log import log_to_file
 from divpref.evaluation.table2 import frame_to_html, gather_divergence
 
 
 def main(smk) -> None:
-    log_to_file(smk.log[0])
     summaries = {dataset: pl.read_csv(path) for dataset, path in smk.params.summaries.items()}
     table = gather_divergence(summaries)
     with atomic_path(smk.output.csv) as tmp:
@@ -19,4 +21,4 @@ def main(smk) -> None:
         )
 
 
-main(snakemake)  # noqa: F821 - injected by snakemake
+main(snakemake)

@@ -2,9 +2,9 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+log_to_file(snakemake.log[0])
 
-from divpref.data.sources import download_hub_file, write_json  # noqa: E402
+from divpref.data.sources import download_hub_file, write_json
 
 
 def main(smk) -> None:
@@ -13,4 +13,4 @@ def main(smk) -> None:
     write_json(provenance, smk.output.provenance)
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

@@ -2,12 +2,13 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+log_to_file(snakemake.log[0])
 
-from divpref.data.sources import download_hub_model  # noqa: E402
+from divpref.data.sources import download_hub_model
 
-download_hub_model(
-    snakemake.params.repo_id,  # noqa: F821
-    snakemake.params.revision,  # noqa: F821
-    snakemake.output.folder,  # noqa: F821
-)
+
+def main(smk) -> None:
+    download_hub_model(smk.params.repo_id, smk.params.revision, smk.output.folder)
+
+
+main(snakemake)

@@ -2,15 +2,15 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821
+log_to_file(snakemake.log[0])
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+from pathlib import Path
 
-import polars as pl  # noqa: E402
+import polars as pl
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.flagging.flags import flag_scores, labelled_evaluation  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.flagging.flags import flag_scores, labelled_evaluation
 
 
 def main(smk) -> None:
@@ -35,4 +35,4 @@ def main(smk) -> None:
     print(text)
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

@@ -2,10 +2,10 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821
+log_to_file(snakemake.log[0])
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.flagging.flags import read_pair_file  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.flagging.flags import read_pair_file
 
 
 def main(smk) -> None:
@@ -15,4 +15,4 @@ def main(smk) -> None:
     print(f"{smk.input.pairs}: {pairs.height} pairs")
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

@@ -2,14 +2,14 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821
+log_to_file(snakemake.log[0])
 
-import json  # noqa: E402
+import json
 
-import polars as pl  # noqa: E402
+import polars as pl
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.flagging.flags import choose_threshold  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.flagging.flags import choose_threshold
 
 
 def main(smk) -> None:
@@ -23,4 +23,4 @@ def main(smk) -> None:
     print(text)
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

@@ -2,11 +2,11 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+log_to_file(snakemake.log[0])
 
-import logging  # noqa: E402
+import logging
 
-from divpref.synthetic.sample import write_sample  # noqa: E402
+from divpref.synthetic.sample import write_sample
 
 
 def main(smk) -> None:
@@ -21,4 +21,4 @@ def main(smk) -> None:
         logging.info("%s: %d records, %d pairs", dataset, len(tables.records), len(tables.truth))
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

@@ -1,17 +1,20 @@
-"""Rule judge: one causal LM's verdicts on every test pair of a dataset, in both orders (see divpref.judge.verdicts)."""
+"""Rule judge: one causal LM's verdicts on every test pair of a dataset, in both orders.
+
+See divpref.judge.verdicts.
+"""
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821
+log_to_file(snakemake.log[0])
 
-import polars as pl  # noqa: E402
-import torch  # noqa: E402
+import polars as pl
+import torch
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.common.devices import require_visible_gpus  # noqa: E402
-from divpref.evaluation.scoring import check_test_pairs, inference_device  # noqa: E402
-from divpref.judge.verdicts import judge_pairs, load_judge, load_judge_tokenizer  # noqa: E402
-from divpref.judge.vllm_backend import choose_backend, judge_pairs_vllm  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.common.devices import require_visible_gpus
+from divpref.evaluation.scoring import check_test_pairs, inference_device
+from divpref.judge.verdicts import judge_pairs, load_judge, load_judge_tokenizer
+from divpref.judge.vllm_backend import choose_backend, judge_pairs_vllm
 
 
 def main(smk) -> None:
@@ -22,9 +25,8 @@ def main(smk) -> None:
     torch.set_num_threads(max(1, int(smk.threads)))
     max_length = int(smk.params.max_length)
     backend = choose_backend(smk.params.judge, device)
-    print(
-        f"judge {smk.wildcards.judge} ({smk.params.judge['name_or_path']}): backend {backend}, device {device}"
-    )
+    name = smk.params.judge["name_or_path"]
+    print(f"judge {smk.wildcards.judge} ({name}): backend {backend}, device {device}")
     if backend == "vllm":
         tokenizer = load_judge_tokenizer(smk.params.judge)
         verdicts = judge_pairs_vllm(smk.params.judge, tokenizer, test, max_length=max_length)
@@ -44,4 +46,4 @@ def main(smk) -> None:
     print(verdicts["verdict"].value_counts(sort=True), f"order-consistent: {consistency:.3f}")
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

@@ -2,15 +2,15 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821
+log_to_file(snakemake.log[0])
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+from pathlib import Path
 
-import polars as pl  # noqa: E402
+import polars as pl
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.flagging.flags import flag_scores  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.flagging.flags import flag_scores
 from divpref.judge.table import (
     flag_masks,
     join_verdicts,
@@ -52,4 +52,4 @@ def main(smk) -> None:
     print(markdown)
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

@@ -2,11 +2,11 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+log_to_file(snakemake.log[0])
 
-import logging  # noqa: E402
+import logging
 
-from divpref.data.normalize import normalize_to_files  # noqa: E402
+from divpref.data.normalize import normalize_to_files
 
 
 def main(smk) -> None:
@@ -24,4 +24,4 @@ def main(smk) -> None:
     logging.info("data quality: %s", report)
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

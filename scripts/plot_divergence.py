@@ -1,17 +1,19 @@
 """Rule plot_divergence: share of pairs in each agreement category, per dataset."""
 
+from divpref.common.job_log import log_to_file
+
+log_to_file(snakemake.log[0])
+
 import polars as pl
 
 from divpref.common.atomic_io import atomic_path
-from divpref.common.job_log import log_to_file
 from divpref.evaluation.plots import plot_divergence_rates
 
 
 def main(smk) -> None:
-    log_to_file(smk.log[0])
     divergence = pl.read_csv(smk.input.divergence)
     with atomic_path(smk.output.png) as png, atomic_path(smk.output.pdf) as pdf:
         plot_divergence_rates(divergence, png, pdf)
 
 
-main(snakemake)  # noqa: F821 - injected by snakemake
+main(snakemake)

@@ -2,12 +2,12 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821
+log_to_file(snakemake.log[0])
 
-import polars as pl  # noqa: E402
+import polars as pl
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.detection.roc_plot import plot_roc_curves  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.detection.roc_plot import plot_roc_curves
 
 
 def main(smk) -> None:
@@ -16,4 +16,4 @@ def main(smk) -> None:
         plot_roc_curves(pair_scores, smk.wildcards.dataset, png, pdf)
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

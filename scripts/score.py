@@ -1,19 +1,20 @@
 """Rule score: the selected model's scores for every test pair of a dataset."""
 
-import json
 import os
-from pathlib import Path
 
-os.environ.setdefault(
-    "HF_HUB_OFFLINE", "1"
-)  # before transformers is imported: compute nodes have no internet
+from divpref.common.job_log import log_to_file
+
+log_to_file(snakemake.log[0])
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers loads: compute nodes have no internet
+
+import json
+from pathlib import Path
 
 import polars as pl
 import torch
 
 from divpref.common.atomic_io import atomic_path
 from divpref.common.devices import require_visible_gpus
-from divpref.common.job_log import log_to_file
 from divpref.evaluation.scoring import (
     check_test_pairs,
     inference_device,
@@ -25,7 +26,6 @@ from divpref.models.methods import load_method_modules
 
 
 def main(smk) -> None:
-    log_to_file(smk.log[0])
     load_method_modules(smk.params.method_modules)  # config `method_modules`
     test = pl.read_parquet(smk.input.test)
     check_test_pairs(test, smk.input.test)
@@ -50,4 +50,4 @@ def main(smk) -> None:
         scores.write_parquet(tmp)
 
 
-main(snakemake)  # noqa: F821 - injected by snakemake
+main(snakemake)

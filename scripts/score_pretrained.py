@@ -1,18 +1,20 @@
 """Rule score_pretrained: an off-the-shelf reward model's scores for a dataset's test and dev pairs."""
 
+from divpref.common.job_log import log_to_file
+
+log_to_file(snakemake.log[0])
+
 import polars as pl
 import torch
 
 from divpref.common.atomic_io import atomic_path
 from divpref.common.devices import require_visible_gpus
-from divpref.common.job_log import log_to_file
 from divpref.data.splits import rows_of_split
 from divpref.evaluation.scoring import check_test_pairs, inference_device
 from divpref.models.pretrained import load_pretrained, score_pairs
 
 
 def main(smk) -> None:
-    log_to_file(smk.log[0])
     test = pl.read_parquet(smk.input.test)
     dev = rows_of_split(pl.read_parquet(smk.input.pairs), pl.read_parquet(smk.input.splits), "dev")
     check_test_pairs(test, smk.input.test)
@@ -37,4 +39,4 @@ def main(smk) -> None:
         scores["dev"].write_parquet(dev_tmp)
 
 
-main(snakemake)  # noqa: F821 - injected by snakemake
+main(snakemake)

@@ -2,14 +2,14 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+log_to_file(snakemake.log[0])
 
-import json  # noqa: E402
+import json
 
-import polars as pl  # noqa: E402
+import polars as pl
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.data.splits import assign_splits, rows_of_split, split_summary  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.data.splits import assign_splits, rows_of_split, split_summary
 
 
 def main(smk) -> None:
@@ -35,4 +35,4 @@ def main(smk) -> None:
     print(json.dumps(summary))
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)

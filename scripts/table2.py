@@ -1,7 +1,10 @@
 """Rule table2: Table 2 in long form (CSV) and in the paper's layout (markdown, LaTeX, HTML)."""
 
-from divpref.common.atomic_io import atomic_path
 from divpref.common.job_log import log_to_file
+
+log_to_file(snakemake.log[0])
+
+from divpref.common.atomic_io import atomic_path
 from divpref.evaluation.table2 import (
     load_scored_runs,
     render_html,
@@ -12,7 +15,6 @@ from divpref.evaluation.table2 import (
 
 
 def main(smk) -> None:
-    log_to_file(smk.log[0])
     runs, _ = load_scored_runs(smk.params.runs, dict(smk.params.tests))
     evaluation = smk.params.evaluation
     confidence = float(evaluation["confidence"])
@@ -26,4 +28,4 @@ def main(smk) -> None:
             tmp.write_text(render(table, ci=confidence))
 
 
-main(snakemake)  # noqa: F821 - injected by snakemake
+main(snakemake)

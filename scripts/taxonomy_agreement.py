@@ -1,14 +1,16 @@
 """Rule taxonomy_agreement: cause frequencies (Table 1), Cohen's kappa and Krippendorff's alpha (MASI)."""
 
+from divpref.common.job_log import log_to_file
+
+log_to_file(snakemake.log[0])
+
 from pathlib import Path
 
 from divpref.common.atomic_io import atomic_path
-from divpref.common.job_log import log_to_file
 from divpref.taxonomy.sheets import annotator_agreement, frequency_table, read_filled_sheet
 
 
 def main(smk) -> None:
-    log_to_file(smk.log[0])
     sheets = {}
     for path in smk.input.sheets:
         name = Path(path).stem
@@ -25,4 +27,4 @@ def main(smk) -> None:
         frequency_table(smk.wildcards.dataset, result).write_csv(tmp)
 
 
-main(snakemake)  # noqa: F821 - injected by snakemake
+main(snakemake)

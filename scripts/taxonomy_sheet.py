@@ -1,16 +1,18 @@
 """Rule taxonomy_sheet: a seeded sample of diverging pairs to annotate with causes, plus instructions."""
 
+from divpref.common.job_log import log_to_file
+
+log_to_file(snakemake.log[0])
+
 from pathlib import Path
 
 import polars as pl
 
 from divpref.common.atomic_io import atomic_path
-from divpref.common.job_log import log_to_file
 from divpref.taxonomy.sheets import sample_sheet, sheet_instructions
 
 
 def main(smk) -> None:
-    log_to_file(smk.log[0])
     pairs = pl.read_parquet(smk.input.pairs)
     sheet = sample_sheet(pairs, size=int(smk.params.size), seed=int(smk.params.seed))
     print(
@@ -22,4 +24,4 @@ def main(smk) -> None:
         tmp.write_text(sheet_instructions(smk.wildcards.dataset, Path(smk.output.sheet).name))
 
 
-main(snakemake)  # noqa: F821 - injected by snakemake
+main(snakemake)

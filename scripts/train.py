@@ -6,12 +6,16 @@ With ``training.data_parallel: N > 1`` this process becomes torchrun's agent and
 
 import os
 
-os.environ.setdefault(
-    "HF_HUB_OFFLINE", "1"
-)  # before transformers is imported: compute nodes have no internet
-
 from divpref.common.job_log import log_to_file
+
+log_to_file(snakemake.log[0])
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers loads: compute nodes have no internet
+
 from divpref.training.job import job_from_snakemake, run_job
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
-run_job(job_from_snakemake(snakemake))  # noqa: F821
+
+def main(smk) -> None:
+    run_job(job_from_snakemake(smk))
+
+
+main(snakemake)

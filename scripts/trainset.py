@@ -2,13 +2,13 @@
 
 from divpref.common.job_log import log_to_file
 
-log_to_file(snakemake.log[0])  # noqa: F821 - injected by snakemake
+log_to_file(snakemake.log[0])
 
-import polars as pl  # noqa: E402
+import polars as pl
 
-from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.data.splits import rows_of_split  # noqa: E402
-from divpref.data.trainsets import build_parts  # noqa: E402
+from divpref.common.atomic_io import atomic_path
+from divpref.data.splits import rows_of_split
+from divpref.data.trainsets import build_parts
 
 
 def main(smk) -> None:
@@ -26,4 +26,4 @@ def main(smk) -> None:
     print({part: table.height for part, table in parts.items()})
 
 
-main(snakemake)  # noqa: F821
+main(snakemake)
