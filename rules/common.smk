@@ -437,8 +437,26 @@ def get_pretrained_max_length(wildcards):
     return spec.get("max_length", config["training"]["max_length"])
 
 
+def score_file(dataset, condition, seed):
+    """The test-score file of a run (rules score and score_pretrained write it)."""
+    return f"results/scores/{dataset}/{condition}/seed{seed}.parquet"
+
+
+def dev_score_file(dataset, condition, seed):
+    """The dev-score file of a run (rules score_dev and score_pretrained write it)."""
+    return f"results/scores_dev/{dataset}/{condition}/seed{seed}.parquet"
+
+
+def _table2_keys():
+    return [
+        (dataset, condition, seed)
+        for dataset, condition, seed in training_runs() + pretrained_runs()
+        if CONDITIONS[condition]["method"] in TABLE2_METHODS
+    ]
+
+
 def get_table2_runs():
-    """Every bt/mse/pretrained run as {dataset, condition, method, labels, seed, scores (path)}."""
+    """Every bt/mse/pretrained run as {dataset, condition, method, labels, seed} (its scores: input `scores`)."""
     return [
         {
             "dataset": dataset,
@@ -446,17 +464,23 @@ def get_table2_runs():
             "method": CONDITIONS[condition]["method"],
             "labels": run_labels(condition),
             "seed": seed,
-            "scores": f"results/scores/{dataset}/{condition}/seed{seed}.parquet",
         }
-        for dataset, condition, seed in training_runs() + pretrained_runs()
-        if CONDITIONS[condition]["method"] in TABLE2_METHODS
+        for dataset, condition, seed in _table2_keys()
     ]
 
 
 def get_table2_tests():
     """{dataset: test.parquet} for the datasets that Table 2 covers, in config order."""
-    covered = {run["dataset"] for run in get_table2_runs()}
+    covered = {dataset for dataset, _, _ in _table2_keys()}
     return {d: f"results/{d}/test.parquet" for d in DATASETS if d in covered}
+
+
+def get_table2_inputs(wildcards):
+    """The score file of each run of get_table2_runs (same order) and the test pairs of get_table2_tests."""
+    return {
+        "scores": [score_file(*key) for key in _table2_keys()],
+        "tests": list(get_table2_tests().values()),
+    }
 
 
 def get_evaluation_outputs():
@@ -492,45 +516,57 @@ def get_detection_outputs():
     return tables + plots
 
 
-def detection_runs():
-    """One record per trained model: its keys, its test-score file and its dev-score file, if any."""
-    runs = []
+def _detection_keys():
+    """(dataset, condition, seed) of every run the detection table covers, in config order."""
+    keys = []
     for dataset, condition, seed in training_runs() + pretrained_runs():
-        spec = CONDITIONS[condition]
-        dev_scores = None
-        if spec["method"] in DEV_SCORED_METHODS:
-            dev_scores = f"results/scores_dev/{dataset}/{condition}/seed{seed}.parquet"
-        single_value = spec["method"] == PRETRAINED or (
-            condition_reward_method(condition).single_value
-        )
-        if not single_value and spec["method"] not in DEV_SCORED_METHODS:
-            continue  # a registered method without a detection rule (RewardMethod.single_value)
-        runs.append(
-            {
-                "dataset": dataset,
-                "condition": condition,
-                "method": spec["method"],
-                "labels": run_labels(condition),
-                "rho": spec.get("rho"),
-                "objective": spec.get("objective"),
-                "seed": seed,
-                "scores": f"results/scores/{dataset}/{condition}/seed{seed}.parquet",
-                "dev_scores": dev_scores,
-                "single_value": single_value,
-            }
-        )
-    return runs
+        method = CONDITIONS[condition]["method"]
+        if method in DEV_SCORED_METHODS or _single_value(condition):
+            keys.append((dataset, condition, seed))
+        # else: a registered method without a detection rule (RewardMethod.single_value)
+    return keys
+
+
+def _single_value(condition):
+    spec = CONDITIONS[condition]
+    return (
+        spec["method"] == PRETRAINED or condition_reward_method(condition).single_value
+    )
+
+
+def detection_runs():
+    """One record per trained model: its keys and whether it has dev scores (its files: the rule's inputs)."""
+    return [
+        {
+            "dataset": dataset,
+            "condition": condition,
+            "method": CONDITIONS[condition]["method"],
+            "labels": run_labels(condition),
+            "rho": CONDITIONS[condition].get("rho"),
+            "objective": CONDITIONS[condition].get("objective"),
+            "seed": seed,
+            "dev_scored": CONDITIONS[condition]["method"] in DEV_SCORED_METHODS,
+            "single_value": _single_value(condition),
+        }
+        for dataset, condition, seed in _detection_keys()
+    ]
 
 
 def get_detection_inputs(wildcards):
-    """Test pairs and all pairs of each dataset, every test-score file, and the dev-score files."""
-    runs = detection_runs()
+    """Test pairs and all pairs of each dataset (detection_datasets order), each run's test-score file
+    (detection_runs order) and the dev-score files of the dev-scored runs (same order).
+    """
     datasets = detection_datasets()
+    keys = _detection_keys()
     return {
         "tests": [f"results/{dataset}/test.parquet" for dataset in datasets],
         "pairs": [f"results/{dataset}/pairs.parquet" for dataset in datasets],
-        "scores": [run["scores"] for run in runs],
-        "dev_scores": [run["dev_scores"] for run in runs if run["dev_scores"]],
+        "scores": [score_file(*key) for key in keys],
+        "dev_scores": [
+            dev_score_file(*key)
+            for key in keys
+            if CONDITIONS[key[1]]["method"] in DEV_SCORED_METHODS
+        ],
     }
 
 
@@ -584,25 +620,25 @@ def get_judge_model_input(wildcards):
 
 
 def judge_runs():
-    """One record per (dataset, judge): its test pairs and its verdict file."""
+    """One record per (dataset, judge) (its verdict file: input `verdicts`, same order)."""
     return [
-        {
-            "dataset": dataset,
-            "judge": judge,
-            "test": f"results/{dataset}/test.parquet",
-            "verdicts": f"results/judge/{dataset}/{judge}.parquet",
-        }
-        for dataset in DATASETS
-        for judge in JUDGES
+        {"dataset": dataset, "judge": judge} for dataset in DATASETS for judge in JUDGES
     ]
+
+
+def judge_datasets():
+    """The datasets of the judge table, in config order (its test pairs: input `tests`, same order)."""
+    return DATASETS if JUDGES else []
 
 
 def get_judge_table_inputs(wildcards):
     """Verdicts and test pairs of every run; the flag model's threshold and test scores when one is configured."""
-    runs = judge_runs()
     inputs = {
-        "verdicts": [run["verdicts"] for run in runs],
-        "tests": sorted({run["test"] for run in runs}),
+        "verdicts": [
+            f"results/judge/{run['dataset']}/{run['judge']}.parquet"
+            for run in judge_runs()
+        ],
+        "tests": [f"results/{dataset}/test.parquet" for dataset in judge_datasets()],
     }
     if FLAG:
         inputs["flag_threshold"] = FLAG_THRESHOLD

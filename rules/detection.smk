@@ -2,7 +2,8 @@
 # Preference accuracy and divergence AUROC for every condition; Mean-Var's lambda is tuned on dev-set scores.
 
 
-rule score_dev:
+# Rule score on the dev pairs the checkpoint was selected on (as profiles/slurm, it may ask for a GPU).
+use rule score as score_dev with:
     input:
         test=get_dev_pairs,
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
@@ -15,24 +16,6 @@ rule score_dev:
         "logs/score_dev/{dataset}/{condition}/seed{seed}.log",
     benchmark:
         "benchmarks/score_dev/{dataset}/{condition}/seed{seed}.tsv"
-    wildcard_constraints:
-        condition=_alternatives(TRAINED_CONDITIONS),
-    conda:
-        "../envs/train.yaml"
-    threads: 2
-    resources:
-        # As rule score: runs on GPU where one is visible; profiles/slurm may ask for one.
-        gpu=0,
-        mem_mb=lambda wildcards, attempt: 24000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
-    params:
-        method=condition_method,
-        method_modules=get_method_modules,
-        model=config["model"],
-        max_length=get_score_max_length,
-        batch_size=config["evaluation"]["batch_size"],
-    script:
-        "../scripts/score.py"
 
 
 rule detection_table:

@@ -36,8 +36,7 @@ rule score:
 
 rule table2:
     input:
-        scores=[run["scores"] for run in get_table2_runs()],
-        tests=list(get_table2_tests().values()),
+        unpack(get_table2_inputs),
         code=library_code("table2"),
     output:
         csv=report(
@@ -63,7 +62,7 @@ rule table2:
         "../envs/evaluate.yaml"
     params:
         runs=get_table2_runs(),
-        tests=get_table2_tests(),
+        test_datasets=list(get_table2_tests()),
         evaluation=config["evaluation"],
     script:
         "../scripts/table2.py"
@@ -92,18 +91,14 @@ rule divergence_table:
     conda:
         "../envs/evaluate.yaml"
     params:
-        summaries={
-            dataset: f"results/{dataset}/divergence_summary.csv"
-            for dataset in DATASETS
-        },
+        datasets=DATASETS,
     script:
         "../scripts/divergence_table.py"
 
 
 rule plot_scores:
     input:
-        scores=[run["scores"] for run in get_table2_runs()],
-        tests=list(get_table2_tests().values()),
+        unpack(get_table2_inputs),
         code=library_code("plot_scores"),
     output:
         png=report(
@@ -120,7 +115,7 @@ rule plot_scores:
         "../envs/evaluate.yaml"
     params:
         runs=get_table2_runs(),
-        tests=get_table2_tests(),
+        test_datasets=list(get_table2_tests()),
         seed=config["evaluation"]["seed"],
     script:
         "../scripts/plot_scores.py"
@@ -149,8 +144,7 @@ rule plot_divergence:
 
 rule plot_decisiveness:
     input:
-        scores=[run["scores"] for run in get_table2_runs()],
-        tests=list(get_table2_tests().values()),
+        unpack(get_table2_inputs),
         code=library_code("plot_decisiveness"),
     output:
         png=report(
@@ -167,7 +161,7 @@ rule plot_decisiveness:
         "../envs/evaluate.yaml"
     params:
         runs=get_table2_runs(),
-        tests=get_table2_tests(),
+        test_datasets=list(get_table2_tests()),
         seed=config["evaluation"]["seed"],
     script:
         "../scripts/plot_decisiveness.py"

@@ -50,6 +50,7 @@ rule judge_table:
         "../envs/evaluate.yaml"
     params:
         runs=judge_runs(),
+        test_datasets=judge_datasets(),
         evaluation=config["evaluation"],
         flag_dataset=lookup(dpath="flag/dataset", within=config, default=None),
     script:

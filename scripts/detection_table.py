@@ -7,6 +7,7 @@ log_to_file(snakemake.log[0])
 import polars as pl
 
 from divpref.common.atomic_io import atomic_path
+from divpref.common.rule_inputs import with_files, with_some_files
 from divpref.detection.table import detection_table, pair_scores, prepare_run, render_markdown
 
 
@@ -14,19 +15,18 @@ def main(smk) -> None:
     datasets = list(smk.params.datasets)
     tests = {dataset: pl.read_parquet(path) for dataset, path in zip(datasets, smk.input.tests, strict=True)}
     pairs = {dataset: pl.read_parquet(path) for dataset, path in zip(datasets, smk.input.pairs, strict=True)}
-    runs = []
-    for spec in smk.params.runs:
-        dev_path = spec["dev_scores"]
-        runs.append(
-            prepare_run(
-                spec,
-                tests[spec["dataset"]],
-                pl.read_parquet(spec["scores"]),
-                pairs=pairs[spec["dataset"]],
-                dev_scores=pl.read_parquet(dev_path) if dev_path else None,
-                lambda_grid=smk.params.lambda_grid,
-            )
+    specs = with_files(smk.params.runs, "scores", smk.input.scores)
+    runs = [
+        prepare_run(
+            spec,
+            tests[spec["dataset"]],
+            pl.read_parquet(spec["scores"]),
+            pairs=pairs[spec["dataset"]],
+            dev_scores=pl.read_parquet(spec["dev_scores"]) if spec["dev_scores"] else None,
+            lambda_grid=smk.params.lambda_grid,
         )
+        for spec in with_some_files(specs, "dev_scores", smk.input.dev_scores, flag="dev_scored")
+    ]
     table = detection_table(
         runs,
         n_samples=int(smk.params.bootstrap_samples),

@@ -7,11 +7,13 @@ log_to_file(snakemake.log[0])
 import polars as pl
 
 from divpref.common.atomic_io import atomic_path
+from divpref.common.rule_inputs import files_by_name
 from divpref.evaluation.table2 import frame_to_html, gather_divergence
 
 
 def main(smk) -> None:
-    summaries = {dataset: pl.read_csv(path) for dataset, path in smk.params.summaries.items()}
+    paths = files_by_name(smk.params.datasets, smk.input.summaries)
+    summaries = {dataset: pl.read_csv(path) for dataset, path in paths.items()}
     table = gather_divergence(summaries)
     with atomic_path(smk.output.csv) as tmp:
         table.write_csv(tmp)

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from divpref.common.atomic_io import atomic_path
+from divpref.common.rule_inputs import files_by_name, with_files
 from divpref.flagging.flags import flag_scores
 from divpref.judge.table import (
     flag_masks,
@@ -32,8 +33,9 @@ def unflagged_mask(smk, dataset: str, test: pl.DataFrame):
 def main(smk) -> None:
     evaluation = smk.params.evaluation
     rows = []
-    for run in smk.params.runs:
-        test = pl.read_parquet(run["test"])
+    tests = files_by_name(smk.params.test_datasets, smk.input.tests)
+    for run in with_files(smk.params.runs, "verdicts", smk.input.verdicts):
+        test = pl.read_parquet(tests[run["dataset"]])
         pairs = join_verdicts(test, pl.read_parquet(run["verdicts"]), run["verdicts"])
         rows += judge_rows(
             run["dataset"],

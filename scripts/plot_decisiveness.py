@@ -5,12 +5,14 @@ from divpref.common.job_log import log_to_file
 log_to_file(snakemake.log[0])
 
 from divpref.common.atomic_io import atomic_path
+from divpref.common.rule_inputs import files_by_name, with_files
 from divpref.evaluation.plots import pair_scores, plot_decisiveness
 from divpref.evaluation.table2 import load_scored_runs
 
 
 def main(smk) -> None:
-    runs, tests = load_scored_runs(smk.params.runs, dict(smk.params.tests))
+    runs = with_files(smk.params.runs, "scores", smk.input.scores)
+    runs, tests = load_scored_runs(runs, files_by_name(smk.params.test_datasets, smk.input.tests))
     scores = pair_scores(runs, tests)
     with atomic_path(smk.output.png) as png, atomic_path(smk.output.pdf) as pdf:
         plot_decisiveness(scores, png, pdf, seed=int(smk.params.seed))

@@ -5,6 +5,7 @@ from divpref.common.job_log import log_to_file
 log_to_file(snakemake.log[0])
 
 from divpref.common.atomic_io import atomic_path
+from divpref.common.rule_inputs import files_by_name, with_files
 from divpref.evaluation.table2 import (
     load_scored_runs,
     render_html,
@@ -15,7 +16,8 @@ from divpref.evaluation.table2 import (
 
 
 def main(smk) -> None:
-    runs, _ = load_scored_runs(smk.params.runs, dict(smk.params.tests))
+    runs = with_files(smk.params.runs, "scores", smk.input.scores)
+    runs, _ = load_scored_runs(runs, files_by_name(smk.params.test_datasets, smk.input.tests))
     evaluation = smk.params.evaluation
     confidence = float(evaluation["confidence"])
     table = table2_long(
