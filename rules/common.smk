@@ -1,5 +1,3 @@
-import ast
-import functools
 import os
 import re
 import sys
@@ -12,6 +10,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 # divpref modules that are cheap to import (no torch) tell the DAG what datasets and methods support.
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+from divpref.common import code_fingerprint
 from divpref.data.formats import dataset_format, dataset_has_scores
 from divpref.models.methods import get_method, load_method_modules, method_names
 
@@ -200,62 +199,20 @@ def get_trainset(wildcards):
     return {"train": f"{base}/train.parquet", "dev": f"{base}/dev.parquet"}
 
 
-# --- library code as inputs ---
+# --- library code as a param ---
 
 LIBRARY = Path(workflow.basedir) / "scripts" / "divpref"
 
 
-def _library_module(name):
-    """The module path (relative to scripts/divpref, no suffix) of a dotted 'divpref.<...>' name, or None."""
-    parts = name.split(".")
-    if parts[0] != "divpref" or len(parts) < 2:
-        return None
-    if (LIBRARY / f"{parts[1]}.py").exists():
-        return parts[1]
-    if len(parts) > 2 and (LIBRARY / parts[1] / f"{parts[2]}.py").exists():
-        return f"{parts[1]}/{parts[2]}"
-    if (LIBRARY / parts[1] / "__init__.py").exists():
-        return f"{parts[1]}/__init__"
-    return None
+def library_fingerprint(script):
+    """A hash of the divpref code (no docstrings, no comments) that scripts/<script>.py uses, transitively.
 
-
-@functools.cache
-def _library_imports(path):
-    """divpref modules that a Python file imports, or names as 'divpref.<module>' strings (lazy registries),
-    with the packages that importing them runs."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = "divpref" if node.level else (node.module or "")
-            names = [f"{base}.{node.module}"] if node.level and node.module else []
-            names += [f"{base}.{alias.name}" for alias in node.names]
-            names += [base]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            names = [node.value]
-        else:
-            continue
-        for module in filter(None, map(_library_module, names)):
-            found.add(module)
-            if "/" in module:
-                found.add(module.split("/")[0] + "/__init__")
-    return frozenset(found)
-
-
-def library_code(script):
-    """The divpref modules that scripts/<script>.py uses, transitively, as input paths.
-
-    Declared as inputs so that editing a library module reruns exactly the rules that use it
-    (snakemake's `code` rerun trigger only sees the rule's own script).
+    A rule param, so snakemake's params rerun trigger reruns exactly the rules whose library code changed
+    (its `code` trigger only sees the rule's own script); see divpref.common.code_fingerprint.
     """
-    seen = set()
-    todo = {"__init__", *_library_imports(LIBRARY.parent / f"{script}.py")}
-    while todo:
-        name = todo.pop()
-        seen.add(name)
-        todo |= _library_imports(LIBRARY / f"{name}.py") - seen
-    return sorted(os.path.relpath(LIBRARY / f"{name}.py") for name in seen)
+    return code_fingerprint.library_fingerprint(
+        LIBRARY, LIBRARY.parent / f"{script}.py"
+    )
 
 
 # --- final targets ---

@@ -2,8 +2,6 @@
 
 
 rule generate_sample:
-    input:
-        code=library_code("generate_sample"),
     output:
         multipref="resources/sample/multipref.jsonl.gz",
         helpsteer2="resources/sample/helpsteer2.jsonl.gz",
@@ -17,13 +15,12 @@ rule generate_sample:
     params:
         seed=config["sample"]["seed"],
         n_pairs=config["sample"]["n_pairs"],
+        library=library_fingerprint("generate_sample"),
     script:
         "../scripts/generate_sample.py"
 
 
 rule download:
-    input:
-        code=library_code("download"),
     output:
         raw="resources/hub/{dataset}/{hub_file}",
         provenance="resources/hub/{dataset}/{hub_file}.provenance.json",
@@ -37,6 +34,7 @@ rule download:
         "../envs/data.yaml"
     params:
         hub=get_hub_params,
+        library=library_fingerprint("download"),
     script:
         "../scripts/download.py"
 
@@ -44,7 +42,6 @@ rule download:
 rule normalize:
     input:
         raw=get_raw_annotations,
-        code=library_code("normalize"),
     output:
         annotations="results/{dataset}/annotations.parquet",
         rejects="results/{dataset}/rejects.csv",
@@ -60,6 +57,7 @@ rule normalize:
         # What the DAG was planned with: a long file must then have (or lack) score columns.
         scores=lambda wildcards: wildcards.dataset in DATASETS_WITH_SCORES,
         min_annotators=get_min_annotators,
+        library=library_fingerprint("normalize"),
     script:
         "../scripts/normalize.py"
 
@@ -67,7 +65,6 @@ rule normalize:
 rule classify:
     input:
         annotations="results/{dataset}/annotations.parquet",
-        code=library_code("classify"),
     output:
         pairs="results/{dataset}/pairs.parquet",
         summary="results/{dataset}/divergence_summary.csv",
@@ -78,6 +75,7 @@ rule classify:
         "../envs/data.yaml"
     params:
         chosen_tie_break=config["divergence"]["chosen_tie_break"],
+        library=library_fingerprint("classify"),
     script:
         "../scripts/classify.py"
 
@@ -85,7 +83,6 @@ rule classify:
 rule split:
     input:
         pairs="results/{dataset}/pairs.parquet",
-        code=library_code("split"),
     output:
         splits="results/{dataset}/splits.parquet",
         test="results/{dataset}/test.parquet",
@@ -100,6 +97,7 @@ rule split:
         test_size=config["splits"]["test_size"],
         dev_size=config["splits"]["dev_size"],
         group_by=config["splits"].get("group_by", "prompt"),
+        library=library_fingerprint("split"),
     script:
         "../scripts/split.py"
 
@@ -109,7 +107,6 @@ rule trainset:
         pairs="results/{dataset}/pairs.parquet",
         annotations="results/{dataset}/annotations.parquet",
         splits="results/{dataset}/splits.parquet",
-        code=library_code("trainset"),
     output:
         train="results/{dataset}/trainsets/{method}-{labels}/train.parquet",
         dev="results/{dataset}/trainsets/{method}-{labels}/dev.parquet",
@@ -121,5 +118,6 @@ rule trainset:
     params:
         no_majority=config["divergence"]["agg_no_majority"],
         layout=get_trainset_layout,
+        library=library_fingerprint("trainset"),
     script:
         "../scripts/trainset.py"

@@ -8,7 +8,6 @@ use rule score as score_dev with:
         test=get_dev_pairs,
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
-        code=library_code("score"),
         method_modules=get_method_modules,
     output:
         scores="results/scores_dev/{dataset}/{condition}/seed{seed}.parquet",
@@ -21,7 +20,6 @@ use rule score as score_dev with:
 rule detection_table:
     input:
         unpack(get_detection_inputs),
-        code=library_code("detection_table"),
     output:
         csv=report(
             "results/tables/divergence_detection.csv",
@@ -42,6 +40,7 @@ rule detection_table:
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         confidence=config["evaluation"]["confidence"],
         seed=config["evaluation"]["seed"],
+        library=library_fingerprint("detection_table"),
     script:
         "../scripts/detection_table.py"
 
@@ -49,7 +48,6 @@ rule detection_table:
 rule plot_roc:
     input:
         pair_scores="results/detection/pair_scores.parquet",
-        code=library_code("plot_roc"),
     output:
         png=report(
             "results/plots/roc_{dataset}.png",
@@ -63,5 +61,7 @@ rule plot_roc:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    params:
+        library=library_fingerprint("plot_roc"),
     script:
         "../scripts/plot_roc.py"

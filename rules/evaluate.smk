@@ -6,7 +6,6 @@ rule score:
         adapter="results/models/{dataset}/{condition}/seed{seed}/adapter",
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
         test="results/{dataset}/test.parquet",
-        code=library_code("score"),
         method_modules=get_method_modules,
     output:
         scores="results/scores/{dataset}/{condition}/seed{seed}.parquet",
@@ -30,6 +29,7 @@ rule score:
         model=config["model"],
         max_length=get_score_max_length,
         batch_size=config["evaluation"]["batch_size"],
+        library=library_fingerprint("score"),
     script:
         "../scripts/score.py"
 
@@ -37,7 +37,6 @@ rule score:
 rule table2:
     input:
         unpack(get_table2_inputs),
-        code=library_code("table2"),
     output:
         csv=report(
             "results/tables/table2.csv",
@@ -64,6 +63,7 @@ rule table2:
         runs=get_table2_runs(),
         test_datasets=list(get_table2_tests()),
         evaluation=config["evaluation"],
+        library=library_fingerprint("table2"),
     script:
         "../scripts/table2.py"
 
@@ -71,7 +71,6 @@ rule table2:
 rule divergence_table:
     input:
         summaries=expand("results/{dataset}/divergence_summary.csv", dataset=DATASETS),
-        code=library_code("divergence_table"),
     output:
         csv=report(
             "results/tables/divergence.csv",
@@ -92,6 +91,7 @@ rule divergence_table:
         "../envs/evaluate.yaml"
     params:
         datasets=DATASETS,
+        library=library_fingerprint("divergence_table"),
     script:
         "../scripts/divergence_table.py"
 
@@ -99,7 +99,6 @@ rule divergence_table:
 rule plot_scores:
     input:
         unpack(get_table2_inputs),
-        code=library_code("plot_scores"),
     output:
         png=report(
             "results/plots/score_distributions.png",
@@ -117,6 +116,7 @@ rule plot_scores:
         runs=get_table2_runs(),
         test_datasets=list(get_table2_tests()),
         seed=config["evaluation"]["seed"],
+        library=library_fingerprint("plot_scores"),
     script:
         "../scripts/plot_scores.py"
 
@@ -124,7 +124,6 @@ rule plot_scores:
 rule plot_divergence:
     input:
         divergence="results/tables/divergence.csv",
-        code=library_code("plot_divergence"),
     output:
         png=report(
             "results/plots/divergence_rates.png",
@@ -138,6 +137,8 @@ rule plot_divergence:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    params:
+        library=library_fingerprint("plot_divergence"),
     script:
         "../scripts/plot_divergence.py"
 
@@ -145,7 +146,6 @@ rule plot_divergence:
 rule plot_decisiveness:
     input:
         unpack(get_table2_inputs),
-        code=library_code("plot_decisiveness"),
     output:
         png=report(
             "results/plots/decisiveness_vs_agreement.png",
@@ -163,14 +163,13 @@ rule plot_decisiveness:
         runs=get_table2_runs(),
         test_datasets=list(get_table2_tests()),
         seed=config["evaluation"]["seed"],
+        library=library_fingerprint("plot_decisiveness"),
     script:
         "../scripts/plot_decisiveness.py"
 
 
 # snakemake's HTML report does not show the config: a snapshot of it is a report() output.
 rule config_snapshot:
-    input:
-        code=library_code("config_snapshot"),
     output:
         yaml="results/report/config_used.yaml",
         html=report(
@@ -186,6 +185,7 @@ rule config_snapshot:
         "../envs/evaluate.yaml"
     params:
         config=config,
+        library=library_fingerprint("config_snapshot"),
     script:
         "../scripts/config_snapshot.py"
 
@@ -197,7 +197,6 @@ rule score_pretrained:
         pairs="results/{dataset}/pairs.parquet",
         splits="results/{dataset}/splits.parquet",
         backbone=get_pretrained_backbone,
-        code=library_code("score_pretrained"),
     output:
         scores=f"results/scores/{{dataset}}/{{condition}}/seed{PRETRAINED_SEED}.parquet",
         dev_scores=f"results/scores_dev/{{dataset}}/{{condition}}/seed{PRETRAINED_SEED}.parquet",
@@ -219,5 +218,6 @@ rule score_pretrained:
         model=get_pretrained_model,
         max_length=get_pretrained_max_length,
         batch_size=config["evaluation"]["batch_size"],
+        library=library_fingerprint("score_pretrained"),
     script:
         "../scripts/score_pretrained.py"

@@ -5,7 +5,6 @@
 rule flag_threshold:
     input:
         unpack(get_flag_threshold_inputs),
-        code=library_code("flag_threshold"),
     output:
         threshold=FLAG_THRESHOLD,
     log:
@@ -16,6 +15,7 @@ rule flag_threshold:
     params:
         model=get_flag_model,
         lambda_grid=config["detection"]["lambda_grid"],
+        library=library_fingerprint("flag_threshold"),
     script:
         "../scripts/flag_threshold.py"
 
@@ -23,7 +23,6 @@ rule flag_threshold:
 rule flag_pairs:
     input:
         pairs=get_flag_set_path,
-        code=library_code("flag_pairs"),
     output:
         pairs="results/flag_sets/{flag_set}/pairs.parquet",
     log:
@@ -33,6 +32,7 @@ rule flag_pairs:
         "../envs/evaluate.yaml"
     params:
         path=lambda wildcards: FLAG_SETS[wildcards.flag_set],
+        library=library_fingerprint("flag_pairs"),
     script:
         "../scripts/flag_pairs.py"
 
@@ -42,7 +42,6 @@ rule flag_score:
         test="results/flag_sets/{flag_set}/pairs.parquet",
         adapter=get_flag_adapter,
         train_log=get_flag_train_log,
-        code=library_code("score"),
         method_modules=get_flag_method_modules,
     output:
         scores="results/flag_sets/{flag_set}/scores.parquet",
@@ -64,6 +63,7 @@ rule flag_score:
         model=config["model"],
         max_length=get_flag_max_length,
         batch_size=config["evaluation"]["batch_size"],
+        library=library_fingerprint("score"),
     script:
         "../scripts/score.py"
 
@@ -74,7 +74,6 @@ rule flag:
         scores="results/flag_sets/{flag_set}/scores.parquet",
         threshold=FLAG_THRESHOLD,
         test=get_flag_test_pairs,
-        code=library_code("flag"),
     output:
         flags="results/flags/{flag_set}.parquet",
         summary="results/flags/{flag_set}.json",
@@ -85,5 +84,6 @@ rule flag:
         "../envs/evaluate.yaml"
     params:
         path=lambda wildcards: FLAG_SETS[wildcards.flag_set],
+        library=library_fingerprint("flag"),
     script:
         "../scripts/flag.py"

@@ -6,7 +6,6 @@ rule judge:
     input:
         test="results/{dataset}/test.parquet",
         model=get_judge_model_input,
-        code=library_code("judge"),
     output:
         verdicts="results/judge/{dataset}/{judge}.parquet",
     log:
@@ -27,6 +26,7 @@ rule judge:
             dpath="evaluation/judge_max_length", within=config, default=4096
         ),
         batch_size=config["evaluation"]["batch_size"],
+        library=library_fingerprint("judge"),
     script:
         "../scripts/judge.py"
 
@@ -34,7 +34,6 @@ rule judge:
 rule judge_table:
     input:
         unpack(get_judge_table_inputs),
-        code=library_code("judge_table"),
     output:
         csv=report(
             "results/tables/judge.csv",
@@ -53,6 +52,7 @@ rule judge_table:
         test_datasets=judge_datasets(),
         evaluation=config["evaluation"],
         flag_dataset=lookup(dpath="flag/dataset", within=config, default=None),
+        library=library_fingerprint("judge_table"),
     script:
         "../scripts/judge_table.py"
 
@@ -60,7 +60,6 @@ rule judge_table:
 rule plot_judge:
     input:
         csv="results/tables/judge.csv",
-        code=library_code("plot_judge"),
     output:
         png=report(
             "results/plots/judge_winner_rate.png",
@@ -74,5 +73,7 @@ rule plot_judge:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    params:
+        library=library_fingerprint("plot_judge"),
     script:
         "../scripts/plot_judge.py"

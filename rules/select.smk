@@ -4,7 +4,6 @@
 rule select_checkpoint:
     input:
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
-        code=library_code("select_checkpoint"),
     output:
         best="results/models/{dataset}/{condition}/seed{seed}/best.json",
         adapter=directory("results/models/{dataset}/{condition}/seed{seed}/adapter"),
@@ -13,5 +12,7 @@ rule select_checkpoint:
     localrule: True
     conda:
         "../envs/train.yaml"
+    params:
+        library=library_fingerprint("select_checkpoint"),
     script:
         "../scripts/select_checkpoint.py"

@@ -4,7 +4,6 @@
 rule taxonomy_sheet:
     input:
         pairs="results/{dataset}/pairs.parquet",
-        code=library_code("taxonomy_sheet"),
     output:
         sheet=report(
             "results/taxonomy/{dataset}_sheet.csv",
@@ -21,6 +20,7 @@ rule taxonomy_sheet:
     params:
         size=config["taxonomy"]["sheet_size"],
         seed=config["taxonomy"]["seed"],
+        library=library_fingerprint("taxonomy_sheet"),
     script:
         "../scripts/taxonomy_sheet.py"
 
@@ -28,7 +28,6 @@ rule taxonomy_sheet:
 rule taxonomy_agreement:
     input:
         sheets=get_filled_sheets,
-        code=library_code("taxonomy_agreement"),
     output:
         agreement=report(
             "results/taxonomy/{dataset}_agreement.json",
@@ -47,5 +46,7 @@ rule taxonomy_agreement:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    params:
+        library=library_fingerprint("taxonomy_agreement"),
     script:
         "../scripts/taxonomy_agreement.py"

@@ -4,8 +4,6 @@
 
 
 rule build_backbone:
-    input:
-        code=library_code("build_backbone"),
     output:
         directory("resources/backbones/{backbone}"),
     log:
@@ -14,13 +12,12 @@ rule build_backbone:
         "../envs/train.yaml"
     params:
         build=get_backbone_build,
+        library=library_fingerprint("build_backbone"),
     script:
         "../scripts/build_backbone.py"
 
 
 rule download_backbone:
-    input:
-        code=library_code("download_backbone"),
     output:
         folder=directory("resources/models/{model_dir}"),
     log:
@@ -32,6 +29,7 @@ rule download_backbone:
     params:
         repo_id=config["model"]["name_or_path"],
         revision=lambda wildcards: config["model"].get("revision") or "main",
+        library=library_fingerprint("download_backbone"),
     script:
         "../scripts/download_backbone.py"
 
@@ -40,7 +38,6 @@ rule train:
     input:
         unpack(get_trainset),
         backbone=get_backbone_input,
-        code=library_code("train"),
         method_modules=get_method_modules,
     output:
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
@@ -70,5 +67,6 @@ rule train:
         model=get_train_model,
         training=get_training_params,
         checkpoint_root=get_checkpoint_root,
+        library=library_fingerprint("train"),
     script:
         "../scripts/train.py"

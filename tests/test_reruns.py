@@ -1,19 +1,24 @@
-"""Snakemake reruns exactly what a change invalidated (profiles/default's --rerun-triggers), on a completed run.
+"""Snakemake reruns exactly what a change invalidated on a finished run (profiles/default's --rerun-triggers).
 
 Each test copies the completed local CI run (`ci_run`), changes one thing, and dry-runs. The reference for
 "exactly its dependents" is independent of snakemake's rerun logic: the jobs whose own inputs, params or code
-changed, closed under "reads an output of" in the full job graph (`snakemake -n --forceall`).
+changed, closed under "reads an output of" in the full job graph (`snakemake -n --forceall`). The README's
+"What reruns" table lists what these tests check.
 """
 
+import ast
 import gzip
+import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CI_CONFIG
+from conftest import CI_CONFIG, REPO
 from snakemake_jobs import (
     NOTHING_TO_BE_DONE,
     Job,
@@ -23,6 +28,8 @@ from snakemake_jobs import (
     parse_jobs,
     run_snakemake,
 )
+
+from divpref.common.code_fingerprint import used_modules
 
 pytestmark = pytest.mark.slow
 
@@ -235,14 +242,71 @@ def test_training_script_change_reruns_training_and_downstream_only(workdir, job
     assert not any(job.rule in UPSTREAM_OF_TRAINING for job in planned)
 
 
-def test_library_module_change_reruns_exactly_the_rules_that_use_it(workdir, job_graph):
-    # Rules declare the divpref modules their scripts use (transitively) as inputs: `library_code` in
-    # rules/common.smk. The loss functions are used by training only, not by the data stages.
-    module = Path("scripts/divpref/models/losses.py")
-    (workdir / module).write_text((workdir / module).read_text() + "\n# an edit\n")
-    os.utime(workdir / module, (time.time() + 60, time.time() + 60))
+# --- library modules (scripts/divpref/): their code is a rule param, `library_fingerprint` ---
+
+
+@pytest.fixture(scope="module")
+def rule_scripts() -> dict[str, Path]:
+    """{rule: the script it runs} (tests/rule_inventory.py; `use rule` variants included)."""
+    proc = subprocess.run(
+        [sys.executable, "tests/rule_inventory.py", "--configfile", CI_CONFIG],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return {record["name"]: Path(record["script"]) for record in json.loads(proc.stdout) if record["script"]}
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace `old` (which must occur) by `new` in `path`, and make the file newer than every output."""
+    text = path.read_text()
+    assert old in text, f"{path}: {old!r} not found"
+    path.write_text(text.replace(old, new, 1))
+    later = time.time() + 60
+    os.utime(path, (later, later))
+
+
+def test_comment_and_docstring_edits_of_library_modules_rerun_nothing(workdir):
+    # The logging helper is used by every rule script; the loss functions by training and scoring.
+    library = workdir / "scripts" / "divpref"
+    edit(library / "common" / "job_log.py", "import logging\n", "import logging  # the standard library's\n")
+    edit(
+        library / "common" / "job_log.py",
+        '"""Route',
+        '# A comment line.\n"""Route, with a reworded docstring,',
+    )
+    losses = library / "models" / "losses.py"
+    module_docstring = ast.get_docstring(ast.parse(losses.read_text()), clean=False)
+    edit(losses, module_docstring, module_docstring + "\n\nA docstring-only edit.\n")
+    first_function = next(
+        node for node in ast.parse(losses.read_text()).body if isinstance(node, ast.FunctionDef)
+    )
+    docstring = ast.get_docstring(first_function, clean=False)
+    edit(losses, docstring, docstring.rstrip() + " (reworded)")
+
+    output, planned = dry_run(workdir)
+    assert NOTHING_TO_BE_DONE in output, [(job.key, job.reason) for job in planned]
+
+
+def test_library_code_change_reruns_exactly_the_rules_that_use_it(workdir, job_graph, rule_scripts):
+    # models/losses is used by training and scoring through other modules only: no rule script imports it.
+    module = "models/losses"
+    assert not any("losses" in script.read_text() for script in rule_scripts.values())
+    package = workdir / "scripts" / "divpref"
+    users = {
+        rule
+        for rule, script in rule_scripts.items()
+        if module in used_modules(package, workdir / "scripts" / script.name)
+    }
+    assert {"train", "score", "score_dev", "flag_score"} <= users
+    assert not users & UPSTREAM_OF_TRAINING
+    edit(package / f"{module}.py", "\ndef ", "\nUNUSED_CONSTANT = 1\n\n\ndef ")
 
     _, planned = dry_run(workdir)
-    assert_plans_exactly(planned, job_graph, lambda job: str(module) in job.inputs)
-    assert "train" in {job.rule for job in planned if str(module) in job.inputs}
+    changed = {job.rule for job in planned if "Params have changed" in job.reason}
+    assert changed == users & {job.rule for job in job_graph}, [(job.key, job.reason) for job in planned]
+    assert_plans_exactly(planned, job_graph, lambda job: job.rule in users)
     assert not any(job.rule in UPSTREAM_OF_TRAINING for job in planned)
