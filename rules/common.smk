@@ -11,6 +11,14 @@ validate(config, schema="../schemas/config.schema.yaml")
 # divpref modules that are cheap to import (no torch) tell the DAG what datasets and methods support.
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from divpref.common import code_fingerprint
+from divpref.common.constants import (
+    BT,
+    DEV_SCORED_METHODS,
+    LABEL_SCHEMES,
+    METHOD_SETTINGS,
+    MSE,
+    PRETRAINED,
+)
 from divpref.data.formats import dataset_format, dataset_has_scores
 from divpref.models.methods import get_method, load_method_modules, method_names
 
@@ -28,8 +36,8 @@ for _path in METHOD_MODULES:
     load_method_modules([_path])
     METHOD_SOURCES.update({name: _path for name in set(method_names()) - _known})
 
-# `method: pretrained` scores with an existing reward model: no training run, one score file per dataset.
-PRETRAINED = "pretrained"
+# `method: pretrained` (PRETRAINED) scores with an existing reward model: no training run, one score file per
+# dataset.
 PRETRAINED_SEED = (
     0  # the seed{seed} of its paths: scoring an existing model involves no seed
 )
@@ -76,8 +84,10 @@ def supports(condition, dataset):
     return dataset in DATASETS_WITH_SCORES or not condition_needs_scores(condition)
 
 
-# Condition keys that only some methods accept (see divpref.models.method_options.SETTINGS).
-METHOD_SETTINGS = {"mean_var": ("rho", "objective")}
+# Every method-specific condition key (Mean-Var: rho, objective), in a fixed order.
+METHOD_SETTING_KEYS = tuple(
+    dict.fromkeys(key for keys in METHOD_SETTINGS.values() for key in keys)
+)
 
 
 def condition_datasets(condition):
@@ -107,7 +117,7 @@ def _check_condition_grid():
                     f"which dataset {dataset!r} (format {DATASET_FORMATS[dataset]!r}) does not have; "
                     f"remove it from `datasets:` or omit `datasets:` to run on every dataset with scores"
                 )
-        for key in ("rho", "objective"):
+        for key in METHOD_SETTING_KEYS:
             if key in spec and key not in METHOD_SETTINGS.get(spec["method"], ()):
                 raise ValueError(
                     f"config key conditions.{name}.{key}: method {spec['method']!r} has no setting {key!r} "
@@ -123,7 +133,7 @@ wildcard_constraints:
     condition=_alternatives(CONDITIONS),
     seed=r"\d+",
     method=_alternatives(method_names()),
-    labels="agg|all",
+    labels=_alternatives(LABEL_SCHEMES),
 
 
 def training_runs():
@@ -171,7 +181,7 @@ def condition_method(wildcards):
 def get_method_settings(wildcards):
     """The condition's method settings (Mean-Var: `rho`, `objective`), resolved by the train rule."""
     spec = CONDITIONS[wildcards.condition]
-    return {key: spec[key] for key in ("rho", "objective") if key in spec}
+    return {key: spec[key] for key in METHOD_SETTING_KEYS if key in spec}
 
 
 def get_training_params(wildcards):
@@ -370,7 +380,7 @@ def get_checkpoint_root(wildcards):
 
 
 # Table 2 and the score plots cover these methods (the distributional ones have their own detection table).
-TABLE2_METHODS = ("bt", "mse", PRETRAINED)
+TABLE2_METHODS = (BT, MSE, PRETRAINED)
 
 
 def get_score_max_length(wildcards):
@@ -450,10 +460,6 @@ def get_evaluation_outputs():
 
 
 # --- detection helpers ---
-
-# Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, the classifiers'
-# candidate scores; see divpref.detection.table.DEV_TUNED_METHODS.
-DEV_SCORED_METHODS = {"mean_var", "classification", "likert_classification"}
 
 
 def detection_datasets():

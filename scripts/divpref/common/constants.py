@@ -14,6 +14,12 @@ BUILTIN_METHODS = (BT, MSE, MEAN_VAR, CLASSIFICATION, LIKERT_CLASSIFICATION)
 DEV_SCORED_METHODS = (MEAN_VAR, CLASSIFICATION, LIKERT_CLASSIFICATION)
 """Methods whose dev-pair scores tune the divergence score of detection (Mean-Var's lambda, a score choice)."""
 
+METHOD_SETTINGS = {MEAN_VAR: ("rho", "objective")}
+"""Condition keys that only some methods accept (see :mod:`divpref.models.method_options`)."""
+
+LABEL_SCHEMES = ("agg", "all")
+"""Label schemes of a trained condition: ``agg`` one majority label per pair, ``all`` every annotation."""
+
 SUBSETS = ("high_agreement_pref", "high_agreement_tie", "diverging", "diverging_substantial", "all")
 """Agreement subsets of the test pairs that Table 2 and the plots report, in the paper's order."""
 
