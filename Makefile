@@ -27,11 +27,15 @@ demo: venv
 test: venv
 	$(OFFLINE) $(BIN)/pytest
 
+# The same checks as .pre-commit-config.yaml and tests/test_lint.py.
 lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint
 
 format: venv
+	$(BIN)/ruff format .
 	$(BIN)/snakefmt .
 
 # Benchmarks print side-by-side timings and ratios (see README "Benchmarks").
