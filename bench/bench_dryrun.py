@@ -4,8 +4,9 @@
 
 The workflow (no results, no resources) is copied to a temporary folder, and each dry-run runs there in a
 network namespace of its own (`unshare --net`, when permitted and no local SLURM cluster is configured;
-otherwise only the offline variables are set, and the report says so). Side by side: the bare `snakemake --version` start-up, which no workflow can avoid,
-and the full dry-run (parse the Snakefile, validate the config, build the whole DAG, print the plan).
+otherwise only the offline variables are set, and the report says so). Side by side: the bare
+`snakemake --version` start-up, which no workflow can avoid, and the full dry-run (parse the Snakefile,
+validate the config, build the whole DAG, print the plan).
 Wall time depends on what else the machine runs, so the CPU time (user + sys) of the process is reported too;
 on an idle machine the two agree. The budget is 2 s: parsing must not import torch or transformers, which the
 `-X importtime` pass checks.
@@ -106,8 +107,9 @@ def measure(repeat: int) -> dict:
         dryruns = [timed_run([*isolation, *snakemake, "-n"], workdir) for _ in range(repeat)]
         for _, _, proc in startup + dryruns:
             if proc.returncode != 0:
+                command = " ".join(proc.args)
                 raise RuntimeError(
-                    f"{' '.join(proc.args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+                    f"{command} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
                 )
         importtime = subprocess.run(
             [*isolation, sys.executable, "-X", "importtime", "-m", "snakemake", "-n"],
@@ -136,16 +138,18 @@ def report(result: dict) -> str:
     startup_wall, dry_wall = min(result["startup_wall_s"]), min(result["dryrun_wall_s"])
     startup_cpu, dry_cpu = min(result["startup_cpu_s"]), min(result["dryrun_cpu_s"])
     jobs = result["planned_jobs"]
+    rounds = len(result["dryrun_wall_s"])
+    median_wall = statistics.median(result["dryrun_wall_s"])
     lines = [
-        f"snakemake -n on the paper config, no data, {result['network']}; best of {len(result['dryrun_wall_s'])}:",
+        f"snakemake -n on the paper config, no data, {result['network']}; best of {rounds}:",
         f"{'':28}{'wall s':>9}{'cpu s':>9}{'vs start-up':>13}",
         f"{'snakemake --version':28}{startup_wall:>9.2f}{startup_cpu:>9.2f}{1:>12.1f}x",
         f"{'snakemake -n (whole plan)':28}{dry_wall:>9.2f}{dry_cpu:>9.2f}{dry_cpu / startup_cpu:>12.1f}x",
         f"planned: {sum(jobs.values())} jobs in {len(jobs)} rules ({jobs.get('train', 0)} train)",
         f"heavy modules imported at parse time: {', '.join(result['heavy_modules_imported']) or 'none'}",
         (
-            f"budget {result['budget_s']:.1f} s: {'met' if dry_cpu < result['budget_s'] else 'MISSED'} (cpu time; "
-            f"wall median {statistics.median(result['dryrun_wall_s']):.2f} s on this machine's current load)"
+            f"budget {result['budget_s']:.1f} s: {'met' if dry_cpu < result['budget_s'] else 'MISSED'} "
+            f"(cpu time; wall median {median_wall:.2f} s on this machine's current load)"
         ),
     ]
     return "\n".join(lines)

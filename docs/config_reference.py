@@ -59,18 +59,17 @@ def reference_rows(schema: dict, config: dict) -> list[str]:
         node = _resolve(node, defs)
         for key, sub in node.get("properties", {}).items():
             sub = _resolve(sub, defs)
-            here = path + [key]
+            here = [*path, key]
             choices = [str(v).lower() if isinstance(v, bool) else str(v) for v in sub.get("enum", [])]
             kind = " \\| ".join(choices) if "enum" in sub else _cell(sub.get("type", ""))
-            rows.append(
-                f"| `{'.'.join(here)}` | {kind} | {_shown(_value(config, here))} | {_cell(sub.get('description', ''))} |"
-            )
+            default = _shown(_value(config, here))
+            rows.append(f"| `{'.'.join(here)}` | {kind} | {default} | {_cell(sub.get('description', ''))} |")
             walk(sub, here)
         extra = node.get("additionalProperties")
         if isinstance(extra, dict):
             extra = _resolve(extra, defs)
             if extra.get("properties"):
-                walk(extra, path + ["<name>"])
+                walk(extra, [*path, "<name>"])
 
     walk(schema, [])
     return rows

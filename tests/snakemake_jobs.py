@@ -1,5 +1,6 @@
 """Helpers for tests that really run snakemake: run it under `timeout -k`, read the jobs a run or dry-run
-prints, and compute which jobs lie downstream of others (the reference for "reruns exactly its dependents")."""
+prints, and compute which jobs lie downstream of others (the reference for "reruns exactly its
+dependents")."""
 
 import copy
 import os

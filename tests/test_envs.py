@@ -1,4 +1,4 @@
-"""Per-rule conda envs: every rule has one, every env parses and is pinned, and the pins equal requirements.txt.
+"""Per-rule conda envs: every rule has one, every env parses and is pinned, its pins equal requirements.txt.
 
 conda cannot run here (no conda, no conda channel reachable), so these tests check the env files statically:
 - every rule with an action names an env file under envs/ that exists (the linter does not check existence);
@@ -23,12 +23,13 @@ ENV_DIR = REPO / "envs"
 CHANNELS = ["conda-forge", "nodefaults"]
 # conda-forge names that differ from the PyPI distribution they package.
 CONDA_TO_PYPI = {"matplotlib-base": "matplotlib", "pytorch": "torch", "seaborn-base": "seaborn"}
-# Installed by every env for conda itself rather than by the workflow's code; pinned but not in requirements.txt.
+# Installed by every env for conda itself rather than by the workflow's code; pinned, not in requirements.txt.
 TOOLING = {"python", "pip"}
 # Importable inside a rule script without being in its env: the project's own package, and snakemake, whose
 # script preamble puts its own installation on sys.path.
 PROVIDED_MODULES = {"divpref", "snakemake"}
-# Imported only where installed, never pinned: the judge's optional vLLM backend (divpref.judge.vllm_backend, README).
+# Imported only where installed, never pinned: the judge's optional vLLM backend (divpref.judge.vllm_backend,
+# README).
 OPTIONAL_MODULES = {"vllm"}
 PIN_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<op>==|=)?\s*(?P<version>\S*)$")
 
@@ -328,8 +329,9 @@ def test_each_rule_script_imports_only_what_its_env_installs(rules):
                     f"rule {rule['name']}: {script.name} imports {module}, which nothing installs"
                 )
             elif not distributions & installed:
+                names = "/".join(sorted(distributions))
                 problems.append(
-                    f"rule {rule['name']}: {script.name} imports {module} ({'/'.join(sorted(distributions))}), "
+                    f"rule {rule['name']}: {script.name} imports {module} ({names}), "
                     f"missing from {Path(rule['conda']).name}"
                 )
     assert not problems, "\n".join(problems)
