@@ -2,7 +2,7 @@
 
 For every training run of the config's grid (condition x dataset x seed) it reads that run's trainset
 (``<results>/<dataset>/trainsets/<method>-<labels>/{train,dev}.parquet``), tokenizes it as the trainer does
-(truncated to ``max_length``, length-grouped batches padded to their longest sequence, ``divpref.training.loop``),
+(truncated to ``max_length``, length-grouped batches padded to their longest sequence, ``divpref.training.batching``),
 and counts the tokens of all epochs: training steps (x 4/3 with gradient checkpointing, which recomputes the
 forward pass) plus the dev evaluations (forward only, 1/3 of a training token). Tokens / throughput = hours.
 
@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from divpref.models.methods import get_method  # noqa: E402
-from divpref.training.loop import TrainingParams, encode_pairs, epoch_batches  # noqa: E402
+from divpref.training.batching import encode_pairs, epoch_batches  # noqa: E402
+from divpref.training.params import TrainingParams  # noqa: E402
 
 PAPER_PAIRS = {"multipref": 10_461, "helpsteer2": 11_826}
 """Pairs of the published datasets (as bench/bench_divergence.py); ``--scale-pairs`` uses them."""

@@ -43,7 +43,8 @@ from divpref.models.loading import load_backbone  # noqa: E402
 from divpref.models.losses import bradley_terry_loss  # noqa: E402
 from divpref.models.tiny_backbone import build_tokenizer  # noqa: E402
 from divpref.training import memory  # noqa: E402
-from divpref.training.loop import TrainingParams, trainable_parameters  # noqa: E402
+from divpref.training.params import TrainingParams  # noqa: E402
+from divpref.training.steps import trainable_parameters  # noqa: E402
 
 GPU_SIZES_GIB = (48, 80, 141)
 MICRO_BATCHES = (1, 2, 4, 8)

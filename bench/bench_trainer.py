@@ -81,7 +81,9 @@ def run_ours(backbone: str, train: str, dev: str, args: argparse.Namespace, bf16
     import polars as pl
 
     from divpref.models.methods import get_method
-    from divpref.training.loop import TrainingParams, TrainInputs, encode_pairs, train_loop
+    from divpref.training.batching import TrainInputs, encode_pairs
+    from divpref.training.loop import train_loop
+    from divpref.training.params import TrainingParams
 
     model, tokenizer = load(backbone, args)
     method = get_method("bt")
@@ -112,7 +114,7 @@ def run_trl(backbone: str, train: str, args: argparse.Namespace, bf16: bool) -> 
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    from divpref.training.loop import encode_pairs
+    from divpref.training.batching import encode_pairs
 
     model, tokenizer = load(backbone, args)
     frame = pl.read_parquet(train)

@@ -3,7 +3,7 @@
 Llama-3-8B's architecture (bench_memory's builder: the configured config.json, or the published values) with
 random weights and ``--layers`` decoder layers, loaded through divpref.models.loading.load_backbone in 8 bit + LoRA
 with gradient checkpointing, trained for ``--steps`` optimisation steps by the trainer's own step
-(divpref.training.loop.accumulate_step_gradients: micro-batches of the config's micro_batch_size, bf16 where the GPU
+(divpref.training.steps.accumulate_step_gradients: micro-batches of the config's micro_batch_size, bf16 where the GPU
 has it) on pairs padded to the config's max_length (the worst case). Prints the measured peak GPU memory beside
 divpref.training.memory's prediction for the same layers and settings, the prediction for the full model, and training
 tokens per second (bench/bench_gpu_hours.py's throughput figure). Under 5 minutes on one GPU.
@@ -47,12 +47,9 @@ def main() -> None:
     from divpref.models.loading import load_backbone
     from divpref.models.methods import get_method
     from divpref.training import memory
-    from divpref.training.loop import (
-        EncodedPairs,
-        accumulate_step_gradients,
-        resolve_bf16,
-        trainable_parameters,
-    )
+    from divpref.training.batching import EncodedPairs
+    from divpref.training.params import resolve_bf16
+    from divpref.training.steps import accumulate_step_gradients, trainable_parameters
 
     model_cfg, params = load_config(args.config)
     architecture, source = memory.architecture_config(model_cfg)

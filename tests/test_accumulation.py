@@ -9,14 +9,9 @@ from reward_fixtures import model_cfg, planted_frame
 
 from divpref.models.loading import load_backbone
 from divpref.models.methods import ROW_WEIGHT, get_method, mean_loss, weighted_loss_sum
+from divpref.training.batching import collate, encode_pairs, read_trainset
 from divpref.training.distributed import Parallel, micro_batches, step_share
-from divpref.training.loop import (
-    accumulate_step_gradients,
-    collate,
-    encode_pairs,
-    read_trainset,
-    trainable_parameters,
-)
+from divpref.training.steps import accumulate_step_gradients, trainable_parameters
 
 
 def encoded_rows(method_name: str, n_rows: int, tmp_path, weighted: bool):

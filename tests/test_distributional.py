@@ -354,7 +354,8 @@ def planted_distribution_trainset(folder, n_train: int, n_dev: int):
 def test_the_trainer_lowers_dev_kl_on_a_planted_distribution(method_name, tmp_path):
     from reward_fixtures import model_cfg
 
-    from divpref.training.loop import TrainingParams, train_reward_model
+    from divpref.training.loop import train_reward_model
+    from divpref.training.params import TrainingParams
 
     train, dev = planted_distribution_trainset(tmp_path, n_train=48, n_dev=24)
     params = TrainingParams(

@@ -11,15 +11,11 @@ from divpref.common.devices import ALLOW_NO_VISIBLE_GPU, NoVisibleGpuError, requ
 from divpref.models.loading import BITSANDBYTES_CAST_LOGGER, quiet_bitsandbytes_casts
 from divpref.models.methods import get_method
 from divpref.training import memory
+from divpref.training.batching import encode_pairs
+from divpref.training.checkpoints import run_fingerprint
 from divpref.training.job import TrainJob
-from divpref.training.loop import (
-    TrainingParams,
-    encode_pairs,
-    evaluations_without_improvement,
-    run_fingerprint,
-    should_stop_early,
-    train_reward_model,
-)
+from divpref.training.loop import evaluations_without_improvement, should_stop_early, train_reward_model
+from divpref.training.params import TrainingParams
 
 BT, MSE = get_method("bt"), get_method("mse")
 

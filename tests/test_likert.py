@@ -215,7 +215,8 @@ def test_the_trainer_lowers_dev_kl_of_a_planted_likert_distribution(tmp_path):
     """The real trainer on the tiny backbone: 'excellent' responses score 4-5, 'terrible' 1, 'debatable' 1 or 5."""
     from reward_fixtures import model_cfg, planted_frame
 
-    from divpref.training.loop import TrainingParams, train_reward_model
+    from divpref.training.loop import train_reward_model
+    from divpref.training.params import TrainingParams
 
     def target(text: str) -> list[float]:
         if text.startswith("debatable"):

@@ -8,7 +8,7 @@ import torch
 
 from divpref.models.pretrained import check_reward_model, load_pretrained, pooling_pad_id, score_pairs
 from divpref.models.tiny_backbone import build_backbone
-from divpref.training.loop import encode_text
+from divpref.models.tokenization import encode_text
 
 TINY_BUILD = {
     "hidden_size": 32,

@@ -11,17 +11,10 @@ from reward_fixtures import model_cfg, write_trainset
 
 from divpref.models.loading import load_backbone
 from divpref.models.methods import get_method
-from divpref.training.loop import (
-    EncodedPairs,
-    TrainingParams,
-    batch_at_step,
-    collate,
-    epoch_batches,
-    linear_schedule,
-    make_schedule,
-    run_fingerprint,
-    train_reward_model,
-)
+from divpref.training.batching import EncodedPairs, batch_at_step, collate, epoch_batches
+from divpref.training.checkpoints import run_fingerprint
+from divpref.training.loop import train_reward_model
+from divpref.training.params import TrainingParams, linear_schedule, make_schedule
 
 
 def test_schedule_evaluates_every_quarter_of_an_epoch_not_of_all_steps():

@@ -1,7 +1,7 @@
 """Scoring the test pairs with a selected reward model: batched, length-sorted, on GPU where available.
 
-Texts are encoded with :func:`divpref.training.loop.encode_text`, the trainer's own function, so scoring sees
-exactly the token sequences training saw. torch is imported inside the functions only.
+Texts are encoded with :func:`divpref.models.tokenization.encode_text`, the trainer's own encoder, so scoring
+sees exactly the token sequences training saw. torch is imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from divpref.models.methods import get_method, scores_frame
-from divpref.training.loop import encode_text, pad_right
+from divpref.models.tokenization import encode_text, pad_right
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The model is a sequence-classification reward model with one output (e.g. ``Skywork/Skywork-Reward-Gemma-2-27B``
 or a local folder). Each response is rendered with the model's OWN chat template (user: prompt, assistant:
-response; :func:`divpref.training.loop.encode_text`), and the scalar output is the reward. Batching and
+response; :func:`divpref.models.tokenization.encode_text`), and the scalar output is the reward. Batching and
 length-sorting are :mod:`divpref.evaluation.scoring`'s. The score file has ``reward_a``/``reward_b``; the other columns are
 null (a single-value model).
 
@@ -24,7 +24,7 @@ import polars as pl
 
 from divpref.evaluation.scoring import head_outputs, unique_texts
 from divpref.models.methods import get_method, scores_frame
-from divpref.training.loop import encode_text
+from divpref.models.tokenization import encode_text
 
 log = logging.getLogger(__name__)
 

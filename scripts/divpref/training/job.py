@@ -50,10 +50,10 @@ class TrainJob:
     method_modules: list[str] = dataclasses.field(default_factory=list)  # config `method_modules`
 
     def params(self) -> Any:
-        """The resolved :class:`divpref.training.loop.TrainingParams`, with the retry's micro-batch size."""
+        """The resolved :class:`divpref.training.params.TrainingParams`, with the retry's micro-batch size."""
         import torch
 
-        from divpref.training.loop import TrainingParams
+        from divpref.training.params import TrainingParams
 
         params = TrainingParams.from_mapping(self.training)
         # Only a GPU run can run out of GPU memory; on CPU a retry keeps the micro-batch and so resumes
