@@ -132,13 +132,6 @@ def score_test_pairs(
     return scores_frame(reward_method, test["pair_id"].to_list(), outputs[index_a], outputs[index_b])
 
 
-def inference_device() -> str:
-    """``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def inference_load_kwargs(model_cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
     """``from_pretrained`` kwargs for scoring: the training quantization on GPU; full precision on CPU.
 

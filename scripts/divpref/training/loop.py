@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from divpref.common.atomic_io import atomic_path
+from divpref.common.devices import compute_device
 from divpref.models.methods import RewardMethod
 from divpref.training import distributed
 from divpref.training.batching import TrainInputs, encode_pairs, epoch_batches, read_trainset
@@ -207,13 +208,6 @@ def train_loop(
     }
 
 
-def default_device(parallel: Parallel = Parallel()) -> str:
-    """``cuda:<local rank>`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    return f"cuda:{parallel.local_rank}" if torch.cuda.is_available() else "cpu"
-
-
 def train_reward_model(
     train_path: str | Path,
     dev_path: str | Path,
@@ -254,7 +248,7 @@ def train_reward_model(
         )
     distributed.barrier(parallel)
     seed_everything(params.seed)
-    device = default_device(parallel)
+    device = compute_device(parallel.local_rank)
     model, tokenizer = load_backbone(
         model_cfg,
         method.head_outputs,
