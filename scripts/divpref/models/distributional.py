@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from divpref.common import constants
 from divpref.common.constants import ORDERED_LABELS
+from divpref.models.losses import pairwise_accuracy
 from divpref.models.methods import RewardMethod, Targets, optional_row_weight, register, require_columns
 
 if TYPE_CHECKING:
@@ -90,8 +92,6 @@ def _distribution_dev_metrics(label_probs: Tensor, targets: Targets) -> dict[str
     strength; pairs whose annotators balance out (expected strength 0) are left out of margin and accuracy.
     """
     import torch
-
-    from divpref.models.methods import pairwise_accuracy
 
     target = targets["label_dist"].to(label_probs.dtype)
     if target.shape[0] == 0:
@@ -347,7 +347,7 @@ def _at_least_float32(tensor: Tensor) -> Tensor:
 # and unlike accuracy it is defined on pairs whose annotators balance out.
 MEAN_VAR = register(
     RewardMethod(
-        name="mean_var",
+        name=constants.MEAN_VAR,
         head_outputs=2,
         target_columns=("label_dist",),
         encode_targets=encode_label_dist,
@@ -362,7 +362,7 @@ MEAN_VAR = register(
 
 CLASSIFICATION = register(
     RewardMethod(
-        name="classification",
+        name=constants.CLASSIFICATION,
         head_outputs=CLASSIFICATION_HEAD_OUTPUTS,
         target_columns=("label_dist",),
         encode_targets=encode_label_dist,

@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from divpref.common import constants
 from divpref.models.distributional import PROBABILITY_SMOOTHING, kl_divergence
 from divpref.models.likert_targets import CLASS_VALUES, N_CLASSES, TARGET_COLUMNS, encode_likert
-from divpref.models.methods import RewardMethod, Targets, optional_row_weight, pairwise_accuracy, register
+from divpref.models.losses import pairwise_accuracy
+from divpref.models.methods import RewardMethod, Targets, optional_row_weight, register
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -104,7 +106,7 @@ def likert_score_columns(out_a: np.ndarray, out_b: np.ndarray) -> dict[str, np.n
 
 LIKERT_CLASSIFICATION = register(
     RewardMethod(
-        name="likert_classification",
+        name=constants.LIKERT_CLASSIFICATION,
         head_outputs=N_CLASSES,
         target_columns=TARGET_COLUMNS,
         encode_targets=lambda frame, source: {

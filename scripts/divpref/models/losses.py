@@ -1,4 +1,4 @@
-"""Loss and metric formulas on reward tensors (the methods in ``methods.py`` adapt head outputs to these).
+"""Loss and metric formulas on reward tensors (the reward methods adapt head outputs to these).
 
 torch is imported inside each function so that importing this module stays cheap.
 """

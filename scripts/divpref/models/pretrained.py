@@ -22,13 +22,14 @@ from typing import Any
 
 import polars as pl
 
+from divpref.common.constants import BT
 from divpref.evaluation.scoring import head_outputs, unique_texts
 from divpref.models.methods import get_method, scores_frame
 from divpref.models.tokenization import encode_text
 
 log = logging.getLogger(__name__)
 
-SCALAR_METHOD = "bt"
+SCALAR_METHOD = BT
 """The registered method whose score columns a scalar reward model writes (reward_a, reward_b; rest null)."""
 
 
