@@ -1,4 +1,4 @@
-"""The loss contract: micro-batches and data-parallel shares accumulate to exactly the whole batch's gradient."""
+"""The loss contract: micro-batches and data-parallel shares add up to exactly the whole batch's gradient."""
 
 import numpy as np
 import pytest
@@ -77,8 +77,7 @@ def test_micro_batches_give_the_gradient_of_the_whole_batch(tiny_model, tmp_path
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
 
 
-def test_row_weights_matter_and_default_to_one(tiny_model, tmp_path):
-    model, tokenizer = tiny_model
+def test_row_weights_matter_and_default_to_one(tmp_path):
     _, unweighted = encoded_rows("bt", 6, tmp_path, weighted=False)
     _, weighted = encoded_rows("bt", 6, tmp_path, weighted=True)
     assert ROW_WEIGHT not in unweighted and ROW_WEIGHT in weighted

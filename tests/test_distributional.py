@@ -315,8 +315,8 @@ def test_a_few_training_steps_lower_the_kl_loss_on_a_planted_dataset(method_name
 
 
 def planted_distribution_trainset(folder, n_train: int, n_dev: int):
-    """Texts with an easy signal: 'excellent' beats 'terrible' clearly (annotators agree); pairs whose responses
-    both start with 'debatable' split annotators between A clearly and B clearly."""
+    """Texts with an easy signal: 'excellent' beats 'terrible' clearly (annotators agree); pairs whose
+    responses both start with 'debatable' split annotators between A clearly and B clearly."""
     from reward_fixtures import planted_frame
 
     paths = []

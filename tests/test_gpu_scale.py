@@ -77,7 +77,7 @@ def test_preflight_is_skipped_without_cuda():
 def test_a_gpu_job_without_a_visible_gpu_fails_at_once(monkeypatch):
     monkeypatch.delenv(ALLOW_NO_VISIBLE_GPU, raising=False)
     assert require_visible_gpus(0) == 0  # a CPU job
-    with pytest.raises(NoVisibleGpuError, match="given 1 GPU.*sees none"):
+    with pytest.raises(NoVisibleGpuError, match=r"given 1 GPU.*sees none"):
         require_visible_gpus(1)
     monkeypatch.setenv(ALLOW_NO_VISIBLE_GPU, "1")  # placeholder GPUs of the test cluster
     assert require_visible_gpus(1) == 0

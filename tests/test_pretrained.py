@@ -77,7 +77,7 @@ def test_refuses_a_model_without_a_reward_head(tmp_path):
         load_pretrained({"name_or_path": str(causal)}, "cpu")
 
     class Config:
-        architectures = ["GemmaForSequenceClassification"]
+        architectures = ("GemmaForSequenceClassification",)
         num_labels = 5
 
     with pytest.raises(ValueError, match="head has 5 outputs"):

@@ -136,7 +136,7 @@ def test_trainer_learns_a_planted_signal(planted_run):
 def test_trainer_changes_only_trainable_parameters(planted_run):
     from safetensors.torch import load_file
 
-    folder, _, _, result = planted_run
+    _, _, _, result = planted_run
     torch.manual_seed(PARAMS.seed)
     initial, _ = load_backbone(model_cfg(), num_labels=1, for_training=True)
     trained = load_file(f"{result['checkpoint_dir']}/step00000024/adapter/adapter_model.safetensors")

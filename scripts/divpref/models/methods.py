@@ -133,7 +133,7 @@ def load_method_modules(paths: Sequence[str | Path]) -> list[ModuleType]:
 
 
 def get_method(name: str, options: Mapping[str, Any] | None = None) -> RewardMethod:
-    """The registered method called ``name``, configured with ``options`` if given; ``KeyError`` lists the known.
+    """The registered method ``name``, configured with ``options`` if given; ``KeyError`` lists the known.
 
     ``options`` are resolved condition settings (see :mod:`divpref.models.method_options`).
     """

@@ -65,24 +65,24 @@ class RewardMethod:
             raises ``ValueError`` naming ``source``, the pair_id and the value on bad input.
         loss: ``(out_a, out_b, targets) -> Tensor [rows]``: the loss of EACH row, unreduced and unweighted
             (differentiable, float32 or wider). The trainer reduces it to the weighted mean over the whole
-            optimisation step (:func:`weighted_loss_sum`, divided by the step's total :data:`ROW_WEIGHT`), so a
-            method must not average, and a row's loss must depend on that row only (no batch-level terms:
+            optimisation step (:func:`weighted_loss_sum`, divided by the step's total :data:`ROW_WEIGHT`), so
+            a method must not average, and a row's loss must depend on that row only (no batch-level terms:
             they could not be split into micro-batches or data-parallel shares).
         dev_metrics: ``(out_a, out_b, targets) -> {metric: float}`` over the WHOLE dev set; includes
             ``selection_metric`` and ``mean_margin``.
         selection_metric: the dev metric that picks the best checkpoint.
         greater_is_better: direction of ``selection_metric``.
         score_columns: ``(out_a, out_b) -> {column: array or None}`` with every key of :data:`SCORE_COLUMNS`
-            (keys of :data:`OPTIONAL_SCORE_COLUMNS` may be left out); ``None`` means the column is null for this
-            method. Inputs are numpy ``[n, head_outputs]``.
+            (keys of :data:`OPTIONAL_SCORE_COLUMNS` may be left out); ``None`` means the column is null for
+            this method. Inputs are numpy ``[n, head_outputs]``.
         configure: ``(options) -> RewardMethod``, the method with condition settings applied (e.g. Mean-Var's
             ``rho``, ``objective``); None for a method without settings.
         options: the resolved settings of a configured method (empty for the registered one); part of the
             training fingerprint, recorded in the training log.
-        trainset: the training-set layout (``divpref.data.trainsets.LAYOUTS``) the targets come from; empty means
-            the method's own name (``bt``, ``mse``, ``mean_var``, ``classification``).
-        needs_scores: the training set needs per-annotator Likert scores (``score_a``/``score_b`` of the data);
-            the workflow runs the method only on datasets that have them.
+        trainset: the training-set layout (``divpref.data.trainsets.LAYOUTS``) the targets come from; empty
+            means the method's own name (``bt``, ``mse``, ``mean_var``, ``classification``).
+        needs_scores: the training set needs per-annotator Likert scores (``score_a``/``score_b`` of the
+            data); the workflow runs the method only on datasets that have them.
         single_value: the score file's ``reward_a``/``reward_b`` are one scalar reward per response, so
             divergence detection scores a pair by -|r_A - r_B| (otherwise the method needs its own rule in
             ``divpref.detection.table``, as Mean-Var and Classification have).

@@ -1,8 +1,8 @@
 """Our reward-model training loop: seeded, resumable, evaluated and checkpointed every fraction of an epoch.
 
 Speed levers over a generic trainer: every distinct (prompt, response) is tokenized once; batches are grouped
-by length and padded only to their own longest sequence (:mod:`divpref.training.batching`); both responses of a
-batch go through ONE forward pass; bf16 autocast on GPUs that support it (:mod:`divpref.training.steps`).
+by length and padded only to their own longest sequence (:mod:`divpref.training.batching`); both responses of
+a batch go through ONE forward pass; bf16 autocast on GPUs that support it (:mod:`divpref.training.steps`).
 
 Memory and scale: an optimisation step of ``batch_size`` pairs runs as micro-batches of ``micro_batch_size``
 pairs whose gradients accumulate, optionally with activation checkpointing, over ``data_parallel`` processes
@@ -44,7 +44,7 @@ from divpref.training.checkpoints import (
     save_checkpoint,
     seed_everything,
 )
-from divpref.training.distributed import Parallel
+from divpref.training.distributed import SINGLE_PROCESS, Parallel
 from divpref.training.params import TrainingParams, linear_schedule, make_schedule, resolve_bf16
 from divpref.training.steps import accumulate_step_gradients, evaluate, trainable_parameters
 
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 
 def evaluations_without_improvement(curve: Sequence[Mapping[str, Any]], method: RewardMethod) -> int:
-    """Evaluations since the best one of ``curve`` (by the method's selection metric; 0 if the last is best)."""
+    """Evaluations since the best of ``curve`` (by the method's selection metric; 0 if the last is best)."""
     best_index, best_value = None, math.nan
     for index, entry in enumerate(curve):
         value = entry.get(method.selection_metric)
@@ -75,7 +75,7 @@ def train_loop(
     run_dir: Path,
     pad_id: int,
     progress: bool = True,
-    parallel: Parallel = Parallel(),
+    parallel: Parallel = SINGLE_PROCESS,
     bf16: bool | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` (already seeded and wrapped) and return the log: schedule, curve, checkpoint folder.

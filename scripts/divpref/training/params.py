@@ -48,7 +48,8 @@ class TrainingParams:
             raise ValueError(f"training config: data_parallel={params.data_parallel!r} must be >= 1")
         if params.early_stopping_patience is not None and params.early_stopping_patience < 1:
             raise ValueError(
-                f"training config: early_stopping_patience={params.early_stopping_patience!r} must be >= 1 or null"
+                f"training config: early_stopping_patience={params.early_stopping_patience!r} "
+                "must be >= 1 or null"
             )
         if params.bf16 not in (True, False, "auto"):
             raise ValueError(f"training config: bf16={params.bf16!r} must be true, false or auto")
@@ -106,7 +107,7 @@ def make_schedule(n_rows: int, params: TrainingParams) -> Schedule:
 
 def linear_schedule(total_steps: int, warmup_ratio: float) -> Any:
     """LR multiplier: linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0."""
-    warmup = int(round(warmup_ratio * total_steps))
+    warmup = round(warmup_ratio * total_steps)
 
     def factor(step: int) -> float:
         if step < warmup:

@@ -1,9 +1,9 @@
 """One optimisation step and one dev evaluation: forward passes, accumulated gradients, dev metrics.
 
-An optimisation step of ``batch_size`` pairs runs as micro-batches of ``micro_batch_size`` pairs whose gradients
-accumulate, over ``data_parallel`` processes (:mod:`divpref.training.distributed`). The loss of a step is the
-weighted mean over ALL its rows (the contract of :class:`divpref.models.methods.RewardMethod`), so neither
-setting changes the gradient, only the floating-point summation order.
+An optimisation step of ``batch_size`` pairs runs as micro-batches of ``micro_batch_size`` pairs whose
+gradients accumulate, over ``data_parallel`` processes (:mod:`divpref.training.distributed`). The loss of a
+step is the weighted mean over ALL its rows (the contract of :class:`divpref.models.methods.RewardMethod`), so
+neither setting changes the gradient, only the floating-point summation order.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from divpref.models.methods import ROW_WEIGHT, RewardMethod, weighted_loss_sum
 from divpref.training import distributed
 from divpref.training.batching import EncodedPairs, collate
-from divpref.training.distributed import Parallel
+from divpref.training.distributed import SINGLE_PROCESS, Parallel
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +50,7 @@ def evaluate(
     pad_id: int,
     device: torch.device,
     bf16: bool,
-    parallel: Parallel = Parallel(),
+    parallel: Parallel = SINGLE_PROCESS,
 ) -> dict[str, float]:
     """The method's dev metrics over the whole dev set (fixed, length-sorted batch order).
 
@@ -100,14 +100,14 @@ def accumulate_step_gradients(
     pad_id: int,
     device: Any,
     bf16: bool,
-    parallel: Parallel = Parallel(),
+    parallel: Parallel = SINGLE_PROCESS,
 ) -> float:
     """Backpropagate one optimisation step over ``rows``; return its loss (weighted mean over ALL rows).
 
-    This process takes its share of ``rows`` (:func:`divpref.training.distributed.step_share`) in micro-batches of
-    ``micro_batch_size`` pairs; each micro-batch backpropagates ``world_size * sum(w * loss) / W``, ``W``
-    being the total weight of the step's rows on every process, so after DDP's gradient averaging the
-    accumulated gradient is that of the whole batch. A process whose share is empty (a short last batch
+    This process takes its share of ``rows`` (:func:`divpref.training.distributed.step_share`) in
+    micro-batches of ``micro_batch_size`` pairs; each micro-batch backpropagates ``world_size * sum(w * loss)
+    / W``, ``W`` being the total weight of the step's rows on every process, so after DDP's gradient averaging
+    the accumulated gradient is that of the whole batch. A process whose share is empty (a short last batch
     over many processes) runs one row with weight 0, because DDP needs every process's backward.
     """
 
