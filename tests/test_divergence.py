@@ -2,18 +2,11 @@
 
 import polars as pl
 import pytest
+from agreement_reference import chosen_side, classify_pairs_reference, label_distribution
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from divpref.data.agreement import (
-    CATEGORIES,
-    chosen_side,
-    classify_pairs,
-    classify_pairs_reference,
-    classify_votes,
-    label_distribution,
-    summarize,
-)
+from divpref.data.agreement import CATEGORIES, classify_pairs, classify_votes, summarize
 from divpref.data.normalize import ANNOTATIONS_SCHEMA
 
 
