@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_divergence import FULL_SIZE, synthetic_annotations
 
-from divpref.data.normalize import normalize_helpsteer2
+from divpref.data.helpsteer2 import normalize_helpsteer2
 from divpref.synthetic import sample
 from divpref.synthetic.sample import write_jsonl_gz
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from divpref.data.agreement import CATEGORIES, classify_pairs, classify_votes, summarize
-from divpref.data.normalize import ANNOTATIONS_SCHEMA
+from divpref.data.records import ANNOTATIONS_SCHEMA
 
 
 def annotations_frame(votes_by_pair: dict[str, list[int]], helpfulness: dict | None = None) -> pl.DataFrame:

@@ -8,16 +8,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from divpref.data.normalize import (
-    MULTIPREF_STRENGTH,
-    InputDataError,
+from divpref.data.helpsteer2 import (
     helpsteer2_pair_id,
     helpsteer2_strength,
     helpsteer2_strength_expr,
     normalize_helpsteer2,
-    normalize_multipref,
-    normalize_to_files,
 )
+from divpref.data.multipref import MULTIPREF_STRENGTH, normalize_multipref
+from divpref.data.normalize import normalize_to_files
+from divpref.data.records import InputDataError
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

@@ -9,7 +9,8 @@ from agreement_reference import chosen_side
 from conftest import copy_workflow, run_snakemake
 
 from divpref.data.agreement import classify_pairs
-from divpref.data.normalize import MULTIPREF_STRENGTH, normalize_helpsteer2, normalize_multipref
+from divpref.data.helpsteer2 import normalize_helpsteer2
+from divpref.data.multipref import MULTIPREF_STRENGTH, normalize_multipref
 from divpref.synthetic.sample import generate_helpsteer2, generate_multipref, write_sample
 from divpref.synthetic.scenarios import SCENARIO_WEIGHTS
 

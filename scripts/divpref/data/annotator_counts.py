@@ -9,12 +9,10 @@ input rows listed in ``rejects.csv`` with reason ``too_few_annotators``; null (t
 
 from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import polars as pl
 
-if TYPE_CHECKING:
-    from divpref.data.normalize import Normalized
+from divpref.data.records import Normalized
 
 REASON = "too_few_annotators"
 
@@ -27,7 +25,7 @@ def usual_annotator_count(counts: list[int]) -> int | None:
     return max(tally, key=lambda count: (tally[count], count))
 
 
-def apply_min_annotators(normalized: "Normalized", min_annotators: int | None) -> "Normalized":
+def apply_min_annotators(normalized: Normalized, min_annotators: int | None) -> Normalized:
     """``normalized`` with the annotator-count report, and without pairs below ``min_annotators`` if set."""
     if min_annotators is not None and (isinstance(min_annotators, bool) or min_annotators < 1):
         raise ValueError(f"divergence.min_annotators must be null or an integer >= 1, got {min_annotators!r}")

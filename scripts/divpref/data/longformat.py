@@ -13,7 +13,7 @@ Problems, as for the published layouts (:mod:`divpref.data.normalize`):
 - excluded rows (listed in the rejects table with a reason; ``rows_in == rows_kept + rows_rejected``): an empty
   pair_id, annotator, strength, text or (when scores are used) score, and a repeated (pair_id, annotator).
 
-Output: the annotations table of :data:`divpref.data.normalize.ANNOTATIONS_SCHEMA`, pairs in order of first
+Output: the annotations table of :data:`divpref.data.records.ANNOTATIONS_SCHEMA`, pairs in order of first
 appearance, ``annotator`` renumbered 0, 1, ... per pair in file order, the scores in ``helpfulness_a`` and
 ``helpfulness_b`` (null without scores). Row keys are ``row N``: the 1-based line of a JSON-lines file, the
 1-based row of a parquet file, the 1-based data row of a CSV file (the header is row 0).
@@ -29,7 +29,7 @@ from typing import Any
 import polars as pl
 
 from divpref.data.formats import LONG_REQUIRED_COLUMNS, LONG_SCORE_COLUMNS, LONG_SUFFIXES
-from divpref.data.normalize import (
+from divpref.data.records import (
     ANNOTATIONS_SCHEMA,
     REJECTS_SCHEMA,
     InputDataError,

@@ -25,7 +25,7 @@ import polars as pl
 
 from divpref.common.atomic_io import atomic_path
 from divpref.data.agreement import classify_votes
-from divpref.data.normalize import helpsteer2_pair_id, helpsteer2_strength
+from divpref.data.helpsteer2 import helpsteer2_pair_id, helpsteer2_strength
 from divpref.synthetic.annotators import (
     MULTIPREF_LABELS,
     Annotator,
