@@ -35,6 +35,8 @@ from divpref.data.records import (
     InputDataError,
     Normalized,
     read_records,
+    rows_frame,
+    snippet,
 )
 
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
@@ -149,7 +151,7 @@ def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normaliz
                 if seen != value:
                     raise InputDataError(
                         f"{where}: {column} differs from an earlier row of the same pair_id: "
-                        f"{_snippet(value)!r} vs {_snippet(seen)!r}"
+                        f"{snippet(value)!r} vs {snippet(seen)!r}"
                     )
             seen_annotators = annotators.setdefault(pair_id, {})
             if annotator in seen_annotators:
@@ -163,7 +165,7 @@ def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normaliz
         if reason is not None:
             rejects.append((f"row {row}", *reason))
 
-    annotations = pl.DataFrame(rows, schema=ANNOTATIONS_SCHEMA, orient="row")
+    annotations = rows_frame(rows, ANNOTATIONS_SCHEMA)
     order = {pair_id: index for index, pair_id in enumerate(texts)}
     annotations = (
         annotations.with_columns(_order=pl.col("pair_id").replace_strict(order, return_dtype=pl.Int64))
@@ -172,7 +174,7 @@ def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normaliz
     )
     return Normalized(
         annotations,
-        pl.DataFrame(rejects, schema=REJECTS_SCHEMA, orient="row"),
+        rows_frame(rejects, REJECTS_SCHEMA),
         len(records),
         {pair_id: tuple(keys) for pair_id, keys in row_keys.items()},
     )
@@ -193,8 +195,3 @@ def _reject_reason(record: dict, strength: Any, scores: list) -> tuple[str, str]
         if score is None:
             return "missing_score", f"pair_id {record['pair_id']} {column}"
     return None
-
-
-def _snippet(text: object, width: int = 60) -> str:
-    text = str(text)
-    return text if len(text) <= width else text[: width - 3] + "..."
