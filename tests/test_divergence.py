@@ -144,5 +144,5 @@ def test_vectorized_equals_reference(pairs, tie_break, shuffle_seed):
 
 def test_strength_outside_the_scale_is_an_error():
     frame = annotations_frame({"x": [1, 3]})
-    with pytest.raises(ValueError, match="-2..2.*'x'"):
+    with pytest.raises(ValueError, match=r"-2\.\.2.*'x'"):
         classify_pairs(frame)

@@ -1,4 +1,5 @@
-"""The generic long format: reading all four file types, errors that name file/pair_id/value, rejects, capability."""
+"""The generic long format: reading all four file types, errors that name file/pair_id/value, rejects,
+capability."""
 
 import gzip
 import json

@@ -305,7 +305,8 @@ def _short_multipref(tmp_path, experts_of_c2):
 
 @pytest.mark.parametrize("experts", [None, []])
 def test_fewer_annotators_are_reported_and_kept_by_default(tmp_path, experts):
-    """A MultiPref row whose expert annotations are null (or empty) keeps 2 of 4 annotators: listed, not silent."""
+    """A MultiPref row whose expert annotations are null (or empty) keeps 2 of 4 annotators: listed, not
+    silent."""
     out = tmp_path / "out"
     report = normalize_to_files("multipref", _short_multipref(tmp_path, experts), *(out / n for n in OUTPUTS))
     assert report["usual_annotators"] == 4 and report["min_annotators"] is None

@@ -1,10 +1,11 @@
 """Pairs with fewer annotators than their dataset usually has: always reported, optionally excluded.
 
 A MultiPref row whose ``expert_worker_annotations`` is null (or empty) keeps only its 2 crowdworkers of the
-usual 4; HelpSteer2 pairs have 3-5 annotators. The usual count of a file is the most common number of annotators
-per pair (ties: the larger). Every kept pair below it is counted and listed in ``data_quality.json``. With config
-``divergence.min_annotators`` set to N, pairs with fewer than N annotators are excluded instead, each of their
-input rows listed in ``rejects.csv`` with reason ``too_few_annotators``; null (the default) keeps them.
+usual 4; HelpSteer2 pairs have 3-5 annotators. The usual count of a file is the most common number of
+annotators per pair (ties: the larger). Every kept pair below it is counted and listed in
+``data_quality.json``. With config ``divergence.min_annotators`` set to N, pairs with fewer than N annotators
+are excluded instead, each of their input rows listed in ``rejects.csv`` with reason ``too_few_annotators``;
+null (the default) keeps them.
 """
 
 from collections import Counter

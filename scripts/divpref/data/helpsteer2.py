@@ -52,12 +52,12 @@ def helpsteer2_strength_expr(diff: pl.Expr, slight_min_diff: int = 1, clear_min_
 def normalize_helpsteer2(path: str | Path, slight_min_diff: int = 1, clear_min_diff: int = 2) -> Normalized:
     """Long table of a HelpSteer2 ``disagreements`` file: consecutive same-prompt rows form pair (A, B).
 
-    Rows are paired in file order: a row and the next one form a pair when their prompts are equal, so a prompt
-    that appears in several consecutive pairs (a short prompt such as "Hi") gives several pairs. Nothing is
-    guessed: a row without a same-prompt partner (a lone prompt, the odd row out of a run) is rejected as
-    ``unpaired_row``, a row without a prompt as ``missing_prompt``, and a pair equal to an earlier pair (same
-    prompt and both responses, hence the same pair_id) as ``duplicate_pair``, both its rows. The i-th
-    helpfulness score of both responses is taken as annotator i's (SPEC's documented assumption).
+    Rows are paired in file order: a row and the next one form a pair when their prompts are equal, so a
+    prompt that appears in several consecutive pairs (a short prompt such as "Hi") gives several pairs.
+    Nothing is guessed: a row without a same-prompt partner (a lone prompt, the odd row out of a run) is
+    rejected as ``unpaired_row``, a row without a prompt as ``missing_prompt``, and a pair equal to an earlier
+    pair (same prompt and both responses, hence the same pair_id) as ``duplicate_pair``, both its rows. The
+    i-th helpfulness score of both responses is taken as annotator i's (SPEC's documented assumption).
     """
     if not 1 <= slight_min_diff <= clear_min_diff:
         raise ValueError(

@@ -10,8 +10,9 @@ Problems, as for the published layouts (:mod:`divpref.data.normalize`):
 - errors (``InputDataError`` naming the file, the row, the pair_id and the value; nothing is written): a
   missing column, a strength that is not an integer in -2..2, a score that is not an integer, a pair_id whose
   rows disagree on ``prompt``, ``response_a`` or ``response_b``;
-- excluded rows (listed in the rejects table with a reason; ``rows_in == rows_kept + rows_rejected``): an empty
-  pair_id, annotator, strength, text or (when scores are used) score, and a repeated (pair_id, annotator).
+- excluded rows (listed in the rejects table with a reason; ``rows_in == rows_kept + rows_rejected``): an
+  empty pair_id, annotator, strength, text or (when scores are used) score, and a repeated (pair_id,
+  annotator).
 
 Output: the annotations table of :data:`divpref.data.records.ANNOTATIONS_SCHEMA`, pairs in order of first
 appearance, ``annotator`` renumbered 0, 1, ... per pair in file order, the scores in ``helpfulness_a`` and
@@ -96,8 +97,8 @@ def _empty(value: Any) -> bool:
 def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normalized:
     """The long table of a long-format file.
 
-    ``use_scores``: None reads ``score_a``/``score_b`` when the file has both; True requires them (the workflow
-    planned score-based methods on this dataset); False ignores them.
+    ``use_scores``: None reads ``score_a``/``score_b`` when the file has both; True requires them (the
+    workflow planned score-based methods on this dataset); False ignores them.
     """
     path = Path(path)
     records = read_long_records(path)

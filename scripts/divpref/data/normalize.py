@@ -42,7 +42,8 @@ def normalize_file(
 ) -> Normalized:
     """Normalize ``path`` with the reader of its format ``fmt`` (default: the layout ``dataset`` names).
 
-    Formats: ``multipref``, ``helpsteer2``, ``long`` (:mod:`divpref.data.longformat`; ``use_scores`` goes there).
+    Formats: ``multipref``, ``helpsteer2``, ``long`` (:mod:`divpref.data.longformat`; ``use_scores`` goes
+    there).
     Pairs with fewer annotators than the file's usual count are reported; with ``min_annotators`` those below
     it are excluded (see :func:`divpref.data.annotator_counts.apply_min_annotators`).
     """

@@ -38,7 +38,8 @@ class Normalized:
     pair_row_keys: dict[str, tuple[str, ...]] | None = None
     """The input row keys of each kept pair (None: a pair's row key is its pair_id)."""
     annotator_report: dict | None = None
-    """Pairs with fewer annotators than usual (:mod:`divpref.data.annotator_counts`), merged into the report."""
+    """Pairs with fewer annotators than usual (:mod:`divpref.data.annotator_counts`); merged into the
+    report."""
 
     def quality_report(self) -> dict:
         """rows_in / kept / rejected, pairs, annotations and rejected rows per reason; checks they add up."""
