@@ -10,6 +10,8 @@ from the scores.
 import random
 from dataclasses import dataclass
 
+from divpref.data.helpsteer2 import HELPSTEER2_SCALE
+from divpref.data.multipref import MULTIPREF_STRENGTH
 from divpref.synthetic.scenarios import Response, Scenario
 
 
@@ -67,13 +69,8 @@ def utility_difference(annotator: Annotator, scenario: Scenario, rng: random.Ran
 
 MULTIPREF_THRESHOLDS = (0.5, 1.6)
 """|utility difference| below the first is a Tie, below the second slightly better, else clearly better."""
-MULTIPREF_LABELS = {
-    2: "A-is-clearly-better",
-    1: "A-is-slightly-better",
-    0: "Tie",
-    -1: "B-is-slightly-better",
-    -2: "B-is-clearly-better",
-}
+MULTIPREF_LABELS = {strength: label for label, strength in MULTIPREF_STRENGTH.items()}
+"""The published ``overall_pref`` label of each strength."""
 
 
 def multipref_strength(diff: float) -> int:
@@ -93,4 +90,6 @@ def helpfulness_scores(annotator: Annotator, scenario: Scenario, rng: random.Ran
 
 
 def clip_score(value: float) -> int:
-    return max(0, min(4, round(value)))
+    """``value`` rounded onto the HelpSteer2 scale."""
+    low, high = HELPSTEER2_SCALE
+    return max(low, min(high, round(value)))
