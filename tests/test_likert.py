@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 import torch
 
-from divpref.data.normalize import ANNOTATIONS_SCHEMA
+from divpref.data.records import ANNOTATIONS_SCHEMA
 from divpref.data.trainsets import build_parts, build_trainset
 from divpref.models import likert_targets as likert
 from divpref.models.methods import get_method, scores_frame
