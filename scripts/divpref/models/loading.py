@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from divpref.common.devices import compute_device
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -103,10 +105,8 @@ def load_backbone(
     quantization = quantization_config(model_cfg)
     placement = {}
     if quantization is not None:
-        import torch
-
         # bitsandbytes quantizes while loading, so the device is chosen here (the trainer does not move it).
-        placement["device_map"] = {"": device or (0 if torch.cuda.is_available() else "cpu")}
+        placement["device_map"] = {"": device or compute_device(local_rank=0)}
     model = AutoModelForSequenceClassification.from_pretrained(
         source,
         num_labels=num_labels,
