@@ -192,10 +192,11 @@ def test_a_prompt_longer_than_max_length_still_leaves_a_and_b_different():
     assert len(texts) == 2
 
 
-def test_bitsandbytes_cast_warnings_are_logged_once_per_dtype(caplog):
+def test_bitsandbytes_cast_warnings_are_logged_once_per_dtype(caplog, monkeypatch):
+    logger = logging.getLogger(BITSANDBYTES_CAST_LOGGER)
+    monkeypatch.setattr(logger, "filters", [])  # a fresh filter: earlier tests' int8 runs saw these messages
     quiet_bitsandbytes_casts()
     quiet_bitsandbytes_casts()  # idempotent: one filter
-    logger = logging.getLogger(BITSANDBYTES_CAST_LOGGER)
     assert len(logger.filters) == 1
     with caplog.at_level(logging.WARNING, logger=BITSANDBYTES_CAST_LOGGER):
         for _ in range(7 * 32):  # 7 per layer per forward pass on 32 layers
