@@ -46,6 +46,7 @@ def main() -> None:
     import numpy as np
     from bench_memory import build_reduced, load_config
 
+    from divpref.common.constants import BT
     from divpref.models.loading import load_backbone
     from divpref.models.methods import get_method
     from divpref.training import memory
@@ -74,7 +75,7 @@ def main() -> None:
             cfg, 1, for_training=True, gradient_checkpointing=True, device="cuda:0"
         )
         vocab = len(tokenizer)
-    method = get_method("bt")
+    method = get_method(BT)
     optimizer = torch.optim.AdamW(trainable_parameters(model), lr=params.learning_rate)
     rng = np.random.default_rng(0)
     n_rows = params.batch_size * (args.steps + 1)
