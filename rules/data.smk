@@ -2,6 +2,8 @@
 
 
 rule generate_sample:
+    input:
+        texts=os.path.relpath(LIBRARY / "synthetic" / "texts.json"),  # the sample's text: data, not code
     output:
         multipref="resources/sample/multipref.jsonl.gz",
         helpsteer2="resources/sample/helpsteer2.jsonl.gz",

@@ -21,7 +21,7 @@ import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from divpref.common import scorefiles
-from divpref.data.normalize import iter_json_lines
+from divpref.data.records import iter_json_lines
 from divpref.detection import table as detection
 
 PAIR_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
