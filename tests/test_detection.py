@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
+from divpref.common.scorefiles import join_scores
 from divpref.detection import table as det
+
+
+def join_method_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, source: str) -> pl.DataFrame:
+    """The pairs with the score columns ``method`` needs (as detection joins them)."""
+    return join_scores(pairs, scores, det.score_columns(method, source), list(det.TEST_COLUMNS), source)
 
 
 def reference_auroc(positives: list[float], negatives: list[float]) -> float:
@@ -236,7 +242,7 @@ def test_join_scores_keeps_pair_order_and_the_methods_columns():
             "sigma_a": [None] * 3,
         }
     )
-    joined = det.join_scores(PAIRS, scores, "bt", "s.parquet")
+    joined = join_method_scores(PAIRS, scores, "bt", "s.parquet")
     assert joined["pair_id"].to_list() == ["p1", "p2", "p3"] and joined["reward_a"].to_list() == [
         1.0,
         2.0,
@@ -269,7 +275,7 @@ def test_join_scores_keeps_pair_order_and_the_methods_columns():
 )
 def test_join_scores_names_the_file_pair_and_value_of_bad_scores(scores, message):
     with pytest.raises(ValueError, match=rf"s\.parquet: .*{message}"):
-        det.join_scores(PAIRS, pl.DataFrame(scores), "bt", "s.parquet")
+        join_method_scores(PAIRS, pl.DataFrame(scores), "bt", "s.parquet")
 
 
 def test_join_scores_rejects_label_probs_of_the_wrong_length():
@@ -282,7 +288,7 @@ def test_join_scores_rejects_label_probs_of_the_wrong_length():
         }
     )
     with pytest.raises(ValueError, match="'p2' has invalid label_probs"):
-        det.join_scores(PAIRS, scores, "classification", "s.parquet")
+        join_method_scores(PAIRS, scores, "classification", "s.parquet")
 
 
 # --- bootstrap and table ---
@@ -501,7 +507,7 @@ def test_prepare_run_needs_classification_dev_scores_with_both_classes():
 def test_pooled_row_lists_each_seeds_classification_score_and_markdown_names_the_choice():
     test = CLASSIFICATION_PAIRS.head(3)
     scores = classification_scores(TEST_PROBS, ["t1", "t2", "t3"])
-    joined = det.join_scores(test, scores, "classification", "s.parquet")
+    joined = join_method_scores(test, scores, "classification", "s.parquet")
     runs = [
         det.DetectionRun(
             "multipref", "classification-all", "classification", "all", seed, joined, score_name=name

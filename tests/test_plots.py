@@ -17,7 +17,19 @@ from divpref.evaluation.plots import (
     plot_divergence_rates,
     plot_score_distributions,
 )
-from divpref.evaluation.table2 import ScoredRun, frame_to_html, gather_divergence, join_scores
+from divpref.common.scorefiles import join_scores
+from divpref.evaluation.table2 import (
+    SCORE_COLUMNS,
+    TEST_COLUMNS,
+    ScoredRun,
+    frame_to_html,
+    gather_divergence,
+)
+
+
+def join_test_scores(test: pl.DataFrame, scores: pl.DataFrame, source: str) -> pl.DataFrame:
+    return join_scores(test, scores, list(SCORE_COLUMNS), list(TEST_COLUMNS), source)
+
 
 TEST = pl.DataFrame(
     {
@@ -40,13 +52,13 @@ def _runs():
     log3 = math.log(3)
     return [
         ScoredRun(
-            "multipref", "bt", "agg", 0, join_scores(TEST, _scores([log3, 0.0, 0.0, 0.0], [0.0] * 4), "s0")
+            "multipref", "bt", "agg", 0, join_test_scores(TEST, _scores([log3, 0.0, 0.0, 0.0], [0.0] * 4), "s0")
         ),
         ScoredRun(
-            "multipref", "bt", "agg", 1, join_scores(TEST, _scores([-log3, 0.0, 0.0, 0.0], [0.0] * 4), "s1")
+            "multipref", "bt", "agg", 1, join_test_scores(TEST, _scores([-log3, 0.0, 0.0, 0.0], [0.0] * 4), "s1")
         ),
         ScoredRun(
-            "multipref", "mse", "all", 0, join_scores(TEST, _scores([1.0, 2.0, 3.0, 4.0], [0.0] * 4), "m")
+            "multipref", "mse", "all", 0, join_test_scores(TEST, _scores([1.0, 2.0, 3.0, 4.0], [0.0] * 4), "m")
         ),
     ]
 
@@ -147,7 +159,7 @@ def _random_scores(seed: int) -> pl.DataFrame:
             method,
             labels,
             0,
-            join_scores(
+            join_test_scores(
                 test,
                 pl.DataFrame(
                     {

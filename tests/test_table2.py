@@ -8,16 +8,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from divpref.common.scorefiles import join_scores
 from divpref.evaluation.table2 import (
     SUBSETS,
     TABLE2_COLUMNS,
+    SCORE_COLUMNS,
+    TEST_COLUMNS,
     ScoredRun,
-    join_scores,
     per_pair_metrics,
     render_latex,
     render_markdown,
     table2_long,
 )
+
+def join_test_scores(pairs: pl.DataFrame, scores: pl.DataFrame, source: str) -> pl.DataFrame:
+    return join_scores(pairs, scores, list(SCORE_COLUMNS), list(TEST_COLUMNS), source)
+
 
 LN3, LN4, LN9 = math.log(3), math.log(4), math.log(9)
 
@@ -83,7 +89,7 @@ MSE_EXPECTED = {
 
 
 def _run(dataset, method, labels, seed, pairs, scores):
-    return ScoredRun(dataset, method, labels, seed, join_scores(pairs, scores, f"{method}-{labels}.parquet"))
+    return ScoredRun(dataset, method, labels, seed, join_test_scores(pairs, scores, f"{method}-{labels}.parquet"))
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +176,7 @@ def test_empty_subset_is_nan_with_n_zero():
 )
 def test_bad_scores_name_file_pair_and_value(scores, message):
     with pytest.raises(ValueError, match="bad.parquet") as error:
-        join_scores(BT_PAIRS, scores, "bad.parquet")
+        join_test_scores(BT_PAIRS, scores, "bad.parquet")
     assert message in str(error.value)
 
 

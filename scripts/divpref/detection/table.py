@@ -288,19 +288,13 @@ class DetectionRun:
         return self.scored_as or self.method
 
 
-def join_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, scores_source: str) -> pl.DataFrame:
-    """``pairs`` (pair_id, agreement, chosen) with the score columns ``method`` needs, in ``pairs`` order.
-
-    Every pair needs exactly one score row with finite values; otherwise ValueError naming ``scores_source``,
-    the pair_id and the value. Score rows for pairs not in ``pairs`` are an error too.
-    """
+def score_columns(method: str, scores_source: str) -> list[str]:
+    """The score-file columns :data:`SCORE_INPUTS` lists for ``method``; ValueError naming ``scores_source``."""
     if method not in SCORE_INPUTS:
         raise ValueError(
             f"{scores_source}: no detection scores for method {method!r}; known: {list(SCORE_INPUTS)}"
         )
-    return scorefiles.join_scores(
-        pairs, scores, list(SCORE_INPUTS[method]), list(TEST_COLUMNS), scores_source
-    )
+    return list(SCORE_INPUTS[method])
 
 
 def prepare_run(
@@ -321,7 +315,8 @@ def prepare_run(
     method = spec["method"]
     if spec.get("single_value") and method not in SCORE_INPUTS:
         method = SINGLE_VALUE  # scored like BT; the table keeps the registered name (below)
-    joined = join_scores(test, scores, method, spec["scores"])
+    source = spec["scores"]
+    joined = scorefiles.join_scores(test, scores, score_columns(method, source), list(TEST_COLUMNS), source)
     lam = score_name = None
     if method in DEV_TUNED_METHODS:
         choice = "tune lambda" if method == "mean_var" else "choose the divergence score"
@@ -330,7 +325,10 @@ def prepare_run(
                 f"{spec['scores']}: {METHOD_NAMES[method]} needs dev scores and pairs to {choice}"
             )
         scored_pairs = pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
-        dev = join_scores(scored_pairs, dev_scores, method, spec["dev_scores"])
+        dev_source = spec["dev_scores"]
+        dev = scorefiles.join_scores(
+            scored_pairs, dev_scores, score_columns(method, dev_source), list(TEST_COLUMNS), dev_source
+        )
         run_name = f"{spec['dataset']}/{spec['condition']} seed {spec['seed']}"
         try:
             if method == "mean_var":

@@ -58,6 +58,7 @@ TABLE2_COLUMNS = (
     "ci_high",
 )
 TEST_COLUMNS = ("pair_id", "agreement", "substantial", "chosen")
+SCORE_COLUMNS = ("reward_a", "reward_b")
 
 
 @dataclass(frozen=True)
@@ -71,20 +72,6 @@ class ScoredRun:
     pairs: pl.DataFrame  # TEST_COLUMNS + reward_a, reward_b, in test-set order
 
 
-def join_scores(test: pl.DataFrame, scores: pl.DataFrame, scores_source: str) -> pl.DataFrame:
-    """Attach ``scores`` to the ``test`` pairs; every test pair needs exactly one finite score row.
-
-    Raises ValueError naming ``scores_source``, the pair_id and the offending value otherwise.
-    """
-    joined = scorefiles.join_scores(test, scores, ["reward_a", "reward_b"], list(TEST_COLUMNS), scores_source)
-    bad_chosen = joined.filter(~pl.col("chosen").is_in(["a", "b"]).fill_null(False))
-    if bad_chosen.height:
-        raise ValueError(
-            f"test pairs: pair_id {bad_chosen['pair_id'][0]!r} has chosen = {bad_chosen['chosen'][0]!r}"
-        )
-    return joined
-
-
 def load_scored_runs(
     runs: Sequence[dict], test_paths: dict[str, str]
 ) -> tuple[list[ScoredRun], dict[str, pl.DataFrame]]:
@@ -96,7 +83,13 @@ def load_scored_runs(
             method=run["method"],
             labels=run["labels"],
             seed=int(run["seed"]),
-            pairs=join_scores(tests[run["dataset"]], pl.read_parquet(run["scores"]), run["scores"]),
+            pairs=scorefiles.join_scores(
+                tests[run["dataset"]],
+                pl.read_parquet(run["scores"]),
+                list(SCORE_COLUMNS),
+                list(TEST_COLUMNS),
+                run["scores"],
+            ),
         )
         for run in runs
     ]

@@ -152,7 +152,8 @@ def choose_threshold(
     method = model["method"]
     source = model["dev_scores"]
     scored = dev_pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
-    dev = detection.join_scores(scored, dev_scores, method, source)
+    columns = detection.score_columns(method, source)
+    dev = scorefiles.join_scores(scored, dev_scores, columns, list(detection.TEST_COLUMNS), source)
     agreement = dev["agreement"].to_numpy()
     lam = score_name = None
     try:
