@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from divpref.common.bootstrap import stable_seed
-from divpref.evaluation.table2 import SUBSETS
+from divpref.common.constants import SUBSETS
 from divpref.judge import verdicts as judge
 from divpref.judge.table import (
     JUDGE_COLUMNS,

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from divpref.common.scorefiles import join_scores
 from divpref.evaluation.plots import (
     agreement_bins,
     by_subset,
@@ -17,7 +18,6 @@ from divpref.evaluation.plots import (
     plot_divergence_rates,
     plot_score_distributions,
 )
-from divpref.common.scorefiles import join_scores
 from divpref.evaluation.table2 import (
     SCORE_COLUMNS,
     TEST_COLUMNS,

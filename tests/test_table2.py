@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from divpref.common.scorefiles import join_scores
 from divpref.evaluation.table2 import (
+    SCORE_COLUMNS,
     SUBSETS,
     TABLE2_COLUMNS,
-    SCORE_COLUMNS,
     TEST_COLUMNS,
     ScoredRun,
     per_pair_metrics,
@@ -20,6 +20,7 @@ from divpref.evaluation.table2 import (
     render_markdown,
     table2_long,
 )
+
 
 def join_test_scores(pairs: pl.DataFrame, scores: pl.DataFrame, source: str) -> pl.DataFrame:
     return join_scores(pairs, scores, list(SCORE_COLUMNS), list(TEST_COLUMNS), source)

@@ -37,26 +37,35 @@ from sklearn.metrics import roc_auc_score
 
 from divpref.common import paper_numbers, scorefiles
 from divpref.common.bootstrap import Estimate, stable_seed
+from divpref.common.constants import (
+    BT,
+    CLASSIFICATION,
+    DEV_SCORED_METHODS,
+    LIKERT_CLASSIFICATION,
+    MEAN_VAR,
+    MSE,
+    POOLED_SEED,
+    PRETRAINED,
+)
 from divpref.models import likert_targets as likert
 
 log = logging.getLogger(__name__)
 
 DIVERGING = "diverging"
 HIGH_AGREEMENT = ("high_agreement_pref", "high_agreement_tie")
-POOLED_SEED = "all"
 METRICS = ("accuracy", "auroc")
-METHOD_ORDER = ("pretrained", "bt", "mse", "mean_var", "likert_classification", "classification")
+METHOD_ORDER = (PRETRAINED, BT, MSE, MEAN_VAR, LIKERT_CLASSIFICATION, CLASSIFICATION)
 METHOD_NAMES = {
-    "pretrained": "Pretrained",
-    "bt": "BT",
-    "mse": "MSE",
-    "mean_var": "Mean-Var",
-    "likert_classification": "Classification",
-    "classification": "Pairwise classification",
+    PRETRAINED: "Pretrained",
+    BT: "BT",
+    MSE: "MSE",
+    MEAN_VAR: "Mean-Var",
+    LIKERT_CLASSIFICATION: "Classification",
+    CLASSIFICATION: "Pairwise classification",
 }
 SINGLE_VALUE = "single_value"
 """How a registered single-value method (``RewardMethod.single_value``) is scored: as BT/MSE are."""
-DISTRIBUTIONAL_METHODS = ("mean_var", "likert_classification", "classification")
+DISTRIBUTIONAL_METHODS = (MEAN_VAR, LIKERT_CLASSIFICATION, CLASSIFICATION)
 DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
 CLASSIFICATION_SCORES = {
     "opposite_mass": "min(P(A better), P(B better))",
@@ -65,35 +74,33 @@ CLASSIFICATION_SCORES = {
 """Classification's candidate divergence scores (name: formula), in tie-break order."""
 SCORE_DESCRIPTIONS = {
     SINGLE_VALUE: "-|r_A - r_B|",
-    "pretrained": "-|r_A - r_B|",
-    "bt": "-|r_A - r_B|",
-    "mse": "-|r_A - r_B|",
-    "mean_var": "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
-    "classification": " or ".join(f"{name} {formula}" for name, formula in CLASSIFICATION_SCORES.items())
+    PRETRAINED: "-|r_A - r_B|",
+    BT: "-|r_A - r_B|",
+    MSE: "-|r_A - r_B|",
+    MEAN_VAR: "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
+    CLASSIFICATION: " or ".join(f"{name} {formula}" for name, formula in CLASSIFICATION_SCORES.items())
     + ", whichever has the better dev AUROC",
-    "likert_classification": " or ".join(
+    LIKERT_CLASSIFICATION: " or ".join(
         f"{name} {formula}" for name, formula in likert.DIVERGENCE_SCORES.items()
     )
     + ", whichever has the better dev AUROC",
 }
 CANDIDATE_SCORES = {
-    "classification": CLASSIFICATION_SCORES,
-    "likert_classification": likert.DIVERGENCE_SCORES,
+    CLASSIFICATION: CLASSIFICATION_SCORES,
+    LIKERT_CLASSIFICATION: likert.DIVERGENCE_SCORES,
 }
 """Methods whose divergence score is one of several candidates chosen on dev AUROC (ties: the first)."""
-DEV_TUNED_METHODS = ("mean_var", "classification", "likert_classification")
-"""Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's candidate."""
 TEST_COLUMNS = ("pair_id", "agreement", "chosen")
 SCORE_INPUTS = {
     SINGLE_VALUE: ("reward_a", "reward_b"),
-    "pretrained": ("reward_a", "reward_b"),
-    "bt": ("reward_a", "reward_b"),
-    "mse": ("reward_a", "reward_b"),
-    "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
-    "classification": ("reward_a", "reward_b", "label_probs"),
-    "likert_classification": ("reward_a", "reward_b", "likert_probs_a", "likert_probs_b"),
+    PRETRAINED: ("reward_a", "reward_b"),
+    BT: ("reward_a", "reward_b"),
+    MSE: ("reward_a", "reward_b"),
+    MEAN_VAR: ("reward_a", "reward_b", "sigma_a", "sigma_b"),
+    CLASSIFICATION: ("reward_a", "reward_b", "label_probs"),
+    LIKERT_CLASSIFICATION: ("reward_a", "reward_b", "likert_probs_a", "likert_probs_b"),
 }
-"""Score-file columns each method's accuracy and divergence score read."""
+"""Score-file columns each method's accuracy and divergence score read (flagging carries the same ones)."""
 TABLE_SCHEMA = {
     "dataset": pl.String,
     "condition": pl.String,
@@ -164,7 +171,7 @@ def divergence_scores(
     """
     if SCORE_INPUTS.get(method) == SCORE_INPUTS[SINGLE_VALUE]:
         return margin_divergence_score(scores["reward_a"].to_numpy(), scores["reward_b"].to_numpy())
-    if method == "mean_var":
+    if method == MEAN_VAR:
         if lam is None:
             raise ValueError("the mean_var divergence score needs lambda")
         return mean_var_divergence_score(
@@ -174,14 +181,14 @@ def divergence_scores(
             scores["sigma_b"].to_numpy(),
             lam,
         )
-    if method == "classification":
+    if method == CLASSIFICATION:
         if score_name is None:
             raise ValueError(
                 f"the classification divergence score needs a name, one of {list(CLASSIFICATION_SCORES)}"
             )
         label_probs = np.asarray(scores["label_probs"].to_list(), dtype=float).reshape(-1, 5)
         return classification_divergence_score(label_probs, score_name)
-    if method == "likert_classification":
+    if method == LIKERT_CLASSIFICATION:
         if score_name is None:
             raise ValueError(
                 f"the likert divergence score needs a name, one of {list(likert.DIVERGENCE_SCORES)}"
@@ -238,14 +245,14 @@ def tune_lambda(
         raise ValueError(f"lambda grid must be non-empty and non-negative, got {list(grid)}")
     best_lambda, best_auroc = float("nan"), -np.inf
     for lam in sorted(grid):
-        auroc = divergence_auroc(dev_agreement, divergence_scores("mean_var", dev_scores, lam))
+        auroc = divergence_auroc(dev_agreement, divergence_scores(MEAN_VAR, dev_scores, lam))
         if auroc > best_auroc:
             best_lambda, best_auroc = float(lam), auroc
     return best_lambda, best_auroc
 
 
 def choose_classification_score(
-    dev_agreement: Sequence[str], dev_scores: pl.DataFrame, method: str = "classification"
+    dev_agreement: Sequence[str], dev_scores: pl.DataFrame, method: str = CLASSIFICATION
 ) -> tuple[str, dict[str, float]]:
     """(name, dev AUROC per candidate): the :data:`CANDIDATE_SCORES` candidate with the best dev AUROC.
 
@@ -318,8 +325,8 @@ def prepare_run(
     source = spec["scores"]
     joined = scorefiles.join_scores(test, scores, score_columns(method, source), list(TEST_COLUMNS), source)
     lam = score_name = None
-    if method in DEV_TUNED_METHODS:
-        choice = "tune lambda" if method == "mean_var" else "choose the divergence score"
+    if method in DEV_SCORED_METHODS:
+        choice = "tune lambda" if method == MEAN_VAR else "choose the divergence score"
         if pairs is None or dev_scores is None:
             raise ValueError(
                 f"{spec['scores']}: {METHOD_NAMES[method]} needs dev scores and pairs to {choice}"
@@ -331,7 +338,7 @@ def prepare_run(
         )
         run_name = f"{spec['dataset']}/{spec['condition']} seed {spec['seed']}"
         try:
-            if method == "mean_var":
+            if method == MEAN_VAR:
                 lam, dev_auroc = tune_lambda(dev["agreement"].to_numpy(), dev, lambda_grid)
                 log.info("%s: lambda %.3g (dev AUROC %.3f)", run_name, lam, dev_auroc)
             else:
@@ -524,12 +531,12 @@ def row_label(method: str, labels: str, rho: float | str | None = None, objectiv
     ``Mean-Var (KL, rho = tie frequency)``, ``Classification (KL)`` (likert_classification),
     ``Pairwise classification (KL)``; a distributional model on agg labels says so."""
     name = METHOD_NAMES.get(method, method)
-    if method == "pretrained":
+    if method == PRETRAINED:
         return f"{name}: {labels}"  # a pretrained condition's labels cell is its name
     if method not in DISTRIBUTIONAL_METHODS:
         return f"{name} ({labels.capitalize()})"
     parts = ["NLL" if objective == "nll" else "KL"]
-    if method == "mean_var" and rho not in (None, 0):
+    if method == MEAN_VAR and rho not in (None, 0):
         parts.append("rho = tie frequency" if rho == "tie_frequency" else f"rho = {rho:g}")
     elif objective == "nll":
         parts.append("Independent")
@@ -613,7 +620,7 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
         + "; ".join(
             f"{METHOD_NAMES[method]}: {text}"
             for method, text in SCORE_DESCRIPTIONS.items()
-            if method not in ("mse", "pretrained", SINGLE_VALUE)
+            if method not in (MSE, PRETRAINED, SINGLE_VALUE)
         )
         + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set. Pairwise classification is this project's "
         "pair-level extension, not a model of the paper." + _classification_choices(table),

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from divpref.common.constants import BT, SUBSETS
 from divpref.evaluation.table2 import (
     ANNOTATOR_SIDE_METRIC,
     HEADLINE_METRIC,
     PROBABILITY_METHODS,
     SIDE_FREE_METRIC,
     SUBSET_LABELS,
-    SUBSETS,
     ScoredRun,
     condition_label,
     per_pair_metrics,
@@ -170,7 +170,7 @@ def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | P
     rng = np.random.default_rng(seed)
     for ax, condition in zip(axes.flat, conditions, strict=False):
         data = by_subset(scores.filter(pl.col("condition") == condition)).to_pandas()
-        method = data["method"].iloc[0] if len(data) else "bt"
+        method = data["method"].iloc[0] if len(data) else BT
         sns.boxplot(
             data=data, x="subset", y="annotator_side", order=order, ax=ax, color="#a6c8e0", fliersize=0
         )

@@ -19,8 +19,8 @@ from scipy.special import expit
 
 from divpref.common import paper_numbers, scorefiles
 from divpref.common.bootstrap import bootstrap_mean, bootstrap_mean_over_seeds, stable_seed
+from divpref.common.constants import BT, MSE, POOLED_SEED, PRETRAINED, SUBSETS
 
-SUBSETS = ("high_agreement_pref", "high_agreement_tie", "diverging", "diverging_substantial", "all")
 SUBSET_LABELS = {
     "high_agreement_pref": "High-agreement prefs",
     "high_agreement_tie": "High-agreement ties",
@@ -29,22 +29,21 @@ SUBSET_LABELS = {
     "all": "All examples",
 }
 METRICS = {
-    "bt": ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
-    "mse": ("abs_margin", "margin", "accuracy"),
+    BT: ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
+    MSE: ("abs_margin", "margin", "accuracy"),
     # Off-the-shelf reward models (Skywork, Nemotron) are Bradley-Terry trained: reward gaps are log-odds.
-    "pretrained": ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
+    PRETRAINED: ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
 }
-PROBABILITY_METHODS = ("bt", "pretrained")
+PROBABILITY_METHODS = (BT, PRETRAINED)
 """Methods whose reward gap r_A - r_B is read as the log-odds of P(A > B)."""
-HEADLINE_METRIC = {"bt": "p_model_chosen", "mse": "abs_margin", "pretrained": "p_model_chosen"}
+HEADLINE_METRIC = {BT: "p_model_chosen", MSE: "abs_margin", PRETRAINED: "p_model_chosen"}
 """Table 2's metric (the paper's): side-free, the reward model's own chosen side."""
 SIDE_FREE_METRIC = HEADLINE_METRIC
-ANNOTATOR_SIDE_METRIC = {"bt": "p_chosen", "mse": "margin", "pretrained": "p_chosen"}
-ACCURACY_METRIC = {"bt": "accuracy", "mse": "accuracy", "pretrained": "accuracy"}
+ANNOTATOR_SIDE_METRIC = {BT: "p_chosen", MSE: "margin", PRETRAINED: "p_chosen"}
+ACCURACY_METRIC = {BT: "accuracy", MSE: "accuracy", PRETRAINED: "accuracy"}
 HEADLINE_TITLE = "Table 2: how decisively each reward model picks its own side"
 ANNOTATOR_SIDE_TITLE = "Agreement with the annotators' side (not the paper's Table 2)"
 DATASET_ABBREVIATIONS = {"multipref": "MP", "helpsteer2": "HS2"}
-POOLED_SEED = "all"
 TABLE2_COLUMNS = (
     "dataset",
     "method",
@@ -110,7 +109,7 @@ def per_pair_metrics(method: str, reward_a: np.ndarray, reward_b: np.ndarray, ch
             "decisiveness": np.abs(expit(reward_a - reward_b) - 0.5),
             "accuracy": accuracy,
         }
-    if method == "mse":
+    if method == MSE:
         return {"margin": margin, "abs_margin": np.abs(reward_a - reward_b), "accuracy": accuracy}
     raise ValueError(f"Table 2 covers methods {sorted(METRICS)}, not {method!r}")
 
@@ -208,7 +207,7 @@ def table2_long(runs: Iterable[ScoredRun], *, n_samples: int, ci: float, seed: i
 
 def condition_label(dataset: str, method: str, labels: str) -> str:
     """Column header in the paper's style, e.g. ``MP BT-Agg``; a pretrained model by its condition name."""
-    if method == "pretrained":
+    if method == PRETRAINED:
         return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} {labels}"
     return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} {method.upper()}-{labels.capitalize()}"
 

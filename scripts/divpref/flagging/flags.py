@@ -21,6 +21,7 @@ import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from divpref.common import scorefiles
+from divpref.common.constants import MEAN_VAR
 from divpref.data.normalize import iter_json_lines
 from divpref.detection import table as detection
 
@@ -30,14 +31,6 @@ FORMATS = (".jsonl", ".parquet", ".csv")
 THRESHOLD_RULE = (
     "youden: max TPR - FPR on the dev ROC (diverging vs all other dev pairs); ties: larger threshold"
 )
-FLAG_SCORE_COLUMNS = {
-    "bt": ("reward_a", "reward_b"),
-    "mse": ("reward_a", "reward_b"),
-    "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
-    "classification": ("reward_a", "reward_b", "label_probs"),
-    "likert_classification": ("reward_a", "reward_b", "likert_probs_a", "likert_probs_b"),
-}
-"""The model's score columns carried into ``results/flags/<name>.parquet`` (see :data:`detection.SCORE_INPUTS`)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -157,7 +150,7 @@ def choose_threshold(
     agreement = dev["agreement"].to_numpy()
     lam = score_name = None
     try:
-        if method == "mean_var":
+        if method == MEAN_VAR:
             lam, _ = detection.tune_lambda(agreement, dev, lambda_grid)
         elif method in detection.CANDIDATE_SCORES:  # classification, likert_classification
             score_name, _ = detection.choose_classification_score(agreement, dev, method)
@@ -195,9 +188,12 @@ def threshold_value(record: Mapping[str, Any]) -> float:
 
 
 def flag_scores(record: Mapping[str, Any], scores: pl.DataFrame, source: str) -> pl.DataFrame:
-    """``pair_id, divergence_score, flagged`` + the model's score columns for every scored pair, in score order."""
+    """``pair_id, divergence_score, flagged`` + the model's score columns for every scored pair, in score order.
+
+    The score columns are the ones detection reads for the method (:data:`detection.SCORE_INPUTS`).
+    """
     method = record["method"]
-    columns = list(FLAG_SCORE_COLUMNS[method])
+    columns = detection.score_columns(method, source)
     ids = scores.select("pair_id")
     joined = scorefiles.join_scores(ids, scores, columns, ["pair_id"], source)
     score = detection.divergence_scores(method, joined, record["lambda"], record["score_name"])

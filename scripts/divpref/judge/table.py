@@ -8,7 +8,7 @@
 * ``order_consistency``: share of pairs whose two verdicts agree, so
   ``winner_rate + tie_rate + (1 - order_consistency) = 1``.
 
-Subsets are Table 2's (:data:`divpref.evaluation.table2.SUBSETS`) plus, where a flag model is configured, ``unflagged``: the
+Subsets are Table 2's (:data:`divpref.common.constants.SUBSETS`) plus, where a flag model is configured, ``unflagged``: the
 flag dataset's test pairs that the flag model does not flag (the full paper's mitigation, measured).
 """
 
@@ -21,7 +21,8 @@ import numpy as np
 import polars as pl
 
 from divpref.common.bootstrap import bootstrap_mean, stable_seed
-from divpref.evaluation.table2 import SUBSET_LABELS, SUBSETS, subset_masks
+from divpref.common.constants import SUBSETS
+from divpref.evaluation.table2 import SUBSET_LABELS, subset_masks
 
 JUDGE_COLUMNS = (
     "dataset",
