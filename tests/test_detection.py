@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
+from divpref.common.bootstrap import stratified_indices
 from divpref.common.scorefiles import join_scores
 from divpref.detection import table as det
 
@@ -296,7 +297,7 @@ def test_join_scores_rejects_label_probs_of_the_wrong_length():
 
 def test_stratified_indices_keep_every_strata_size():
     strata = np.array(["x", "y", "x", "z", "y", "x"])
-    draws = det.stratified_indices(np.random.default_rng(0), strata, n_samples=50)
+    draws = stratified_indices(np.random.default_rng(0), strata, n_samples=50)
     assert draws.shape == (50, 6)
     for row in draws:
         assert sorted(strata[row]) == sorted(strata)

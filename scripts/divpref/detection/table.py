@@ -36,7 +36,7 @@ import polars as pl
 from sklearn.metrics import roc_auc_score
 
 from divpref.common import paper_numbers, scorefiles
-from divpref.common.bootstrap import Estimate, stable_seed
+from divpref.common.bootstrap import bootstrap_statistic, stable_seed
 from divpref.common.constants import (
     BT,
     CLASSIFICATION,
@@ -268,7 +268,7 @@ def choose_classification_score(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Joining and bootstrapping
+# Runs: the test scores joined, the dev choices made
 
 
 @dataclass(frozen=True)
@@ -365,46 +365,6 @@ def _format_aurocs(aurocs: Mapping[str, float]) -> str:
     return ", ".join(f"{name} {auroc:.3f}" for name, auroc in aurocs.items())
 
 
-def stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_samples: int) -> np.ndarray:
-    """``[n_samples, n]`` bootstrap indices that resample within each stratum (stratum sizes stay fixed)."""
-    columns = []
-    for stratum in np.unique(strata):
-        members = np.flatnonzero(strata == stratum)
-        columns.append(members[rng.integers(0, members.size, size=(n_samples, members.size))])
-    return np.concatenate(columns, axis=1) if columns else np.zeros((n_samples, 0), dtype=int)
-
-
-def bootstrap_metric(
-    metric: Callable[[int, np.ndarray], float],
-    n_seeds: int,
-    strata: np.ndarray,
-    *,
-    n_samples: int,
-    ci: float,
-    seed: np.random.SeedSequence | int,
-) -> Estimate:
-    """Mean over seeds of ``metric(seed_index, pair_indices)`` with a stratified percentile bootstrap CI.
-
-    Each replicate resamples pairs within strata and, when ``n_seeds > 1``, resamples seeds too.
-    """
-    everything = np.arange(len(strata))
-    value = float(np.mean([metric(seed_index, everything) for seed_index in range(n_seeds)]))
-    rng = np.random.default_rng(seed)
-    pair_draws = stratified_indices(rng, np.asarray(strata), n_samples)
-    seed_draws = (
-        rng.integers(0, n_seeds, size=(n_samples, n_seeds)) if n_seeds > 1 else np.zeros((n_samples, 1), int)
-    )
-    replicates = np.array(
-        [
-            np.mean([metric(s, pairs) for s in seeds])
-            for pairs, seeds in zip(pair_draws, seed_draws, strict=True)
-        ]
-    )
-    tail = (1.0 - ci) / 2.0 * 100.0
-    low, high = np.percentile(replicates, [tail, 100.0 - tail])
-    return Estimate(value, float(low), float(high))
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The table
 
@@ -483,7 +443,7 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
             score_name, score = score_labels(group[0].method, [group[index].score_name for index in indices])
             for metric in METRICS:
                 function, strata = _metric_function(metric, chosen_frames)
-                estimate = bootstrap_metric(
+                estimate = bootstrap_statistic(
                     function,
                     len(chosen_frames),
                     strata,
