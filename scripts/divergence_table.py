@@ -4,7 +4,8 @@ import polars as pl
 
 from divpref.common.atomic_io import atomic_path
 from divpref.common.job_log import log_to_file
-from divpref.evaluation.table2 import frame_to_html, gather_divergence
+from divpref.common.render import frame_to_html
+from divpref.evaluation.divergence_table import gather_divergence
 
 
 def main(smk) -> None:

@@ -3,7 +3,7 @@
 from divpref.common.atomic_io import atomic_path
 from divpref.common.job_log import log_to_file
 from divpref.evaluation.plots import pair_scores, plot_decisiveness
-from divpref.evaluation.table2 import load_scored_runs
+from divpref.evaluation.metrics import load_scored_runs
 
 
 def main(smk) -> None:

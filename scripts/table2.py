@@ -2,8 +2,8 @@
 
 from divpref.common.atomic_io import atomic_path
 from divpref.common.job_log import log_to_file
+from divpref.evaluation.metrics import load_scored_runs
 from divpref.evaluation.table2 import (
-    load_scored_runs,
     render_html,
     render_latex,
     render_markdown,

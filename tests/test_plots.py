@@ -6,7 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from divpref.common.render import frame_to_html
 from divpref.common.scorefiles import join_scores
+from divpref.evaluation.divergence_table import gather_divergence
+from divpref.evaluation.metrics import SCORE_COLUMNS, TEST_COLUMNS, ScoredRun
 from divpref.evaluation.plots import (
     agreement_bins,
     by_subset,
@@ -17,13 +20,6 @@ from divpref.evaluation.plots import (
     plot_decisiveness,
     plot_divergence_rates,
     plot_score_distributions,
-)
-from divpref.evaluation.table2 import (
-    SCORE_COLUMNS,
-    TEST_COLUMNS,
-    ScoredRun,
-    frame_to_html,
-    gather_divergence,
 )
 
 
@@ -52,13 +48,25 @@ def _runs():
     log3 = math.log(3)
     return [
         ScoredRun(
-            "multipref", "bt", "agg", 0, join_test_scores(TEST, _scores([log3, 0.0, 0.0, 0.0], [0.0] * 4), "s0")
+            "multipref",
+            "bt",
+            "agg",
+            0,
+            join_test_scores(TEST, _scores([log3, 0.0, 0.0, 0.0], [0.0] * 4), "s0"),
         ),
         ScoredRun(
-            "multipref", "bt", "agg", 1, join_test_scores(TEST, _scores([-log3, 0.0, 0.0, 0.0], [0.0] * 4), "s1")
+            "multipref",
+            "bt",
+            "agg",
+            1,
+            join_test_scores(TEST, _scores([-log3, 0.0, 0.0, 0.0], [0.0] * 4), "s1"),
         ),
         ScoredRun(
-            "multipref", "mse", "all", 0, join_test_scores(TEST, _scores([1.0, 2.0, 3.0, 4.0], [0.0] * 4), "m")
+            "multipref",
+            "mse",
+            "all",
+            0,
+            join_test_scores(TEST, _scores([1.0, 2.0, 3.0, 4.0], [0.0] * 4), "m"),
         ),
     ]
 

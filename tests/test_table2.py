@@ -8,14 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from divpref.common.constants import SUBSETS
 from divpref.common.scorefiles import join_scores
+from divpref.evaluation.metrics import SCORE_COLUMNS, TEST_COLUMNS, ScoredRun, per_pair_metrics
 from divpref.evaluation.table2 import (
-    SCORE_COLUMNS,
-    SUBSETS,
     TABLE2_COLUMNS,
-    TEST_COLUMNS,
-    ScoredRun,
-    per_pair_metrics,
     render_latex,
     render_markdown,
     table2_long,
@@ -90,7 +87,9 @@ MSE_EXPECTED = {
 
 
 def _run(dataset, method, labels, seed, pairs, scores):
-    return ScoredRun(dataset, method, labels, seed, join_test_scores(pairs, scores, f"{method}-{labels}.parquet"))
+    return ScoredRun(
+        dataset, method, labels, seed, join_test_scores(pairs, scores, f"{method}-{labels}.parquet")
+    )
 
 
 @pytest.fixture(scope="module")

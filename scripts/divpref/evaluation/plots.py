@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from divpref.common.constants import BT, SUBSETS
-from divpref.evaluation.table2 import (
+from divpref.evaluation.metrics import (
     ANNOTATOR_SIDE_METRIC,
     HEADLINE_METRIC,
     PROBABILITY_METHODS,

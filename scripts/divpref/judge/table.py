@@ -22,7 +22,7 @@ import polars as pl
 
 from divpref.common.bootstrap import bootstrap_mean, stable_seed
 from divpref.common.constants import SUBSETS
-from divpref.evaluation.table2 import SUBSET_LABELS, subset_masks
+from divpref.evaluation.metrics import SUBSET_LABELS, subset_masks
 
 JUDGE_COLUMNS = (
     "dataset",
