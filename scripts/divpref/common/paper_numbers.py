@@ -6,6 +6,8 @@ Llama-3-8B-Instruct. Divergence detection (full paper): (preference accuracy, di
 
 from divpref.common.constants import SUBSETS
 
+PAPER_DATASETS = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
+"""The paper's datasets (the ones its numbers are for), by display name."""
 TABLE2 = {
     # (dataset, method, labels): {subset: value}
     ("multipref", "bt", "agg"): (0.786, 0.663, 0.798, 0.820, 0.762),
@@ -25,6 +27,22 @@ DETECTION = {
     "Classification (KL)": {"helpsteer2": (0.659, 0.648)},
 }
 """The full paper's table; its "Mean-Var (NLL, Independent)" baseline has no numbers in SPEC.md."""
+
+JUDGE_WINNER_RATE = {
+    "multipref": {
+        "high_agreement_pref": 0.731,
+        "high_agreement_tie": 0.426,
+        "diverging": 0.738,
+        "diverging_substantial": 0.760,
+    },
+    "helpsteer2": {
+        "high_agreement_pref": 0.646,
+        "high_agreement_tie": 0.519,
+        "diverging": 0.573,
+        "diverging_substantial": 0.650,
+    },
+}
+"""The full paper's LLM-as-judge winner rates (SPEC.md, "The later full paper")."""
 
 
 def table2_value(dataset: str, method: str, labels: str, subset: str) -> float | None:

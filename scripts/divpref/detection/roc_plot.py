@@ -5,8 +5,8 @@ from pathlib import Path
 import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from divpref.common.paper_numbers import PAPER_DATASETS
 from divpref.detection.table import (
-    DATASET_NAMES,
     DISTRIBUTIONAL_METHODS,
     DIVERGING,
     METHOD_ORDER,
@@ -93,7 +93,7 @@ def plot_roc_curves(pair_scores: pl.DataFrame, dataset: str, png: str | Path, pd
     ax.set_xlabel("False positive rate (high-agreement pairs flagged)")
     ax.set_ylabel("True positive rate (diverging pairs flagged)")
     ax.set_title(
-        f"{DATASET_NAMES.get(dataset, dataset)}: telling diverging from high-agreement pairs\n"
+        f"{PAPER_DATASETS.get(dataset, dataset)}: telling diverging from high-agreement pairs\n"
         f"(test set: {n_diverging} diverging, {n_high_agreement} high-agreement)"
     )
     ax.legend(loc="lower right", fontsize=7, frameon=True)

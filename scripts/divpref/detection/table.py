@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from divpref.common import paper_numbers, scorefiles
+from divpref.common import paper_numbers, render, scorefiles
 from divpref.common.bootstrap import bootstrap_statistic, stable_seed
 from divpref.common.constants import (
     BT,
@@ -47,6 +47,8 @@ from divpref.common.constants import (
     POOLED_SEED,
     PRETRAINED,
 )
+from divpref.common.paper_numbers import PAPER_DATASETS
+from divpref.common.render import HYPHEN, Section
 from divpref.models import likert_targets as likert
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ METHOD_NAMES = {
 SINGLE_VALUE = "single_value"
 """How a registered single-value method (``RewardMethod.single_value``) is scored: as BT/MSE are."""
 DISTRIBUTIONAL_METHODS = (MEAN_VAR, LIKERT_CLASSIFICATION, CLASSIFICATION)
-DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
+MARKDOWN_TITLE = "Divergence detection: preference accuracy / divergence AUROC"
 CLASSIFICATION_SCORES = {
     "opposite_mass": "min(P(A better), P(B better))",
     "entropy": "-sum_k p_k ln p_k of the 5 label probabilities",
@@ -506,22 +508,24 @@ def row_label(method: str, labels: str, rho: float | str | None = None, objectiv
 
 
 def _summary(table: pl.DataFrame) -> pl.DataFrame:
-    """One row per (dataset, condition, metric): the pooled seed when there is one, else the only seed."""
-    pooled = table.filter(pl.col("seed") == POOLED_SEED).select("dataset", "condition").unique()
-    single = table.join(pooled, on=["dataset", "condition"], how="anti")
-    return pl.concat([table.filter(pl.col("seed") == POOLED_SEED), single])
+    """One row per (dataset, condition, metric): the pooled seed when there is one, else the only seed.
+
+    Pooled rows come first (the order, and so the dataset columns, this table has always had).
+    """
+    summary = render.pooled_or_only_seed(table, ["dataset", "condition"])
+    return summary.sort(pl.col("seed") != POOLED_SEED, maintain_order=True)
 
 
 def _number(value: float | None) -> str:
     """Three decimals without the leading zero, as in the paper (``.663``); ``-`` when missing."""
-    if value is None or np.isnan(value):
-        return "-"
-    text = f"{value:.3f}"
-    return text[1:] if text.startswith("0.") else text.replace("-0.", "-.")
+    return render.format_number(value, missing=HYPHEN, leading_zero=False)
 
 
 def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per condition (method order, then labels), one ``acc / AUROC`` column per dataset."""
+    """Header and rows: one row per condition (method order, then labels), one ``acc / AUROC`` column per dataset.
+
+    The paper has numbers for its two datasets only; a dataset of one's own gets no "paper" column.
+    """
     summary = _summary(table)
     datasets = summary["dataset"].unique(maintain_order=True).to_list()
     conditions = (
@@ -531,49 +535,56 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
     conditions.sort(key=lambda row: (rank.get(row["method"], len(rank)), row["labels"], row["condition"]))
     cells = {(row["dataset"], row["condition"], row["metric"]): row for row in summary.iter_rows(named=True)}
 
-    def cell(dataset: str, condition: str) -> str:
+    def model_cell(dataset: str, condition: str) -> str:
         parts = []
         for metric in METRICS:
             row = cells.get((dataset, condition, metric))
             if row is None:
-                return "-"
-            text = _number(row["value"])
+                return HYPHEN
             if with_ci:
-                text += f" [{_number(row['ci_low'])}, {_number(row['ci_high'])}]"
-            parts.append(text)
+                parts.append(
+                    render.format_interval(
+                        row["value"], row["ci_low"], row["ci_high"], missing=HYPHEN, leading_zero=False
+                    )
+                )
+            else:
+                parts.append(_number(row["value"]))
         return " / ".join(parts)
 
-    def paper(label: str, dataset: str) -> str:
-        values = paper_numbers.detection_values(label, dataset)
-        return "-" if values is None else " / ".join(_number(value) for value in values)
+    def cell(condition: dict, column: tuple[str, bool]) -> str:
+        dataset, is_paper = column
+        if not is_paper:
+            return model_cell(dataset, condition["condition"])
+        values = paper_numbers.detection_values(condition["label"], dataset)
+        return HYPHEN if values is None else " / ".join(_number(value) for value in values)
 
-    def columns(dataset: str, condition: str, label: str) -> list[str]:
-        # The paper has numbers for its two datasets only; a dataset of one's own gets no "paper" column.
-        return [cell(dataset, condition)] + ([paper(label, dataset)] if dataset in DATASET_NAMES else [])
+    def column_label(column: tuple[str, bool]) -> str:
+        dataset, is_paper = column
+        name = PAPER_DATASETS.get(dataset, dataset)
+        return f"paper {name}" if is_paper else name
 
-    header = ["Model"]
-    for dataset in datasets:
-        name = DATASET_NAMES.get(dataset, dataset)
-        header += [name] + ([f"paper {name}"] if dataset in DATASET_NAMES else [])
-    body = [
-        [row["label"], *(c for d in datasets for c in columns(d, row["condition"], row["label"]))]
-        for row in conditions
+    columns = [
+        (dataset, is_paper)
+        for dataset in datasets
+        for is_paper in ((False, True) if dataset in PAPER_DATASETS else (False,))
     ]
-    return header, body
+    return render.layout_grid(
+        "Model",
+        conditions,
+        columns,
+        row_label=lambda condition: condition["label"],
+        column_label=column_label,
+        cell=cell,
+    )
 
 
 def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
     """The paper-layout table (``acc / AUROC``), the same with CIs, and how each method's score is computed."""
-    lines = ["### Divergence detection: preference accuracy / divergence AUROC", ""]
-    for with_ci in (False, True):
-        header, body = paper_layout(table, with_ci)
-        if with_ci:
-            lines += ["", f"With {ci:.0%} bootstrap confidence intervals:", ""]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    lines += [
-        "",
+    sections = [
+        Section(MARKDOWN_TITLE, None, *paper_layout(table, with_ci=False)),
+        Section(None, f"With {ci:.0%} bootstrap confidence intervals:", *paper_layout(table, with_ci=True)),
+    ]
+    footnote = (
         "paper: the full paper's Llama-3-8B-Instruct models on the real data. "
         "Accuracy: high-agreement preference pairs, the model's side vs. the annotators'. "
         "AUROC: diverging vs. high-agreement (prefs + ties) pairs. Divergence scores: "
@@ -582,11 +593,11 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
             for method, text in SCORE_DESCRIPTIONS.items()
             if method not in (MSE, PRETRAINED, SINGLE_VALUE)
         )
-        + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set. Pairwise classification is this project's "
-        "pair-level extension, not a model of the paper." + _classification_choices(table),
-        "",
-    ]
-    return "\n".join(lines)
+        + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set. "
+        "Pairwise classification is this project's pair-level extension, not a model of the paper."
+        + _classification_choices(table)
+    )
+    return "\n".join([*render.markdown_lines(sections), footnote, ""])
 
 
 def _classification_choices(table: pl.DataFrame) -> str:
@@ -600,7 +611,7 @@ def _classification_choices(table: pl.DataFrame) -> str:
     if rows.is_empty():
         return ""
     choices = [
-        f"{row['label']} on {DATASET_NAMES.get(row['dataset'], row['dataset'])}: {row['score_name']}"
+        f"{row['label']} on {PAPER_DATASETS.get(row['dataset'], row['dataset'])}: {row['score_name']}"
         for row in rows.iter_rows(named=True)
     ]
     return " Scores chosen on dev: " + "; ".join(choices) + "."

@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from divpref.common import render
 from divpref.common.bootstrap import bootstrap_mean, stable_seed
 from divpref.common.constants import SUBSETS
+from divpref.common.paper_numbers import JUDGE_WINNER_RATE, PAPER_DATASETS
+from divpref.common.render import HYPHEN, Section
 from divpref.evaluation.metrics import SUBSET_LABELS, subset_masks
 
 JUDGE_COLUMNS = (
@@ -49,22 +52,6 @@ JUDGE_SCHEMA = {
 UNFLAGGED = "unflagged"
 """Subset value of the rows on the test pairs the flag model leaves in (stable)."""
 ALL_SUBSET_LABELS = {**SUBSET_LABELS, UNFLAGGED: "Unflagged (mitigation)"}
-PAPER_WINNER_RATE = {
-    "multipref": {
-        "high_agreement_pref": 0.731,
-        "high_agreement_tie": 0.426,
-        "diverging": 0.738,
-        "diverging_substantial": 0.760,
-    },
-    "helpsteer2": {
-        "high_agreement_pref": 0.646,
-        "high_agreement_tie": 0.519,
-        "diverging": 0.573,
-        "diverging_substantial": 0.650,
-    },
-}
-"""The full paper's LLM-as-judge winner rates (SPEC.md, "The later full paper")."""
-DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
 VERDICT_COLUMNS = ("pair_id", "verdict", "verdict_ab", "verdict_ba", "order_consistent")
 
 
@@ -128,7 +115,7 @@ def judge_table(rows: Sequence[dict]) -> pl.DataFrame:
 
 
 def _percent(value: float | None) -> str:
-    return "-" if value is None or np.isnan(value) else f"{100 * value:.1f}%"
+    return render.format_number(value, decimals=1, missing=HYPHEN, percent=True)
 
 
 def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
@@ -137,48 +124,59 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
     keys = table.select("dataset", "judge").unique(maintain_order=True).rows()
     cells = {(row["dataset"], row["judge"], row["subset"]): row for row in table.iter_rows(named=True)}
     subsets = [*SUBSETS, *([UNFLAGGED] if (table["subset"] == UNFLAGGED).any() else [])]
-    header = ["Subset"]
-    for dataset in datasets:
-        name = DATASET_NAMES.get(dataset, dataset)
-        header += [f"{name}: {judge}" for d, judge in keys if d == dataset]
-        if dataset in PAPER_WINNER_RATE:
-            header.append(f"{name}: paper")
-    lines = [
-        "### LLM-as-judge: winner rate (share of pairs where the judge picks A or B rather than a tie)",
-        "",
-        f"Each cell: winner rate [{ci:.0%} bootstrap CI] (n pairs). A verdict that changes with the order of the "
-        "responses counts as a tie.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+    # A column per (dataset, judge), then (dataset, None): the paper's figure, for the paper's datasets.
+    columns = [
+        column
+        for dataset in datasets
+        for column in [
+            *((d, judge) for d, judge in keys if d == dataset),
+            *([(dataset, None)] if dataset in JUDGE_WINNER_RATE else []),
+        ]
     ]
-    for subset in subsets:
-        line = [ALL_SUBSET_LABELS[subset]]
-        for dataset in datasets:
-            for d, judge in keys:
-                if d != dataset:
-                    continue
-                row = cells.get((dataset, judge, subset))
-                line.append(
-                    "-"
-                    if row is None
-                    else f"{_percent(row['winner_rate'])} [{_percent(row['ci_low'])}, "
-                    f"{_percent(row['ci_high'])}] ({row['n']})"
-                )
-            if dataset in PAPER_WINNER_RATE:
-                paper = PAPER_WINNER_RATE[dataset].get(subset)
-                line.append(_percent(paper) if paper is not None else "-")
-        lines.append("| " + " | ".join(line) + " |")
-    lines += ["", "Tie rate (tie chosen in both orders) / order consistency, all test pairs:", ""]
-    lines += ["| Dataset | Judge | tie rate | order consistency |", "|---|---|---|---|"]
-    for dataset, judge in keys:
-        row = cells[(dataset, judge, "all")]
-        lines.append(
-            f"| {DATASET_NAMES.get(dataset, dataset)} | {judge} | {_percent(row['tie_rate'])} | "
-            f"{_percent(row['order_consistency'])} |"
+
+    def column_label(column: tuple[str, str | None]) -> str:
+        dataset, judge = column
+        return f"{PAPER_DATASETS.get(dataset, dataset)}: {'paper' if judge is None else judge}"
+
+    def cell(subset: str, column: tuple[str, str | None]) -> str:
+        dataset, judge = column
+        if judge is None:
+            return _percent(JUDGE_WINNER_RATE[dataset].get(subset))
+        row = cells.get((dataset, judge, subset))
+        if row is None:
+            return HYPHEN
+        interval = render.format_interval(
+            row["winner_rate"], row["ci_low"], row["ci_high"], decimals=1, missing=HYPHEN, percent=True
         )
-    lines.append("")
-    return "\n".join(lines)
+        return f"{interval} ({row['n']})"
+
+    winner_rates = render.layout_grid(
+        "Subset", subsets, columns, row_label=ALL_SUBSET_LABELS.get, column_label=column_label, cell=cell
+    )
+    consistency = [
+        [
+            PAPER_DATASETS.get(dataset, dataset),
+            judge,
+            _percent(cells[(dataset, judge, "all")]["tie_rate"]),
+            _percent(cells[(dataset, judge, "all")]["order_consistency"]),
+        ]
+        for dataset, judge in keys
+    ]
+    sections = [
+        Section(
+            "LLM-as-judge: winner rate (share of pairs where the judge picks A or B rather than a tie)",
+            f"Each cell: winner rate [{ci:.0%} bootstrap CI] (n pairs). A verdict that changes with the order of "
+            "the responses counts as a tie.",
+            *winner_rates,
+        ),
+        Section(
+            None,
+            "Tie rate (tie chosen in both orders) / order consistency, all test pairs:",
+            ["Dataset", "Judge", "tie rate", "order consistency"],
+            consistency,
+        ),
+    ]
+    return render.render_markdown(sections)
 
 
 def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> None:
@@ -211,12 +209,12 @@ def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> 
                 if row is not None:
                     low, high = row["winner_rate"] - row["ci_low"], row["ci_high"] - row["winner_rate"]
                     ax.errorbar(x, row["winner_rate"], yerr=[[low], [high]], color="0.2", capsize=2, lw=0.8)
-        paper = PAPER_WINNER_RATE.get(dataset, {})
+        paper = JUDGE_WINNER_RATE.get(dataset, {})
         marks = [(index, paper[s]) for index, s in enumerate(subsets) if s in paper]
         if marks:
             ax.scatter(*zip(*marks, strict=True), marker="_", s=300, color="black", zorder=3, label="paper")
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
-        ax.set(title=DATASET_NAMES.get(dataset, dataset), xlabel="", ylim=(0, 1.05))
+        ax.set(title=PAPER_DATASETS.get(dataset, dataset), xlabel="", ylim=(0, 1.05))
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("winner rate (A or B, not tie)")
     figure.tight_layout()
