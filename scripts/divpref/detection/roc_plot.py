@@ -6,13 +6,8 @@ import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from divpref.common.paper_numbers import PAPER_DATASETS
-from divpref.detection.table import (
-    DISTRIBUTIONAL_METHODS,
-    DIVERGING,
-    METHOD_ORDER,
-    detection_mask,
-    row_label,
-)
+from divpref.detection.scores import DISTRIBUTIONAL_METHODS, DIVERGING, METHOD_ORDER, detection_mask
+from divpref.detection.table import row_label
 from divpref.evaluation.plots import save_figure
 
 

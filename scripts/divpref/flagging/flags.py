@@ -3,7 +3,7 @@
 A pair file (``.jsonl``, ``.parquet`` or ``.csv``; columns ``prompt``, ``response_a``, ``response_b`` and
 optionally ``pair_id``) is scored by a condition's selected model through the test-scoring path
 (``scripts/score.py``). Each pair's divergence score is the one divergence detection uses for that method
-(:func:`divpref.detection.table.divergence_scores`, with Mean-Var's lambda and the classifiers' scores chosen on the dev
+(:func:`divpref.detection.scores.divergence_scores`, with Mean-Var's lambda and the classifiers' scores chosen on the dev
 pairs exactly as there). A pair is flagged when its score reaches a threshold chosen on the same dev pairs: the
 **Youden point** of the dev ROC (diverging dev pairs against all other dev pairs), i.e. the threshold maximising
 TPR - FPR; ties go to the larger threshold (fewer flags). A score that never beats chance flags nothing.
@@ -23,7 +23,8 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from divpref.common import scorefiles
 from divpref.common.constants import MEAN_VAR
 from divpref.data.normalize import iter_json_lines
-from divpref.detection import table as detection
+from divpref.detection import scores as detection_scores
+from divpref.detection import tuning
 
 PAIR_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
@@ -145,24 +146,24 @@ def choose_threshold(
     method = model["method"]
     source = model["dev_scores"]
     scored = dev_pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
-    columns = detection.score_columns(method, source)
-    dev = scorefiles.join_scores(scored, dev_scores, columns, list(detection.TEST_COLUMNS), source)
+    columns = detection_scores.score_columns(method, source)
+    dev = scorefiles.join_scores(scored, dev_scores, columns, list(detection_scores.TEST_COLUMNS), source)
     agreement = dev["agreement"].to_numpy()
     lam = score_name = None
     try:
         if method == MEAN_VAR:
-            lam, _ = detection.tune_lambda(agreement, dev, lambda_grid)
-        elif method in detection.CANDIDATE_SCORES:  # classification, likert_classification
-            score_name, _ = detection.choose_classification_score(agreement, dev, method)
-        score = detection.divergence_scores(method, dev, lam, score_name)
-        is_diverging = agreement == detection.DIVERGING
+            lam, _ = tuning.tune_lambda(agreement, dev, lambda_grid)
+        elif method in detection_scores.CANDIDATE_SCORES:  # classification, likert_classification
+            score_name, _ = tuning.choose_classification_score(agreement, dev, method)
+        score = detection_scores.divergence_scores(method, dev, lam, score_name)
+        is_diverging = agreement == detection_scores.DIVERGING
         threshold, tpr, fpr = youden_threshold(is_diverging, score)
     except ValueError as error:
         raise ValueError(f"{source}: cannot choose the flag threshold: {error}") from error
     precision, recall = precision_recall(is_diverging, flag(score, threshold))
     return {
         **{key: model[key] for key in ("dataset", "condition", "seed", "method")},
-        "score": detection.score_labels(method, [score_name])[1],
+        "score": detection_scores.score_labels(method, [score_name])[1],
         "lambda": lam,
         "score_name": score_name,
         "threshold": None if math.isinf(threshold) else threshold,
@@ -190,13 +191,13 @@ def threshold_value(record: Mapping[str, Any]) -> float:
 def flag_scores(record: Mapping[str, Any], scores: pl.DataFrame, source: str) -> pl.DataFrame:
     """``pair_id, divergence_score, flagged`` + the model's score columns for every scored pair, in score order.
 
-    The score columns are the ones detection reads for the method (:data:`detection.SCORE_INPUTS`).
+    The score columns are the ones detection reads for the method (:data:`detection_scores.SCORE_INPUTS`).
     """
     method = record["method"]
-    columns = detection.score_columns(method, source)
+    columns = detection_scores.score_columns(method, source)
     ids = scores.select("pair_id")
     joined = scorefiles.join_scores(ids, scores, columns, ["pair_id"], source)
-    score = detection.divergence_scores(method, joined, record["lambda"], record["score_name"])
+    score = detection_scores.divergence_scores(method, joined, record["lambda"], record["score_name"])
     return joined.select(
         "pair_id",
         pl.Series("divergence_score", score, dtype=pl.Float64),
@@ -213,7 +214,7 @@ def labelled_evaluation(flags: pl.DataFrame, set_pairs: pl.DataFrame, test: pl.D
     """
     matched = set_pairs.join(test.select(*PAIR_COLUMNS, "agreement"), on=list(PAIR_COLUMNS), how="inner")
     matched = matched.join(flags.select("pair_id", "flagged"), on="pair_id", how="left")
-    is_diverging = (matched["agreement"] == detection.DIVERGING).to_numpy()
+    is_diverging = (matched["agreement"] == detection_scores.DIVERGING).to_numpy()
     precision, recall = precision_recall(is_diverging, matched["flagged"].to_numpy())
     return {
         "test_pairs_matched": int(matched.height),
