@@ -345,7 +345,8 @@ def test_detection_table_values_on_hand_made_runs():
     # seed 1: |gaps| d 0.1, 0.2; h 1.0, 2.0 (h2 on the wrong side); t 0.15. Scores -|gap|:
     # diverging (-0.1, -0.2) vs high agreement (-1, -2, -0.15): 5 of 6 orderings right -> 5/6.
     first = hand_run(1, [0.1, -0.2, 1.0, 2.0, 0.15, 9.0])
-    # seed 2: every high-agreement pair is decided more weakly than the diverging ones -> AUROC 0; both prefs right.
+    # seed 2: every high-agreement pair is decided more weakly than the diverging ones -> AUROC 0; both prefs
+    # right.
     second = hand_run(2, [3.0, 3.0, 1.0, -1.0, 0.5, 0.0])
     table = det.detection_table([second, first], n_samples=200, ci=0.95, seed=7)
     value = {(row["seed"], row["metric"]): row for row in table.iter_rows(named=True)}
@@ -448,7 +449,8 @@ def mean_var_scores(pair_ids, mu_a, sigma) -> pl.DataFrame:
 def test_prepare_run_tunes_lambda_on_the_dev_pairs_agreement():
     test = ALL_PAIRS.head(3)
     scores = mean_var_scores(["t1", "t2", "t3"], [0.5, 1.0, 0.0], [1.0, 1.0, 1.0])
-    # Dev: equal mean gaps except the 'other' pair; diverging pairs have larger sigmas -> smallest positive lambda.
+    # Dev: equal mean gaps except the 'other' pair; diverging pairs have larger sigmas -> smallest positive
+    # lambda.
     dev = mean_var_scores(["v1", "v2", "v3", "v4"], [1.0, 1.0, 1.0, 9.0], [2.0, 3.0, 1.0, 0.0])
     run = det.prepare_run(SPEC, test, scores, pairs=ALL_PAIRS, dev_scores=dev, lambda_grid=[0.0, 0.25, 1.0])
     assert run.lam == 0.25 and run.seed == 3 and run.pairs["pair_id"].to_list() == ["t1", "t2", "t3"]

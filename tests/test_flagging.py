@@ -117,7 +117,7 @@ def test_threshold_uses_detections_score_and_dev_tuned_lambda(method):
 
 
 def test_a_null_threshold_flags_nothing():
-    model, pairs, scores = _dev("bt")
+    _model, _pairs, scores = _dev("bt")
     record = {"method": "bt", "lambda": None, "score_name": None, "threshold": None}
     assert not flag_scores(record, scores, "s.parquet")["flagged"].any()
 
@@ -279,7 +279,8 @@ def test_a_bad_flag_config_stops_the_workflow_load(tmp_path, flag, message):
 
 
 def test_threshold_for_likert_classification_uses_its_dev_chosen_score():
-    """The full paper's Classification (KL) as flag model: its score is chosen on dev as detection chooses it."""
+    """The full paper's Classification (KL) as flag model: its score is chosen on dev as detection chooses
+    it."""
     model, pairs, _ = _dev("likert_classification")
     polar, certain_4, certain_2 = [0.5, 0, 0, 0, 0.5], [0, 0, 0, 1.0, 0], [0, 1.0, 0, 0, 0]
     probs_a = [polar, polar, certain_4, certain_2, certain_4, polar]

@@ -144,7 +144,7 @@ def test_gather_divergence_and_rates():
     with pytest.raises(ValueError, match="'helpsteer2': columns"):
         gather_divergence({"helpsteer2": pl.DataFrame({"category": ["x"], "n": [1]})})
     html = frame_to_html(divergence, title="Agreement categories")
-    assert html.count("<tr>") == 15 and "<td>40.0</td>" in html and "<td>–</td>" in html
+    assert html.count("<tr>") == 15 and "<td>40.0</td>" in html and "<td>\N{EN DASH}</td>" in html
 
 
 def _random_scores(seed: int) -> pl.DataFrame:
@@ -211,7 +211,9 @@ def test_figures_are_valid_titled_and_reproducible(tmp_path, kind):
 
 def test_agreement_bins_edges():
     shares = [0.0, 0.25, 0.49, 0.5, 2 / 3, 0.74, 0.75, 0.8, 0.99, 1.0]
-    assert agreement_bins(shares) == ["< 50%"] * 3 + ["50–74%"] * 3 + ["75–99%"] * 3 + ["100%"]
+    assert agreement_bins(shares) == ["< 50%"] * 3 + ["50\N{EN DASH}74%"] * 3 + ["75\N{EN DASH}99%"] * 3 + [
+        "100%"
+    ]
 
 
 def test_condition_order_follows_table2_layout():

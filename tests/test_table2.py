@@ -175,7 +175,7 @@ def test_empty_subset_is_nan_with_n_zero():
     ],
 )
 def test_bad_scores_name_file_pair_and_value(scores, message):
-    with pytest.raises(ValueError, match="bad.parquet") as error:
+    with pytest.raises(ValueError, match=r"bad\.parquet") as error:
         join_test_scores(BT_PAIRS, scores, "bad.parquet")
     assert message in str(error.value)
 
@@ -217,7 +217,7 @@ def test_paper_layout_renderings(table):
     assert "| All examples | 6 | 0.750 [" in headline
     assert "| 4 | 1.625 [" in headline
     # the paper's numbers beside it, for the same columns (MP BT-Agg; HS2 MSE-Agg)
-    assert "| High-agreement ties | – | 0.663 | – | 0.412 |" in paper
+    assert "| High-agreement ties | \N{EN DASH} | 0.663 | \N{EN DASH} | 0.412 |" in paper
     # the annotators' side moved to its own, clearly titled table
     assert annotator_side.startswith("Agreement with the annotators' side")
     assert "| All examples | 6 | 0.567 [" in annotator_side

@@ -15,7 +15,7 @@ import polars as pl
 
 from divpref.common.constants import POOLED_SEED
 
-EN_DASH = "–"
+EN_DASH = "\N{EN DASH}"
 """A missing cell in Table 2 (markdown, HTML; ``--`` in LaTeX) and in the HTML pages of data frames."""
 HYPHEN = "-"
 """A missing cell in the detection and judge tables (markdown)."""
@@ -106,7 +106,7 @@ def layout_grid(
     column_label: Callable[[Hashable], str],
     cell: Callable[[Hashable, Hashable], str],
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and body of a grid: ``corner`` and a label per column, then a row label and a cell per column."""
+    """Header and body of a grid: ``corner`` and the column labels, then per row its label and cells."""
     header = [corner, *(column_label(column) for column in columns)]
     body = [[row_label(row), *(cell(row, column) for column in columns)] for row in rows]
     return header, body

@@ -17,8 +17,8 @@ def join_scores(
     """``pairs[pair_columns]`` with ``scores[score_columns]`` attached, in ``pairs`` order.
 
     Every pair needs exactly one score row, every score row a pair, and every score a finite value
-    (``label_probs``, ``likert_probs_*``: five finite probabilities); a ``chosen`` pair column must be ``a`` or
-    ``b``. Otherwise ValueError naming ``scores_source``, the pair_id and the value.
+    (``label_probs``, ``likert_probs_*``: five finite probabilities); a ``chosen`` pair column must be ``a``
+    or ``b``. Otherwise ValueError naming ``scores_source``, the pair_id and the value.
     """
     missing_columns = [column for column in ["pair_id", *score_columns] if column not in scores.columns]
     if missing_columns:

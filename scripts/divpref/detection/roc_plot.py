@@ -12,7 +12,7 @@ from divpref.evaluation.plots import save_figure
 
 
 def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
-    """ROC curve points per (condition, seed) of one dataset's ``pair_scores``: fpr, tpr and the run's AUROC."""
+    """ROC points per (condition, seed) of one dataset's ``pair_scores``: fpr, tpr and the run's AUROC."""
     frames = []
     for (condition, seed), group in pair_scores.group_by("condition", "seed", maintain_order=True):
         agreement = group["agreement"].to_numpy()
@@ -40,7 +40,7 @@ def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
 
 
 def plot_roc_curves(pair_scores: pl.DataFrame, dataset: str, png: str | Path, pdf: str | Path) -> None:
-    """Draw every condition's ROC curve for ``dataset`` (seeds share a colour; legend gives the mean AUROC)."""
+    """Every condition's ROC curve for ``dataset`` (seeds share a colour; the legend gives the mean AUROC)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -19,7 +19,8 @@
     high-agreement ties are; which one ranks diverging pairs better is an empirical question, so the dev
     pairs decide.
   - Classification (KL) (``likert_classification``, the full paper's per-response Likert classifier): one of
-    :data:`divpref.models.likert_targets.DIVERGENCE_SCORES`, chosen the same way (ties: ``extreme_mass``, the paper's).
+    :data:`divpref.models.likert_targets.DIVERGENCE_SCORES`, chosen the same way (ties: ``extreme_mass``, the
+    paper's).
 
 Confidence intervals: percentile bootstrap over test pairs, stratified by agreement category (so both AUROC
 classes keep their sizes), seeded per row key. With several seeds a pooled row (seed ``all``) averages the
@@ -165,7 +166,7 @@ def divergence_scores(
 
 
 def preference_correct(reward_a: np.ndarray, reward_b: np.ndarray, chosen: Sequence[str]) -> np.ndarray:
-    """Per pair: 1 if the model's side (sign of reward_a - reward_b) is ``chosen``, 0.5 on an exact tie, else 0."""
+    """Per pair: 1 if the model's side (sign of reward_a - reward_b) is ``chosen``, 0.5 on a tie, else 0."""
     margin = np.asarray(reward_a, dtype=float) - np.asarray(reward_b, dtype=float)
     towards_chosen = np.where(np.asarray(chosen) == "a", margin, -margin)
     return (towards_chosen > 0) + 0.5 * (towards_chosen == 0)
@@ -191,14 +192,14 @@ def divergence_auroc(agreement: Sequence[str], score: np.ndarray) -> float:
     is_diverging = agreement[mask] == DIVERGING
     if is_diverging.all() or not is_diverging.any():
         raise ValueError(
-            f"divergence AUROC needs diverging and high-agreement pairs; got {int(is_diverging.sum())} diverging "
-            f"and {int((~is_diverging).sum())} high-agreement"
+            "divergence AUROC needs diverging and high-agreement pairs; "
+            f"got {int(is_diverging.sum())} diverging and {int((~is_diverging).sum())} high-agreement"
         )
     return float(roc_auc_score(is_diverging, np.asarray(score, dtype=float)[mask]))
 
 
 def score_columns(method: str, scores_source: str) -> list[str]:
-    """The score-file columns :data:`SCORE_INPUTS` lists for ``method``; ValueError naming ``scores_source``."""
+    """The score-file columns of ``method`` (:data:`SCORE_INPUTS`); ValueError naming ``scores_source``."""
     if method not in SCORE_INPUTS:
         raise ValueError(
             f"{scores_source}: no detection scores for method {method!r}; known: {list(SCORE_INPUTS)}"

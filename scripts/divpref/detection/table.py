@@ -98,7 +98,7 @@ def prepare_run(
     dev_scores: pl.DataFrame | None = None,
     lambda_grid: Sequence[float] = (),
 ) -> DetectionRun:
-    """A :class:`DetectionRun` from one run record (see ``detection_runs`` in rules/common.smk) and its frames.
+    """A :class:`DetectionRun` from a run record (``detection_runs`` in rules/common.smk) and its frames.
 
     Mean-Var and Classification runs also need the dataset's ``pairs`` (for the dev pairs' agreement) and
     their ``dev_scores``: Mean-Var's lambda is tuned there, Classification's score chosen there. Errors name
@@ -211,7 +211,8 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
         for run in group[1:]:
             if run.pairs["pair_id"].to_list() != reference:
                 raise ValueError(
-                    f"{dataset}/{condition}: seed {run.seed} was scored on other test pairs than seed {group[0].seed}"
+                    f"{dataset}/{condition}: seed {run.seed} was scored on other test pairs "
+                    f"than seed {group[0].seed}"
                 )
         frames = [pair_scores(run) for run in group]
         agreement = frames[0]["agreement"].to_numpy()
@@ -292,7 +293,7 @@ def _number(value: float | None) -> str:
 
 
 def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per condition (method order, then labels), one ``acc / AUROC`` column per dataset.
+    """Header and rows: a row per condition (method order, then labels); per dataset ``acc / AUROC``.
 
     The paper has numbers for its two datasets only; a dataset of one's own gets no "paper" column.
     """
@@ -349,7 +350,7 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
 
 
 def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
-    """The paper-layout table (``acc / AUROC``), the same with CIs, and how each method's score is computed."""
+    """The paper-layout table (``acc / AUROC``), the same with CIs, and how each method's score is made."""
     sections = [
         Section(MARKDOWN_TITLE, None, *paper_layout(table, with_ci=False)),
         Section(None, f"With {ci:.0%} bootstrap confidence intervals:", *paper_layout(table, with_ci=True)),
@@ -363,7 +364,8 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
             for method, text in SCORE_DESCRIPTIONS.items()
             if method not in (MSE, PRETRAINED, SINGLE_VALUE)
         )
-        + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set. "
+        + " (MSE, pretrained and other single-value models as BT). "
+        "Mean-Var's lambda is tuned on the dev set. "
         "Pairwise classification is this project's pair-level extension, not a model of the paper."
         + _classification_choices(table)
     )

@@ -1,11 +1,11 @@
 """Table 2's per-pair metrics and agreement subsets, and the scored runs they are computed on.
 
-SPEC "Table 2 metric": the paper's headline is side-free, "P(C > R) where C and R are the reward model's chosen
-and rejected responses": for BT ``p_model_chosen``, the mean of max(sigmoid(r_A - r_B), sigmoid(r_B - r_A)) =
-mean sigmoid(|r_A - r_B|); for MSE ``abs_margin``, the mean |r_A - r_B|. A second table gives agreement with
-the ANNOTATORS' side ("chosen" in pairs.parquet): BT ``p_chosen`` = mean sigmoid(r_chosen - r_rejected), MSE
-``margin`` = mean r_chosen - r_rejected, and ``accuracy`` (share of pairs with r_chosen > r_rejected).
-BT also keeps ``decisiveness``, mean |P(A > B) - 0.5| = p_model_chosen - 0.5.
+SPEC "Table 2 metric": the paper's headline is side-free, "P(C > R) where C and R are the reward model's
+chosen and rejected responses": for BT ``p_model_chosen``, the mean of max(sigmoid(r_A - r_B), sigmoid(r_B -
+r_A)) = mean sigmoid(|r_A - r_B|); for MSE ``abs_margin``, the mean |r_A - r_B|. A second table gives
+agreement with the ANNOTATORS' side ("chosen" in pairs.parquet): BT ``p_chosen`` = mean sigmoid(r_chosen -
+r_rejected), MSE ``margin`` = mean r_chosen - r_rejected, and ``accuracy`` (share of pairs with r_chosen >
+r_rejected). BT also keeps ``decisiveness``, mean |P(A > B) - 0.5| = p_model_chosen - 0.5.
 """
 
 from collections.abc import Sequence

@@ -22,6 +22,7 @@ def config_html(config: Mapping[str, Any], *, title: str = "Configuration used f
     """A self-contained HTML page showing the merged config as YAML."""
     return html_page(
         f"<h3>{escape(title)}</h3><p>config.yaml merged with every --configfile overlay and --config value, "
-        f"as validated by schemas/config.schema.yaml.</p><pre id='config'>{escape(config_yaml(config))}</pre>",
+        "as validated by schemas/config.schema.yaml.</p>"
+        f"<pre id='config'>{escape(config_yaml(config))}</pre>",
         style=CONFIG_STYLE,
     )

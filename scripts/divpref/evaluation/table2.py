@@ -1,7 +1,7 @@
 """Table 2: how decisively reward models pick a side, per annotator-agreement subset.
 
-The metrics and subsets are in :mod:`divpref.evaluation.metrics`; this module bootstraps them into the long table
-and lays that out as the paper does (markdown, LaTeX, HTML through :mod:`divpref.common.render`).
+The metrics and subsets are in :mod:`divpref.evaluation.metrics`; this module bootstraps them into the long
+table and lays that out as the paper does (markdown, LaTeX, HTML through :mod:`divpref.common.render`).
 """
 
 from collections.abc import Iterable
@@ -63,8 +63,8 @@ def table2_long(runs: Iterable[ScoredRun], *, n_samples: int, ci: float, seed: i
     """The long Table 2: one row per (dataset, method, labels, seed, subset, metric).
 
     Each model seed gets its own rows with a bootstrap CI over pairs. A condition with several seeds also gets
-    ``seed == "all"`` rows: the mean over seeds with a CI that resamples seeds and pairs
-    (see :func:`divpref.common.bootstrap.bootstrap_mean_over_seeds`). A condition's runs must share the test pairs.
+    ``seed == "all"`` rows: the mean over seeds with a CI that resamples seeds and pairs (see
+    :func:`divpref.common.bootstrap.bootstrap_mean_over_seeds`). A condition's runs must share the test pairs.
     """
     grouped: dict[tuple, list[ScoredRun]] = {}
     for run in runs:
@@ -136,7 +136,7 @@ def _cell(value: float, low: float, high: float) -> str:
 
 
 def _layout_columns(table: pl.DataFrame, metric_by_method: dict[str, str]) -> list[tuple]:
-    """(dataset, method, labels) per column after ``Subset``; (dataset, None, None) is the ``# Ex.`` column."""
+    """(dataset, method, labels) per column after ``Subset``; (dataset, None, None): the ``# Ex.`` column."""
     summary = summary_rows(table, metric_by_method)
     conditions = summary.select("dataset", "method", "labels").unique(maintain_order=True).rows()
     datasets = list(dict.fromkeys(dataset for dataset, _, _ in conditions))
@@ -194,7 +194,7 @@ def _metric_note(metric_by_method: dict[str, str]) -> str:
 
 
 def paper_reference_layout(table: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """The headline layout of ``table`` with the paper's numbers in its cells (``–`` where it has none)."""
+    """The headline layout of ``table`` with the paper's numbers in its cells (a dash where it has none)."""
 
     def cell(subset: str, column: tuple) -> str:
         dataset, method, labels = column

@@ -1,15 +1,17 @@
 """The LLM-as-judge table: how often each judge picks a winner rather than a tie, per agreement subset.
 
-``results/tables/judge.csv`` has one row per (dataset, judge, subset) with the columns of :data:`JUDGE_COLUMNS`:
+``results/tables/judge.csv`` has one row per (dataset, judge, subset) with the columns of
+:data:`JUDGE_COLUMNS`:
 
-* ``winner_rate``: share of pairs whose final verdict (both orders agreeing) is A or B, with a percentile bootstrap
-  CI over pairs as in Table 2 (:func:`divpref.common.bootstrap.bootstrap_mean`, seeded per row key);
+* ``winner_rate``: share of pairs whose final verdict (both orders agreeing) is A or B, with a percentile
+  bootstrap CI over pairs as in Table 2 (:func:`divpref.common.bootstrap.bootstrap_mean`, seeded per row key);
 * ``tie_rate``: share of pairs where the judge chose the tie option in both orders;
 * ``order_consistency``: share of pairs whose two verdicts agree, so
   ``winner_rate + tie_rate + (1 - order_consistency) = 1``.
 
-Subsets are Table 2's (:data:`divpref.common.constants.SUBSETS`) plus, where a flag model is configured, ``unflagged``: the
-flag dataset's test pairs that the flag model does not flag (the full paper's mitigation, measured).
+Subsets are Table 2's (:data:`divpref.common.constants.SUBSETS`) plus, where a flag model is configured,
+``unflagged``: the flag dataset's test pairs that the flag model does not flag (the full paper's mitigation,
+measured).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def _percent(value: float | None) -> str:
 
 
 def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
-    """Winner rate per subset (rows) for each dataset and judge, beside the paper's figures; then ties/consistency."""
+    """Winner rate per subset (rows) for each dataset and judge beside the paper's; then ties, consistency."""
     datasets = table["dataset"].unique(maintain_order=True).to_list()
     keys = table.select("dataset", "judge").unique(maintain_order=True).rows()
     cells = {(row["dataset"], row["judge"], row["subset"]): row for row in table.iter_rows(named=True)}
@@ -165,8 +167,8 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
     sections = [
         Section(
             "LLM-as-judge: winner rate (share of pairs where the judge picks A or B rather than a tie)",
-            f"Each cell: winner rate [{ci:.0%} bootstrap CI] (n pairs). A verdict that changes with the order of "
-            "the responses counts as a tie.",
+            f"Each cell: winner rate [{ci:.0%} bootstrap CI] (n pairs). "
+            "A verdict that changes with the order of the responses counts as a tie.",
             *winner_rates,
         ),
         Section(
@@ -180,8 +182,8 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
 
 
 def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> None:
-    """Winner rate by agreement subset (seaborn bars, one colour per judge, bootstrap CIs), one panel per dataset;
-    the paper's figures as black marks."""
+    """Winner rate by agreement subset (seaborn bars, one colour per judge, bootstrap CIs), one panel per
+    dataset; the paper's figures as black marks."""
     from divpref.evaluation.plots import _pyplot, save_figure
 
     plt, sns = _pyplot()
@@ -205,7 +207,7 @@ def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> 
             cells = {r["label"]: r for r in frame[frame["judge"] == judge].to_dict("records")}
             for bar in container:
                 x = bar.get_x() + bar.get_width() / 2  # dodged within +-0.4 of its category's index
-                row = cells.get(labels[int(round(x))])
+                row = cells.get(labels[round(x)])
                 if row is not None:
                     low, high = row["winner_rate"] - row["ci_low"], row["ci_high"] - row["winner_rate"]
                     ax.errorbar(x, row["winner_rate"], yerr=[[low], [high]], color="0.2", capsize=2, lw=0.8)
