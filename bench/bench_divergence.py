@@ -16,8 +16,12 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+# The row-by-row reference is a test oracle, kept in tests/ rather than in the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from divpref.data.agreement import classify_pairs, classify_pairs_reference
+from agreement_reference import classify_pairs_reference
+
+from divpref.data.agreement import classify_pairs
 
 FULL_SIZE = {"multipref": (10_461, (4,)), "helpsteer2": (11_826, (3, 4, 5))}
 

@@ -1,10 +1,11 @@
-"""Estimated GPU-hours of the configured training grid on one A6000-class GPU, with and without early stopping.
+"""Estimated GPU-hours of the configured training grid on one A6000-class GPU, with and without early stop.
 
 For every training run of the config's grid (condition x dataset x seed) it reads that run's trainset
 (``<results>/<dataset>/trainsets/<method>-<labels>/{train,dev}.parquet``), tokenizes it as the trainer does
-(truncated to ``max_length``, length-grouped batches padded to their longest sequence, ``divpref.training.loop``),
-and counts the tokens of all epochs: training steps (x 4/3 with gradient checkpointing, which recomputes the
-forward pass) plus the dev evaluations (forward only, 1/3 of a training token). Tokens / throughput = hours.
+(truncated to ``max_length``, length-grouped batches padded to their longest sequence,
+``divpref.training.batching``), and counts the tokens of all epochs: training steps (x 4/3 with gradient
+checkpointing, which recomputes the forward pass) plus the dev evaluations (forward only, 1/3 of a training
+token). Tokens / throughput = hours.
 
 * Throughput: ``--tokens-per-second`` training tokens per second on one A6000 in 8 bit (default 1,000, the
   issue's figure; an assumption until bench/gpu_smoke.py measures it on a real GPU).
@@ -34,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from divpref.models.methods import get_method  # noqa: E402
-from divpref.training.loop import TrainingParams, encode_pairs, epoch_batches  # noqa: E402
+from divpref.training.batching import encode_pairs, epoch_batches  # noqa: E402
+from divpref.training.params import TrainingParams  # noqa: E402
 
 PAPER_PAIRS = {"multipref": 10_461, "helpsteer2": 11_826}
 """Pairs of the published datasets (as bench/bench_divergence.py); ``--scale-pairs`` uses them."""
@@ -123,12 +125,14 @@ def main() -> None:
         total += hours
         total_early += hours_early
         print(
-            f"| {dataset} | {condition} | {math.ceil(scale * train.height):,} | {train_tokens / 1e6:.2f} | {epochs:g} | "
+            f"| {dataset} | {condition} | {math.ceil(scale * train.height):,} | {train_tokens / 1e6:.2f} | "
+            f"{epochs:g} | "
             f"{hours:.1f} | {early:g} | {hours_early:.1f} |"
         )
     print(
         f"grid: {total:.0f} GPU-hours without early stopping, {total_early:.0f} with it (patience "
-        f"{patience} evaluations after a best epoch of {args.best_epoch:g}); ratio {total / max(total_early, 1e-9):.1f}x"
+        f"{patience} evaluations after a best epoch of {args.best_epoch:g}); "
+        f"ratio {total / max(total_early, 1e-9):.1f}x"
     )
 
 

@@ -2,16 +2,17 @@
 
 Builds the configured backbone's architecture from its config.json (real hidden and intermediate sizes; the
 published Llama-3-8B values when no config.json is available locally, as on this offline machine) with 1 and 2
-decoder layers and random weights, loads it through the project's own path (divpref.models.loading.load_backbone:
-8 bit + LoRA, optionally gradient checkpointing), runs one training step (bf16 autocast, the GPU's compute
-dtype; loss, backward, AdamW) on 2 sequences of two lengths, records the peak of everything allocated (torch's
-profiler memory events) and the resident weights, and fits the linear model of divpref.training.memory:
+decoder layers and random weights, loads it through the project's own path
+(divpref.models.loading.load_backbone: 8 bit + LoRA, optionally gradient checkpointing), runs one training
+step (bf16 autocast, the GPU's compute dtype; loss, backward, AdamW) on 2 sequences of two lengths, records
+the peak of everything allocated (torch's profiler memory events) and the resident weights, and fits the
+linear model of divpref.training.memory:
 
     peak = static(L) + step(L) + T * (per_token + L * per_token_per_layer)
 
-It then predicts the configured run (all its layers, ``T = 2 * micro_batch_size * max_length``), prints the table
-for 48, 80 and 141 GiB GPUs and micro-batch sizes 1, 2, 4, 8 with and without checkpointing, and ends with the line
-other tools read:
+It then predicts the configured run (all its layers, ``T = 2 * micro_batch_size * max_length``), prints the
+table for 48, 80 and 141 GiB GPUs and micro-batch sizes 1, 2, 4, 8 with and without checkpointing, and ends
+with the line other tools read:
 
     paper config: predicted peak <X> GiB on a <Y> GiB GPU (micro_batch_size <m>, gradient_checkpointing <b>)
 
@@ -43,7 +44,8 @@ from divpref.models.loading import load_backbone  # noqa: E402
 from divpref.models.losses import bradley_terry_loss  # noqa: E402
 from divpref.models.tiny_backbone import build_tokenizer  # noqa: E402
 from divpref.training import memory  # noqa: E402
-from divpref.training.loop import TrainingParams, trainable_parameters  # noqa: E402
+from divpref.training.params import TrainingParams  # noqa: E402
+from divpref.training.steps import trainable_parameters  # noqa: E402
 
 GPU_SIZES_GIB = (48, 80, 141)
 MICRO_BATCHES = (1, 2, 4, 8)
@@ -192,7 +194,8 @@ def main() -> None:
         now = memory.predict_training_peak(architecture, 4, params.max_length, checkpointing, fits)
         before = memory.predict_training_peak(architecture, 4, params.max_length, checkpointing, recorded)
         print(
-            f"  check against divpref.training.memory.LLAMA3_8B_FIT (used by GPU jobs' pre-flight), micro-batch 4, "
+            "  check against divpref.training.memory.LLAMA3_8B_FIT (used by GPU jobs' pre-flight), "
+            "micro-batch 4, "
             f"checkpointing {str(checkpointing).lower()}: this run {now / memory.GIB:.1f} GiB, recorded "
             f"{before / memory.GIB:.1f} GiB"
         )

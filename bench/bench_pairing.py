@@ -4,7 +4,8 @@ rule (consecutive same-prompt rows pair up), at full size (11,826 pairs = 23,652
 Data sets, each written as a ``disagreements.jsonl.gz``-layout file and normalized by both rules:
 
 1. the benchmark generator of bench/bench_divergence.py (one prompt per pair, ``prompt N``);
-2. the embedded sample generator (divpref.synthetic.sample.generate_helpsteer2), which makes every prompt unique;
+2. the embedded sample generator (divpref.synthetic.sample.generate_helpsteer2), which makes every prompt
+   unique;
 3. the sample generator without that uniqueness step: its scenario prompts repeat as short real prompts do
    (a prompt in several consecutive pairs);
 4. file 2 with real-looking short repeats: every 50th pair and the pair after it get the prompt "Hi" (so "Hi"
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_divergence import FULL_SIZE, synthetic_annotations
 
-from divpref.data.normalize import normalize_helpsteer2
+from divpref.data.helpsteer2 import normalize_helpsteer2
 from divpref.synthetic import sample
 from divpref.synthetic.sample import write_jsonl_gz
 
@@ -34,7 +35,7 @@ N_PAIRS = FULL_SIZE["helpsteer2"][0]
 
 
 def old_rule_rows_kept(records: list[dict]) -> int:
-    """The pre-fix rule: drop repeated (prompt, response) rows, then keep only prompts with exactly two rows."""
+    """The pre-fix rule: drop repeated (prompt, response) rows, then keep prompts with exactly two rows."""
     seen, per_prompt = set(), Counter()
     for record in records:
         key = (record["prompt"], record["response"])

@@ -80,11 +80,14 @@ def load(backbone: str, args: argparse.Namespace):
 def run_ours(backbone: str, train: str, dev: str, args: argparse.Namespace, bf16: bool) -> float:
     import polars as pl
 
+    from divpref.common.constants import BT
     from divpref.models.methods import get_method
-    from divpref.training.loop import TrainingParams, TrainInputs, encode_pairs, train_loop
+    from divpref.training.batching import TrainInputs, encode_pairs
+    from divpref.training.loop import train_loop
+    from divpref.training.params import TrainingParams
 
     model, tokenizer = load(backbone, args)
-    method = get_method("bt")
+    method = get_method(BT)
     params = TrainingParams(
         seed=0,
         batch_size=args.batch_size,
@@ -112,7 +115,7 @@ def run_trl(backbone: str, train: str, args: argparse.Namespace, bf16: bool) -> 
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    from divpref.training.loop import encode_pairs
+    from divpref.training.batching import encode_pairs
 
     model, tokenizer = load(backbone, args)
     frame = pl.read_parquet(train)

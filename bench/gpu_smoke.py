@@ -1,12 +1,13 @@
-"""GPU smoke test: a few real optimisation steps of the paper's training path, measured against the prediction.
+"""GPU smoke test: a few real optimisation steps of the paper's training path, measured against prediction.
 
 Llama-3-8B's architecture (bench_memory's builder: the configured config.json, or the published values) with
-random weights and ``--layers`` decoder layers, loaded through divpref.models.loading.load_backbone in 8 bit + LoRA
-with gradient checkpointing, trained for ``--steps`` optimisation steps by the trainer's own step
-(divpref.training.loop.accumulate_step_gradients: micro-batches of the config's micro_batch_size, bf16 where the GPU
-has it) on pairs padded to the config's max_length (the worst case). Prints the measured peak GPU memory beside
-divpref.training.memory's prediction for the same layers and settings, the prediction for the full model, and training
-tokens per second (bench/bench_gpu_hours.py's throughput figure). Under 5 minutes on one GPU.
+random weights and ``--layers`` decoder layers, loaded through divpref.models.loading.load_backbone in 8 bit +
+LoRA with gradient checkpointing, trained for ``--steps`` optimisation steps by the trainer's own step
+(divpref.training.steps.accumulate_step_gradients: micro-batches of the config's micro_batch_size, bf16 where
+the GPU has it) on pairs padded to the config's max_length (the worst case). Prints the measured peak GPU
+memory beside divpref.training.memory's prediction for the same layers and settings, the prediction for the
+full model, and training tokens per second (bench/bench_gpu_hours.py's throughput figure). Under 5 minutes on
+one GPU.
 
 Without CUDA it exits with status 2 and says so. Usage:
 ``PYTHONPATH=scripts python bench/gpu_smoke.py [--config config.yaml] [--layers 4] [--steps 6]``
@@ -36,7 +37,8 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         print(
-            f"gpu_smoke: no CUDA device visible (torch {torch.__version__}, CUDA build {torch.version.cuda}); "
+            f"gpu_smoke: no CUDA device visible (torch {torch.__version__}, "
+            f"CUDA build {torch.version.cuda}); "
             "this script measures GPU memory and throughput and needs a GPU. Nothing was run."
         )
         sys.exit(2)
@@ -44,15 +46,13 @@ def main() -> None:
     import numpy as np
     from bench_memory import build_reduced, load_config
 
+    from divpref.common.constants import BT
     from divpref.models.loading import load_backbone
     from divpref.models.methods import get_method
     from divpref.training import memory
-    from divpref.training.loop import (
-        EncodedPairs,
-        accumulate_step_gradients,
-        resolve_bf16,
-        trainable_parameters,
-    )
+    from divpref.training.batching import EncodedPairs
+    from divpref.training.params import resolve_bf16
+    from divpref.training.steps import accumulate_step_gradients, trainable_parameters
 
     model_cfg, params = load_config(args.config)
     architecture, source = memory.architecture_config(model_cfg)
@@ -63,7 +63,8 @@ def main() -> None:
         f"GPU {torch.cuda.get_device_name(0)}, {torch.cuda.mem_get_info()[1] / memory.GIB:.1f} GiB; {source}"
     )
     print(
-        f"{args.layers} of {architecture['num_hidden_layers']} layers, batch {params.batch_size} pairs in micro-batches "
+        f"{args.layers} of {architecture['num_hidden_layers']} layers, "
+        f"batch {params.batch_size} pairs in micro-batches "
         f"of {micro}, max_length {length}, gradient checkpointing on, bf16 {bf16}"
     )
     with tempfile.TemporaryDirectory(prefix="gpu-smoke-") as scratch:
@@ -74,7 +75,7 @@ def main() -> None:
             cfg, 1, for_training=True, gradient_checkpointing=True, device="cuda:0"
         )
         vocab = len(tokenizer)
-    method = get_method("bt")
+    method = get_method(BT)
     optimizer = torch.optim.AdamW(trainable_parameters(model), lr=params.learning_rate)
     rng = np.random.default_rng(0)
     n_rows = params.batch_size * (args.steps + 1)
@@ -111,10 +112,12 @@ def main() -> None:
     full = memory.predict_training_peak(architecture, micro, length, True)
     tokens = 2 * params.batch_size * length * args.steps
     print(
-        f"measured peak allocated {peak_allocated / memory.GIB:.2f} GiB vs predicted {predicted_raw / memory.GIB:.2f} GiB (no CUDA overhead)"
+        f"measured peak allocated {peak_allocated / memory.GIB:.2f} GiB "
+        f"vs predicted {predicted_raw / memory.GIB:.2f} GiB (no CUDA overhead)"
     )
     print(
-        f"measured peak reserved  {peak_reserved / memory.GIB:.2f} GiB vs predicted {predicted / memory.GIB:.2f} GiB (with margin and context)"
+        f"measured peak reserved  {peak_reserved / memory.GIB:.2f} GiB "
+        f"vs predicted {predicted / memory.GIB:.2f} GiB (with margin and context)"
     )
     print(f"full {architecture['num_hidden_layers']}-layer model: predicted {full / memory.GIB:.1f} GiB")
     print(

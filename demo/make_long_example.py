@@ -12,7 +12,7 @@ import random
 import tempfile
 from pathlib import Path
 
-from divpref.data.normalize import normalize_helpsteer2
+from divpref.data.helpsteer2 import normalize_helpsteer2
 from divpref.synthetic.sample import generate_helpsteer2, write_jsonl_gz
 
 TARGET = Path(__file__).with_name("long_example.jsonl.gz")

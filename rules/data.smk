@@ -4,6 +4,7 @@
 rule generate_sample:
     input:
         code=library_code("generate_sample"),
+        texts=os.path.relpath(LIBRARY / "synthetic" / "texts.json"),  # the sample's text: data, not code
     output:
         multipref="resources/sample/multipref.jsonl.gz",
         helpsteer2="resources/sample/helpsteer2.jsonl.gz",

@@ -8,8 +8,8 @@ import polars as pl  # noqa: E402
 import torch  # noqa: E402
 
 from divpref.common.atomic_io import atomic_path  # noqa: E402
-from divpref.common.devices import require_visible_gpus  # noqa: E402
-from divpref.evaluation.scoring import check_test_pairs, inference_device  # noqa: E402
+from divpref.common.devices import compute_device, require_visible_gpus  # noqa: E402
+from divpref.evaluation.scoring import check_test_pairs  # noqa: E402
 from divpref.judge.verdicts import judge_pairs, load_judge, load_judge_tokenizer  # noqa: E402
 from divpref.judge.vllm_backend import choose_backend, judge_pairs_vllm  # noqa: E402
 
@@ -18,7 +18,7 @@ def main(smk) -> None:
     test = pl.read_parquet(smk.input.test)
     check_test_pairs(test, smk.input.test)
     require_visible_gpus(int(smk.resources.get("gpu", 0) or 0))  # a GPU job without a GPU fails at once
-    device = inference_device()
+    device = compute_device()
     torch.set_num_threads(max(1, int(smk.threads)))
     max_length = int(smk.params.max_length)
     backend = choose_backend(smk.params.judge, device)

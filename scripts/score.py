@@ -12,11 +12,10 @@ import polars as pl
 import torch
 
 from divpref.common.atomic_io import atomic_path
-from divpref.common.devices import require_visible_gpus
+from divpref.common.devices import compute_device, require_visible_gpus
 from divpref.common.job_log import log_to_file
 from divpref.evaluation.scoring import (
     check_test_pairs,
-    inference_device,
     inference_load_kwargs,
     score_test_pairs,
 )
@@ -30,7 +29,7 @@ def main(smk) -> None:
     test = pl.read_parquet(smk.input.test)
     check_test_pairs(test, smk.input.test)
     require_visible_gpus(int(smk.resources.get("gpu", 0) or 0))
-    device = inference_device()
+    device = compute_device()
     torch.set_num_threads(max(1, int(smk.threads)))
     model, tokenizer = load_for_inference(
         smk.input.adapter, device, **inference_load_kwargs(smk.params.model, device)

@@ -4,10 +4,10 @@ import polars as pl
 import torch
 
 from divpref.common.atomic_io import atomic_path
-from divpref.common.devices import require_visible_gpus
+from divpref.common.devices import compute_device, require_visible_gpus
 from divpref.common.job_log import log_to_file
 from divpref.data.splits import rows_of_split
-from divpref.evaluation.scoring import check_test_pairs, inference_device
+from divpref.evaluation.scoring import check_test_pairs
 from divpref.models.pretrained import load_pretrained, score_pairs
 
 
@@ -20,7 +20,7 @@ def main(smk) -> None:
     require_visible_gpus(
         int(smk.resources.get("gpu", 0) or 0)
     )  # a GPU job without a visible GPU fails at once
-    device = inference_device()
+    device = compute_device()
     torch.set_num_threads(max(1, int(smk.threads)))
     model, tokenizer = load_pretrained(dict(smk.params.model), device)
     options = {

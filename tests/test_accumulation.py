@@ -1,4 +1,4 @@
-"""The loss contract: micro-batches and data-parallel shares accumulate to exactly the whole batch's gradient."""
+"""The loss contract: micro-batches and data-parallel shares add up to exactly the whole batch's gradient."""
 
 import numpy as np
 import pytest
@@ -9,14 +9,9 @@ from reward_fixtures import model_cfg, planted_frame
 
 from divpref.models.loading import load_backbone
 from divpref.models.methods import ROW_WEIGHT, get_method, mean_loss, weighted_loss_sum
+from divpref.training.batching import collate, encode_pairs, read_trainset
 from divpref.training.distributed import Parallel, micro_batches, step_share
-from divpref.training.loop import (
-    accumulate_step_gradients,
-    collate,
-    encode_pairs,
-    read_trainset,
-    trainable_parameters,
-)
+from divpref.training.steps import accumulate_step_gradients, trainable_parameters
 
 
 def encoded_rows(method_name: str, n_rows: int, tmp_path, weighted: bool):
@@ -82,8 +77,7 @@ def test_micro_batches_give_the_gradient_of_the_whole_batch(tiny_model, tmp_path
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
 
 
-def test_row_weights_matter_and_default_to_one(tiny_model, tmp_path):
-    model, tokenizer = tiny_model
+def test_row_weights_matter_and_default_to_one(tmp_path):
     _, unweighted = encoded_rows("bt", 6, tmp_path, weighted=False)
     _, weighted = encoded_rows("bt", 6, tmp_path, weighted=True)
     assert ROW_WEIGHT not in unweighted and ROW_WEIGHT in weighted

@@ -1,4 +1,4 @@
-"""Condition settings are checked when the workflow loads: a clear error naming the config key, before any job."""
+"""Condition settings are checked at workflow load: a clear error naming the config key, before any job."""
 
 import pytest
 import yaml

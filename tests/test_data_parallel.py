@@ -18,7 +18,8 @@ from reward_fixtures import model_cfg, write_trainset
 
 from divpref.models.methods import get_method
 from divpref.training.job import TrainJob
-from divpref.training.loop import TrainingParams, train_reward_model
+from divpref.training.loop import train_reward_model
+from divpref.training.params import TrainingParams
 
 REPO = Path(__file__).resolve().parents[1]
 # 97 rows: 6 batches of 16, then a last batch of ONE row, whose second data-parallel share is empty.

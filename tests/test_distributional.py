@@ -315,8 +315,8 @@ def test_a_few_training_steps_lower_the_kl_loss_on_a_planted_dataset(method_name
 
 
 def planted_distribution_trainset(folder, n_train: int, n_dev: int):
-    """Texts with an easy signal: 'excellent' beats 'terrible' clearly (annotators agree); pairs whose responses
-    both start with 'debatable' split annotators between A clearly and B clearly."""
+    """Texts with an easy signal: 'excellent' beats 'terrible' clearly (annotators agree); pairs whose
+    responses both start with 'debatable' split annotators between A clearly and B clearly."""
     from reward_fixtures import planted_frame
 
     paths = []
@@ -354,7 +354,8 @@ def planted_distribution_trainset(folder, n_train: int, n_dev: int):
 def test_the_trainer_lowers_dev_kl_on_a_planted_distribution(method_name, tmp_path):
     from reward_fixtures import model_cfg
 
-    from divpref.training.loop import TrainingParams, train_reward_model
+    from divpref.training.loop import train_reward_model
+    from divpref.training.params import TrainingParams
 
     train, dev = planted_distribution_trainset(tmp_path, n_train=48, n_dev=24)
     params = TrainingParams(

@@ -11,15 +11,11 @@ from divpref.common.devices import ALLOW_NO_VISIBLE_GPU, NoVisibleGpuError, requ
 from divpref.models.loading import BITSANDBYTES_CAST_LOGGER, quiet_bitsandbytes_casts
 from divpref.models.methods import get_method
 from divpref.training import memory
+from divpref.training.batching import encode_pairs
+from divpref.training.checkpoints import run_fingerprint
 from divpref.training.job import TrainJob
-from divpref.training.loop import (
-    TrainingParams,
-    encode_pairs,
-    evaluations_without_improvement,
-    run_fingerprint,
-    should_stop_early,
-    train_reward_model,
-)
+from divpref.training.loop import evaluations_without_improvement, should_stop_early, train_reward_model
+from divpref.training.params import TrainingParams
 
 BT, MSE = get_method("bt"), get_method("mse")
 
@@ -81,7 +77,7 @@ def test_preflight_is_skipped_without_cuda():
 def test_a_gpu_job_without_a_visible_gpu_fails_at_once(monkeypatch):
     monkeypatch.delenv(ALLOW_NO_VISIBLE_GPU, raising=False)
     assert require_visible_gpus(0) == 0  # a CPU job
-    with pytest.raises(NoVisibleGpuError, match="given 1 GPU.*sees none"):
+    with pytest.raises(NoVisibleGpuError, match=r"given 1 GPU.*sees none"):
         require_visible_gpus(1)
     monkeypatch.setenv(ALLOW_NO_VISIBLE_GPU, "1")  # placeholder GPUs of the test cluster
     assert require_visible_gpus(1) == 0
@@ -196,10 +192,11 @@ def test_a_prompt_longer_than_max_length_still_leaves_a_and_b_different():
     assert len(texts) == 2
 
 
-def test_bitsandbytes_cast_warnings_are_logged_once_per_dtype(caplog):
+def test_bitsandbytes_cast_warnings_are_logged_once_per_dtype(caplog, monkeypatch):
+    logger = logging.getLogger(BITSANDBYTES_CAST_LOGGER)
+    monkeypatch.setattr(logger, "filters", [])  # a fresh filter: earlier tests' int8 runs saw these messages
     quiet_bitsandbytes_casts()
     quiet_bitsandbytes_casts()  # idempotent: one filter
-    logger = logging.getLogger(BITSANDBYTES_CAST_LOGGER)
     assert len(logger.filters) == 1
     with caplog.at_level(logging.WARNING, logger=BITSANDBYTES_CAST_LOGGER):
         for _ in range(7 * 32):  # 7 per layer per forward pass on 32 layers

@@ -6,7 +6,8 @@ from reward_fixtures import model_cfg, write_trainset
 
 from divpref.models.loading import load_backbone, quantization_config
 from divpref.models.methods import get_method
-from divpref.training.loop import TrainingParams, train_reward_model
+from divpref.training.loop import train_reward_model
+from divpref.training.params import TrainingParams
 
 bnb = pytest.importorskip("bitsandbytes")
 

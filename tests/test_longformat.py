@@ -1,4 +1,5 @@
-"""The generic long format: reading all four file types, errors that name file/pair_id/value, rejects, capability."""
+"""The generic long format: reading all four file types, errors that name file/pair_id/value, rejects,
+capability."""
 
 import gzip
 import json
@@ -10,7 +11,8 @@ import pytest
 from divpref.data.agreement import classify_pairs
 from divpref.data.formats import dataset_format, dataset_has_scores, header_columns
 from divpref.data.longformat import normalize_long
-from divpref.data.normalize import InputDataError, normalize_file
+from divpref.data.normalize import normalize_file
+from divpref.data.records import InputDataError
 
 TINY = Path(__file__).parent / "data" / "own_tiny.csv"
 

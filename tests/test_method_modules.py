@@ -1,4 +1,4 @@
-"""Methods registered from outside the package (config `method_modules`): loading, and the toy method's maths."""
+"""Methods registered from outside the package (config `method_modules`): loading, the toy method's maths."""
 
 from pathlib import Path
 

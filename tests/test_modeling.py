@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 
 from divpref.models.loading import head_module_name, load_backbone, lora_config, prepare_tokenizer
 from divpref.models.tiny_backbone import build_backbone, build_tokenizer, resolved_build
-from divpref.training.loop import EncodedPairs, collate, encode_text
+from divpref.models.tokenization import encode_text
+from divpref.training.batching import EncodedPairs, collate
 
 
 def test_offline_tokenizer_is_llama_like_without_pad():

@@ -8,16 +8,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from divpref.data.normalize import (
-    MULTIPREF_STRENGTH,
-    InputDataError,
+from divpref.data.helpsteer2 import (
     helpsteer2_pair_id,
     helpsteer2_strength,
     helpsteer2_strength_expr,
     normalize_helpsteer2,
-    normalize_multipref,
-    normalize_to_files,
 )
+from divpref.data.multipref import MULTIPREF_STRENGTH, normalize_multipref
+from divpref.data.normalize import normalize_to_files
+
+OUTPUTS = ("annotations.parquet", "rejects.csv", "data_quality.json")
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -306,7 +306,8 @@ def _short_multipref(tmp_path, experts_of_c2):
 
 @pytest.mark.parametrize("experts", [None, []])
 def test_fewer_annotators_are_reported_and_kept_by_default(tmp_path, experts):
-    """A MultiPref row whose expert annotations are null (or empty) keeps 2 of 4 annotators: listed, not silent."""
+    """A MultiPref row whose expert annotations are null (or empty) keeps 2 of 4 annotators: listed, not
+    silent."""
     out = tmp_path / "out"
     report = normalize_to_files("multipref", _short_multipref(tmp_path, experts), *(out / n for n in OUTPUTS))
     assert report["usual_annotators"] == 4 and report["min_annotators"] is None
@@ -354,90 +355,6 @@ def test_min_annotators_lists_both_helpsteer2_rows(tmp_path):
     assert usual_annotator_count([3, 4, 4, 3]) == 4 and usual_annotator_count([]) is None
     with pytest.raises(ValueError, match="min_annotators"):
         apply_min_annotators(normalize_helpsteer2(raw), 0)
-
-
-# --- schema-level errors: clear message, nothing written -----------------------------------------
-
-OUTPUTS = ("annotations.parquet", "rejects.csv", "data_quality.json")
-
-
-def run_to_files(dataset: str, raw: Path, out: Path) -> dict:
-    return normalize_to_files(dataset, raw, *(out / name for name in OUTPUTS))
-
-
-def assert_fails_cleanly(dataset: str, raw: Path, out: Path, *fragments: str) -> None:
-    with pytest.raises(InputDataError) as info:
-        run_to_files(dataset, raw, out)
-    message = str(info.value)
-    assert str(raw) in message
-    for fragment in fragments:
-        assert fragment in message
-    assert not out.exists() or not any(out.iterdir())
-
-
-def test_missing_column_names_file_row_and_column(tmp_path):
-    record = mp_record("c7", ["Tie"], ["Tie"])
-    del record["completion_b"]
-    raw = write_jsonl(tmp_path / "mp.jsonl", [mp_record("c6", ["Tie"], ["Tie"]), record])
-    assert_fails_cleanly("multipref", raw, tmp_path / "out", "row 2", "c7", "'completion_b'")
-
-
-def test_missing_helpsteer2_column(tmp_path):
-    record = hs2_record("p", "a", [1])
-    del record["helpfulness"]
-    raw = write_jsonl(tmp_path / "d.jsonl", [record])
-    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "row 1", "'helpfulness'")
-
-
-def test_unknown_overall_pref_names_row_and_value(tmp_path):
-    raw = write_jsonl(tmp_path / "mp.jsonl", [mp_record("c9", ["Tie", "A-is-much-better"], ["Tie", "Tie"])])
-    assert_fails_cleanly("multipref", raw, tmp_path / "out", "comparison_id=c9", "'A-is-much-better'")
-
-
-def test_truncated_gzip(tmp_path):
-    full = write_jsonl(tmp_path / "full.jsonl.gz", [mp_record(f"c{i}", ["Tie"], ["Tie"]) for i in range(200)])
-    raw = tmp_path / "truncated.jsonl.gz"
-    raw.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-    assert_fails_cleanly("multipref", raw, tmp_path / "out", "truncated or corrupt gzip", "after row")
-
-
-@pytest.mark.parametrize("name", ["empty.jsonl", "empty.jsonl.gz", "empty.parquet"])
-def test_empty_file(tmp_path, name):
-    raw = tmp_path / name
-    raw.write_bytes(b"")
-    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "empty")
-
-
-def test_gzip_without_records(tmp_path):
-    raw = tmp_path / "blank.jsonl.gz"
-    raw.write_bytes(gzip.compress(b"\n\n"))
-    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "no records")
-
-
-def test_invalid_json_line(tmp_path):
-    raw = tmp_path / "d.jsonl"
-    raw.write_text(json.dumps(hs2_record("p", "a", [1])) + "\n{not json\n")
-    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "row 2", "invalid JSON", "{not json")
-
-
-@pytest.mark.parametrize("bad", [5, -1, "3", 2.5, True])
-def test_score_off_the_scale(tmp_path, bad):
-    raw = write_jsonl(tmp_path / "d.jsonl", [hs2_record("p", "a", [1]), hs2_record("p", "b", [2, bad])])
-    assert_fails_cleanly("helpsteer2", raw, tmp_path / "out", "row 2", repr(bad))
-
-
-def test_good_input_writes_all_three_outputs(tmp_path):
-    raw = write_jsonl(
-        tmp_path / "d.jsonl",
-        [hs2_record("p", "a", [1, 4]), hs2_record("p", "b", [2, 2]), hs2_record("q", "a", [1])],
-    )
-    report = run_to_files("helpsteer2", raw, tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(OUTPUTS)
-    assert json.loads((tmp_path / "out" / "data_quality.json").read_text()) == report
-    assert report["rows_in"] == report["rows_kept"] + report["rows_rejected"] == 3
-    rejects = pl.read_csv(tmp_path / "out" / "rejects.csv")
-    assert rejects.rows() == [("row 3", "unpaired_row", "q")]
-    assert pl.read_parquet(tmp_path / "out" / "annotations.parquet")["strength"].to_list() == [-1, 2]
 
 
 def test_multipref_numeric_ids_become_strings(tmp_path):

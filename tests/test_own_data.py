@@ -2,9 +2,9 @@
 
 - the data stages on a long-format file, with hand-worked categories (test_longformat.py holds the table);
 - what a dataset supports follows from its columns: config errors and default condition datasets (dry runs);
-- the whole DAG on the demo's long-format example, a pretrained reward model, and a method registered from outside the package
-  (tests/extensions/margin_ranking.py) trained, selected and scored: an incremental run on a copy of `ci_run`,
-  so only the new jobs run, then the HTML report.
+- the whole DAG on the demo's long-format example, a pretrained reward model, and a method registered from
+  outside the package (tests/extensions/margin_ranking.py) trained, selected and scored: an incremental run on
+  a copy of `ci_run`, so only the new jobs run, then the HTML report.
 """
 
 import json
@@ -170,7 +170,7 @@ def test_method_registered_outside_the_package_trains_selects_and_scores(extende
     test = pl.read_parquet(workdir / "results/multipref/test.parquet")
     assert scores["pair_id"].to_list() == test["pair_id"].to_list()
     assert scores["reward_a"].n_unique() > 1 and scores["sigma_a"].null_count() == scores.height
-    # Its training set is BT's layout (RewardMethod.trainset), and detection scores it as a single-value model.
+    # Its training set is BT's layout (RewardMethod.trainset); detection scores it as a single-value model.
     trainset = pl.read_parquet(workdir / "results/multipref/trainsets/margin_ranking-agg/train.parquet")
     assert trainset.equals(pl.read_parquet(workdir / "results/multipref/trainsets/bt-agg/train.parquet"))
     detection = pl.read_csv(

@@ -8,7 +8,7 @@ import torch
 
 from divpref.models.pretrained import check_reward_model, load_pretrained, pooling_pad_id, score_pairs
 from divpref.models.tiny_backbone import build_backbone
-from divpref.training.loop import encode_text
+from divpref.models.tokenization import encode_text
 
 TINY_BUILD = {
     "hidden_size": 32,
@@ -77,7 +77,7 @@ def test_refuses_a_model_without_a_reward_head(tmp_path):
         load_pretrained({"name_or_path": str(causal)}, "cpu")
 
     class Config:
-        architectures = ["GemmaForSequenceClassification"]
+        architectures = ("GemmaForSequenceClassification",)
         num_labels = 5
 
     with pytest.raises(ValueError, match="head has 5 outputs"):

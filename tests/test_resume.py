@@ -29,7 +29,8 @@ DRIVER = textwrap.dedent("""
     import json, sys
     import torch
     from divpref.models.methods import get_method
-    from divpref.training.loop import TrainingParams, train_reward_model
+    from divpref.training.loop import train_reward_model
+    from divpref.training.params import TrainingParams
 
     torch.set_num_threads(1)
     train, dev, cfg, params, root, out = sys.argv[1:]

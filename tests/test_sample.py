@@ -5,11 +5,14 @@ import json
 
 import polars as pl
 import pytest
+from agreement_reference import chosen_side
 from conftest import copy_workflow, run_snakemake
 
-from divpref.data.agreement import chosen_side, classify_pairs
-from divpref.data.normalize import MULTIPREF_STRENGTH, normalize_helpsteer2, normalize_multipref
-from divpref.synthetic.sample import SCENARIO_WEIGHTS, generate_helpsteer2, generate_multipref, write_sample
+from divpref.data.agreement import classify_pairs
+from divpref.data.helpsteer2 import normalize_helpsteer2
+from divpref.data.multipref import MULTIPREF_STRENGTH, normalize_multipref
+from divpref.synthetic.sample import generate_helpsteer2, generate_multipref, write_sample
+from divpref.synthetic.scenarios import SCENARIO_WEIGHTS
 
 MP_STRING_COLUMNS = [
     "comparison_id",

@@ -56,7 +56,7 @@ def exported_adapter(tiny_backbone, tmp_path_factory):  # noqa: F811
     import torch
 
     from divpref.models.loading import load_backbone, write_head_info
-    from divpref.training.loop import encode_text
+    from divpref.models.tokenization import encode_text
 
     torch.manual_seed(0)
     model, tokenizer = load_backbone(model_cfg(tiny_backbone), num_labels=1, for_training=True)
@@ -76,7 +76,7 @@ def test_batched_scores_equal_one_at_a_time(exported_adapter):
     import torch
 
     from divpref.models.loading import load_for_inference
-    from divpref.training.loop import encode_text
+    from divpref.models.tokenization import encode_text
 
     adapter_dir, reference_reward = exported_adapter
     model, tokenizer = load_for_inference(adapter_dir, "cpu")

@@ -13,8 +13,11 @@ from reward_fixtures import model_cfg, shared_backbone, write_trainset
 
 from divpref.models.loading import load_for_inference
 from divpref.models.methods import get_method
-from divpref.training.loop import TrainingParams, collate, encode_pairs, forward_pairs, train_reward_model
+from divpref.training.batching import collate, encode_pairs
+from divpref.training.loop import train_reward_model
+from divpref.training.params import TrainingParams
 from divpref.training.selection import best_record, export_adapter, select_best
+from divpref.training.steps import forward_pairs
 
 NAN = float("nan")
 
@@ -114,7 +117,7 @@ def test_exported_adapter_loads_with_plain_peft_and_scores_like_the_checkpoint(t
     with torch.no_grad():
         out_a, out_b = forward_pairs(model, inputs, bf16=False)
         plain_a, _ = forward_pairs(plain, inputs, bf16=False)
-    from divpref.training.loop import read_trainset
+    from divpref.training.batching import read_trainset
 
     _, targets = read_trainset(dev, get_method("bt"))
     metrics = get_method("bt").dev_metrics(

@@ -11,17 +11,10 @@ from reward_fixtures import model_cfg, write_trainset
 
 from divpref.models.loading import load_backbone
 from divpref.models.methods import get_method
-from divpref.training.loop import (
-    EncodedPairs,
-    TrainingParams,
-    batch_at_step,
-    collate,
-    epoch_batches,
-    linear_schedule,
-    make_schedule,
-    run_fingerprint,
-    train_reward_model,
-)
+from divpref.training.batching import EncodedPairs, batch_at_step, collate, epoch_batches
+from divpref.training.checkpoints import run_fingerprint
+from divpref.training.loop import train_reward_model
+from divpref.training.params import TrainingParams, linear_schedule, make_schedule
 
 
 def test_schedule_evaluates_every_quarter_of_an_epoch_not_of_all_steps():
@@ -143,7 +136,7 @@ def test_trainer_learns_a_planted_signal(planted_run):
 def test_trainer_changes_only_trainable_parameters(planted_run):
     from safetensors.torch import load_file
 
-    folder, _, _, result = planted_run
+    _, _, _, result = planted_run
     torch.manual_seed(PARAMS.seed)
     initial, _ = load_backbone(model_cfg(), num_labels=1, for_training=True)
     trained = load_file(f"{result['checkpoint_dir']}/step00000024/adapter/adapter_model.safetensors")

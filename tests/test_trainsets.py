@@ -71,7 +71,7 @@ def test_mse_all_one_row_per_annotator(pairs, annotations):
 
 def test_mse_without_scores_is_an_error():
     annotations = annotations_frame(VOTES)  # MultiPref: no helpfulness
-    with pytest.raises(ValueError, match="mse.*helpfulness"):
+    with pytest.raises(ValueError, match=r"mse.*helpfulness"):
         build_trainset("mse", "agg", classify_pairs(annotations), annotations)
 
 

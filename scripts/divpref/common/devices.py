@@ -1,6 +1,7 @@
-"""GPU jobs fail at once without a visible GPU, instead of running an 8B model on one CPU thread for hours.
+"""Where jobs compute: the one device choice of every stage; a GPU job without a visible GPU fails at once.
 
-torch is imported inside the function only.
+Failing at once beats running an 8B model on one CPU thread for hours. torch is imported inside the functions
+only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ class NoVisibleGpuError(RuntimeError):
 
 
 def require_visible_gpus(requested: int, needed: int = 1) -> int:
-    """Raise :class:`NoVisibleGpuError` when ``requested`` > 0 GPUs were given but fewer than ``needed`` are visible.
+    """Raise :class:`NoVisibleGpuError` when a job given ``requested`` > 0 GPUs sees fewer than ``needed``.
 
     Returns the number of visible GPUs. A driver too old for torch's CUDA build shows up here as 0 GPUs.
     """
@@ -34,3 +35,16 @@ def require_visible_gpus(requested: int, needed: int = 1) -> int:
     if visible < needed:
         raise NoVisibleGpuError(f"this job needs {needed} GPUs (training.data_parallel) but sees {visible}")
     return visible
+
+
+def compute_device(local_rank: int | None = None) -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``; with ``local_rank``, that process's GPU, ``cuda:<rank>``.
+
+    Scoring and judging pass no rank (their 8-bit loading and device maps key on the plain ``cuda``); training
+    passes its data-parallel process's local rank.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    return "cuda" if local_rank is None else f"cuda:{local_rank}"

@@ -1,20 +1,19 @@
 """Pairs with fewer annotators than their dataset usually has: always reported, optionally excluded.
 
 A MultiPref row whose ``expert_worker_annotations`` is null (or empty) keeps only its 2 crowdworkers of the
-usual 4; HelpSteer2 pairs have 3-5 annotators. The usual count of a file is the most common number of annotators
-per pair (ties: the larger). Every kept pair below it is counted and listed in ``data_quality.json``. With config
-``divergence.min_annotators`` set to N, pairs with fewer than N annotators are excluded instead, each of their
-input rows listed in ``rejects.csv`` with reason ``too_few_annotators``; null (the default) keeps them.
+usual 4; HelpSteer2 pairs have 3-5 annotators. The usual count of a file is the most common number of
+annotators per pair (ties: the larger). Every kept pair below it is counted and listed in
+``data_quality.json``. With config ``divergence.min_annotators`` set to N, pairs with fewer than N annotators
+are excluded instead, each of their input rows listed in ``rejects.csv`` with reason ``too_few_annotators``;
+null (the default) keeps them.
 """
 
 from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import polars as pl
 
-if TYPE_CHECKING:
-    from divpref.data.normalize import Normalized
+from divpref.data.records import Normalized
 
 REASON = "too_few_annotators"
 
@@ -27,7 +26,7 @@ def usual_annotator_count(counts: list[int]) -> int | None:
     return max(tally, key=lambda count: (tally[count], count))
 
 
-def apply_min_annotators(normalized: "Normalized", min_annotators: int | None) -> "Normalized":
+def apply_min_annotators(normalized: Normalized, min_annotators: int | None) -> Normalized:
     """``normalized`` with the annotator-count report, and without pairs below ``min_annotators`` if set."""
     if min_annotators is not None and (isinstance(min_annotators, bool) or min_annotators < 1):
         raise ValueError(f"divergence.min_annotators must be null or an integer >= 1, got {min_annotators!r}")

@@ -2,10 +2,10 @@
 
 A dataset's ``format`` is given in config (``datasets.<name>.format``) or implied by its key (``multipref``,
 ``helpsteer2``). Whether it carries per-annotator Likert scores, which the score-based methods need, follows
-from the format: MultiPref has none, HelpSteer2 has them, and a ``long`` file has them when its columns include
-``score_a`` and ``score_b``. For a ``long`` file the workflow reads the file's header (parquet schema, CSV
-header line, first JSON record) at parse time; a file that does not exist yet (written by another rule) needs
-``datasets.<name>.scores: true|false`` declared instead. An explicit ``scores`` always wins.
+from the format: MultiPref has none, HelpSteer2 has them, and a ``long`` file has them when its columns
+include ``score_a`` and ``score_b``. For a ``long`` file the workflow reads the file's header (parquet schema,
+CSV header line, first JSON record) at parse time; a file that does not exist yet (written by another rule)
+needs ``datasets.<name>.scores: true|false`` declared instead. An explicit ``scores`` always wins.
 
 Cheap to import (the Snakefile uses it): no polars at module level.
 """
@@ -69,7 +69,7 @@ def header_columns(path: str | Path) -> list[str]:
 
 
 def dataset_has_scores(name: str, spec: Mapping[str, Any]) -> bool:
-    """Whether dataset ``name`` has per-annotator Likert scores (see the module docstring for how it is known)."""
+    """Whether dataset ``name`` has per-annotator Likert scores (how it is known: the module docstring)."""
     fmt = dataset_format(name, spec)
     if "scores" in spec:
         declared = bool(spec["scores"])

@@ -10,10 +10,11 @@ Problems, as for the published layouts (:mod:`divpref.data.normalize`):
 - errors (``InputDataError`` naming the file, the row, the pair_id and the value; nothing is written): a
   missing column, a strength that is not an integer in -2..2, a score that is not an integer, a pair_id whose
   rows disagree on ``prompt``, ``response_a`` or ``response_b``;
-- excluded rows (listed in the rejects table with a reason; ``rows_in == rows_kept + rows_rejected``): an empty
-  pair_id, annotator, strength, text or (when scores are used) score, and a repeated (pair_id, annotator).
+- excluded rows (listed in the rejects table with a reason; ``rows_in == rows_kept + rows_rejected``): an
+  empty pair_id, annotator, strength, text or (when scores are used) score, and a repeated (pair_id,
+  annotator).
 
-Output: the annotations table of :data:`divpref.data.normalize.ANNOTATIONS_SCHEMA`, pairs in order of first
+Output: the annotations table of :data:`divpref.data.records.ANNOTATIONS_SCHEMA`, pairs in order of first
 appearance, ``annotator`` renumbered 0, 1, ... per pair in file order, the scores in ``helpfulness_a`` and
 ``helpfulness_b`` (null without scores). Row keys are ``row N``: the 1-based line of a JSON-lines file, the
 1-based row of a parquet file, the 1-based data row of a CSV file (the header is row 0).
@@ -29,12 +30,14 @@ from typing import Any
 import polars as pl
 
 from divpref.data.formats import LONG_REQUIRED_COLUMNS, LONG_SCORE_COLUMNS, LONG_SUFFIXES
-from divpref.data.normalize import (
+from divpref.data.records import (
     ANNOTATIONS_SCHEMA,
     REJECTS_SCHEMA,
     InputDataError,
     Normalized,
     read_records,
+    rows_frame,
+    snippet,
 )
 
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
@@ -94,8 +97,8 @@ def _empty(value: Any) -> bool:
 def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normalized:
     """The long table of a long-format file.
 
-    ``use_scores``: None reads ``score_a``/``score_b`` when the file has both; True requires them (the workflow
-    planned score-based methods on this dataset); False ignores them.
+    ``use_scores``: None reads ``score_a``/``score_b`` when the file has both; True requires them (the
+    workflow planned score-based methods on this dataset); False ignores them.
     """
     path = Path(path)
     records = read_long_records(path)
@@ -149,7 +152,7 @@ def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normaliz
                 if seen != value:
                     raise InputDataError(
                         f"{where}: {column} differs from an earlier row of the same pair_id: "
-                        f"{_snippet(value)!r} vs {_snippet(seen)!r}"
+                        f"{snippet(value)!r} vs {snippet(seen)!r}"
                     )
             seen_annotators = annotators.setdefault(pair_id, {})
             if annotator in seen_annotators:
@@ -163,7 +166,7 @@ def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normaliz
         if reason is not None:
             rejects.append((f"row {row}", *reason))
 
-    annotations = pl.DataFrame(rows, schema=ANNOTATIONS_SCHEMA, orient="row")
+    annotations = rows_frame(rows, ANNOTATIONS_SCHEMA)
     order = {pair_id: index for index, pair_id in enumerate(texts)}
     annotations = (
         annotations.with_columns(_order=pl.col("pair_id").replace_strict(order, return_dtype=pl.Int64))
@@ -172,7 +175,7 @@ def normalize_long(path: str | Path, use_scores: bool | None = None) -> Normaliz
     )
     return Normalized(
         annotations,
-        pl.DataFrame(rejects, schema=REJECTS_SCHEMA, orient="row"),
+        rows_frame(rejects, REJECTS_SCHEMA),
         len(records),
         {pair_id: tuple(keys) for pair_id, keys in row_keys.items()},
     )
@@ -193,8 +196,3 @@ def _reject_reason(record: dict, strength: Any, scores: list) -> tuple[str, str]
         if score is None:
             return "missing_score", f"pair_id {record['pair_id']} {column}"
     return None
-
-
-def _snippet(text: object, width: int = 60) -> str:
-    text = str(text)
-    return text if len(text) <= width else text[: width - 3] + "..."

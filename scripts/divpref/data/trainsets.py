@@ -1,4 +1,5 @@
-"""Training sets per method (bt, mse, mean_var, classification) and label scheme (agg, all).
+"""Training sets per method (bt, mse, mean_var, classification, likert_classification) and label scheme
+(agg, all).
 
 Every table starts with ``pair_id, prompt, response_a, response_b``; the label columns follow ARCHITECTURE.md:
 
@@ -21,11 +22,12 @@ from typing import Literal
 
 import polars as pl
 
+from divpref.common.constants import BT, BUILTIN_METHODS, LIKERT_CLASSIFICATION, MSE
 from divpref.data.agreement import STRENGTHS
 
-METHODS = ("bt", "mse", "mean_var", "classification", "likert_classification")
-LAYOUTS = METHODS
-"""Training-set layouts; a registered method names the one it reads (``RewardMethod.trainset_layout``)."""
+LAYOUTS = BUILTIN_METHODS
+"""Training-set layouts, one per built-in method; a registered method names the one it reads
+(``RewardMethod.trainset_layout``)."""
 LABELS = ("agg", "all")
 TEXT_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 NoMajority = Literal["drop", "tie"]
@@ -73,14 +75,14 @@ def build_trainset(
     no_majority: NoMajority = "drop",
 ) -> pl.DataFrame:
     """The training table for ``method``/``labels`` from one split's pairs and those pairs' annotations."""
-    if method not in METHODS or labels not in LABELS:
-        raise ValueError(f"unknown method/labels {method!r}/{labels!r}; expected {METHODS} x {LABELS}")
+    if method not in LAYOUTS or labels not in LABELS:
+        raise ValueError(f"unknown method/labels {method!r}/{labels!r}; expected {LAYOUTS} x {LABELS}")
     annotations = annotations.join(pairs.select("pair_id"), on="pair_id", how="semi", maintain_order="left")
-    if method == "bt":
+    if method == BT:
         return _bt(labels, pairs, annotations, no_majority)
-    if method == "mse":
+    if method == MSE:
         return _mse(labels, pairs, annotations)
-    if method == "likert_classification":
+    if method == LIKERT_CLASSIFICATION:
         from divpref.models.likert_targets import build_likert_trainset
 
         return build_likert_trainset(labels, pairs, annotations)
@@ -95,7 +97,7 @@ def build_parts(
     no_majority: NoMajority = "drop",
 ) -> dict[str, pl.DataFrame]:
     """``{"train": ..., "dev": ...}`` for one method/labels; dev is agg for bt and mse (see module doc)."""
-    dev_labels = "agg" if method in ("bt", "mse") else labels
+    dev_labels = "agg" if method in (BT, MSE) else labels
     return {
         "train": build_trainset(method, labels, pairs_by_split["train"], annotations, no_majority),
         "dev": build_trainset(method, dev_labels, pairs_by_split["dev"], annotations, no_majority),

@@ -1,7 +1,7 @@
 """Scoring the test pairs with a selected reward model: batched, length-sorted, on GPU where available.
 
-Texts are encoded with :func:`divpref.training.loop.encode_text`, the trainer's own function, so scoring sees
-exactly the token sequences training saw. torch is imported inside the functions only.
+Texts are encoded with :func:`divpref.models.tokenization.encode_text`, the trainer's own encoder, so scoring
+sees exactly the token sequences training saw. torch is imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from divpref.models.methods import get_method, scores_frame
-from divpref.training.loop import encode_text, pad_right
+from divpref.models.tokenization import encode_text, pad_right
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +130,6 @@ def score_test_pairs(
             f"model head has {outputs.shape[1]} outputs; {method!r} expects {reward_method.head_outputs}"
         )
     return scores_frame(reward_method, test["pair_id"].to_list(), outputs[index_a], outputs[index_b])
-
-
-def inference_device() -> str:
-    """``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def inference_load_kwargs(model_cfg: Mapping[str, Any], device: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from divpref.common import scorefiles
 from divpref.common.constants import MEAN_VAR
-from divpref.data.normalize import iter_json_lines
+from divpref.data.records import iter_json_lines
 from divpref.detection import scores as detection_scores
 from divpref.detection import tuning
 

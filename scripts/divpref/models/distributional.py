@@ -1,22 +1,24 @@
 """Distributional reward models that predict the annotators' label distribution of a pair.
 
-Both methods output probabilities over the five ordered labels of :data:`divpref.common.constants.ORDERED_LABELS`
-(B clearly, B slightly, tie, A slightly, A clearly) and are trained with KL(annotators || model):
+Both methods output probabilities over the five ordered labels of
+:data:`divpref.common.constants.ORDERED_LABELS` (B clearly, B slightly, tie, A slightly, A clearly) and are
+trained with KL(annotators || model):
 
 * ``mean_var``: each response gets a reward r ~ N(mu, sigma^2); the label probabilities are the mass of
   r_A - r_B ~ N(mu_A - mu_B, sigma_A^2 + sigma_B^2 - 2 rho sigma_A sigma_B) on the SPEC intervals
   (-inf, -1.5), [-1.5, -0.5), [-0.5, 0.5), [0.5, 1.5), [1.5, inf). rho is a condition setting, not learned:
   each response is encoded on its own, so the model has no pair-level representation to predict a covariance
   from, and the loss only sees the total variance, so rho would not be identifiable from it
-  (:mod:`divpref.models.method_options`: 0, a fixed number, or ``tie_frequency``). The condition's ``objective``
-  is ``kl`` (the full paper's Mean-Var (KL)) or ``nll``, the Gaussian negative log-likelihood of the
-  annotators' strengths s in {-2..2} under that normal (with rho = 0 the paper's "Mean-Var (NLL,
-  Independent)" baseline). The NLL of the interval LABELS would not be a new objective: it is
-  KL + the entropy of the annotators' distribution, a constant, so it has the KL's gradients (tested).
+  (:mod:`divpref.models.method_options`: 0, a fixed number, or ``tie_frequency``). The condition's
+  ``objective`` is ``kl`` (the full paper's Mean-Var (KL)) or ``nll``, the Gaussian negative log-likelihood of
+  the annotators' strengths s in {-2..2} under that normal (with rho = 0 the paper's "Mean-Var (NLL,
+  Independent)" baseline). The NLL of the interval LABELS would not be a new objective: it is KL + the entropy
+  of the annotators' distribution, a constant, so it has the KL's gradients (tested).
 * ``classification``: a 5-way distribution built antisymmetrically from per-response outputs, so swapping
   A and B reverses the distribution exactly (see :func:`classification_logits`).
 
-Registered in :mod:`divpref.models.methods` on import. torch is imported inside functions only, like the registry.
+Registered in :mod:`divpref.models.methods` on import. torch is imported inside functions only, like the
+registry.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from divpref.common import constants
 from divpref.common.constants import ORDERED_LABELS
+from divpref.models.losses import pairwise_accuracy
 from divpref.models.methods import RewardMethod, Targets, optional_row_weight, register, require_columns
 
 if TYPE_CHECKING:
@@ -90,8 +94,6 @@ def _distribution_dev_metrics(label_probs: Tensor, targets: Targets) -> dict[str
     strength; pairs whose annotators balance out (expected strength 0) are left out of margin and accuracy.
     """
     import torch
-
-    from divpref.models.methods import pairwise_accuracy
 
     target = targets["label_dist"].to(label_probs.dtype)
     if target.shape[0] == 0:
@@ -282,14 +284,14 @@ CLASSIFICATION_HEAD_OUTPUTS = 6
 
 
 def classification_logits(out_a: Tensor, out_b: Tensor) -> Tensor:
-    """Pair logits ``[n, 5]`` over (B clearly, B slightly, tie, A slightly, A clearly) from ``[n, 6]`` outputs.
+    """Pair logits ``[n, 5]`` (B clearly, B slightly, tie, A slightly, A clearly) from ``[n, 6]`` outputs.
 
-    With d_k = u_k(A) - u_k(B) (antisymmetric) and c_k = v_k(A) + v_k(B) + |w_k(A) - w_k(B)| (symmetric),
-    k = 1 (slight), 2 (clear), the logits are (c_2 - d_2, c_1 - d_1, 0, c_1 + d_1, c_2 + d_2).
-    Swapping A and B negates d and keeps c, which reverses the logits, so the model cannot prefer a side by
-    position. The tie logit is pinned to 0 (softmax is shift invariant), leaving the 4 free values any 5-way
-    distribution needs. c_k sees response traits (v: e.g. both responses refuse) and how much the two responses
-    differ in a trait (w: e.g. one is long, one short), the causes of divergence the paper names.
+    With d_k = u_k(A) - u_k(B) (antisymmetric) and c_k = v_k(A) + v_k(B) + |w_k(A) - w_k(B)| (symmetric), k =
+    1 (slight), 2 (clear), the logits are (c_2 - d_2, c_1 - d_1, 0, c_1 + d_1, c_2 + d_2). Swapping A and B
+    negates d and keeps c, which reverses the logits, so the model cannot prefer a side by position. The tie
+    logit is pinned to 0 (softmax is shift invariant), leaving the 4 free values any 5-way distribution needs.
+    c_k sees response traits (v: e.g. both responses refuse) and how much the two responses differ in a trait
+    (w: e.g. one is long, one short), the causes of divergence the paper names.
     """
     import torch
 
@@ -329,7 +331,7 @@ def classification_dev_metrics(out_a: Tensor, out_b: Tensor, targets: Targets) -
 
 
 def classification_score_columns(out_a: np.ndarray, out_b: np.ndarray) -> dict[str, np.ndarray | None]:
-    """reward_a = P(A better), reward_b = P(B better) (pair-level, not per-response); the five probabilities."""
+    """reward_a = P(A better), reward_b = P(B better) (per pair, not per response); the five probabilities."""
     label_probs = classification_label_probs(_as_float64_tensor(out_a), _as_float64_tensor(out_b)).numpy()
     p_a, p_b = side_probabilities(label_probs)
     return {"reward_a": p_a, "reward_b": p_b, "sigma_a": None, "sigma_b": None, "label_probs": label_probs}
@@ -347,7 +349,7 @@ def _at_least_float32(tensor: Tensor) -> Tensor:
 # and unlike accuracy it is defined on pairs whose annotators balance out.
 MEAN_VAR = register(
     RewardMethod(
-        name="mean_var",
+        name=constants.MEAN_VAR,
         head_outputs=2,
         target_columns=("label_dist",),
         encode_targets=encode_label_dist,
@@ -362,7 +364,7 @@ MEAN_VAR = register(
 
 CLASSIFICATION = register(
     RewardMethod(
-        name="classification",
+        name=constants.CLASSIFICATION,
         head_outputs=CLASSIFICATION_HEAD_OUTPUTS,
         target_columns=("label_dist",),
         encode_targets=encode_label_dist,

@@ -1,4 +1,4 @@
-"""The full paper's Classification (KL), ``likert_classification``: a 5-way classifier of each RESPONSE's score.
+"""The full paper's Classification (KL), ``likert_classification``: 5-way classifier of each RESPONSE's score.
 
 HelpSteer2 helpfulness scores are integers 0-4 in the published file (SPEC: "not 1-5"). They are mapped to the
 five Likert classes 1..5 explicitly: score s is class s + 1 (``likert_targets.likert_class``). Each response's
@@ -17,8 +17,8 @@ lambda (ties: the first), in ``likert_targets.DIVERGENCE_SCORES``:
   the side opposite the predicted one;
 - ``score_variance``: Var_A + Var_B of the predicted scores, the spread Mean-Var's sigma_A + sigma_B measures.
 
-Registered in :mod:`divpref.models.methods` on import (an ``EXTENSION_MODULES`` entry). torch is imported inside
-functions; targets and divergence scores live in :mod:`divpref.models.likert_targets` (no torch).
+Registered in :mod:`divpref.models.methods` on import (an ``EXTENSION_MODULES`` entry). torch is imported
+inside functions; targets and divergence scores live in :mod:`divpref.models.likert_targets` (no torch).
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from divpref.common import constants
 from divpref.models.distributional import PROBABILITY_SMOOTHING, kl_divergence
 from divpref.models.likert_targets import CLASS_VALUES, N_CLASSES, TARGET_COLUMNS, encode_likert
-from divpref.models.methods import RewardMethod, Targets, optional_row_weight, pairwise_accuracy, register
+from divpref.models.losses import pairwise_accuracy
+from divpref.models.methods import RewardMethod, Targets, optional_row_weight, register
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -57,7 +59,7 @@ def expected_score(probs: Tensor) -> Tensor:
 
 
 def likert_loss(out_a: Tensor, out_b: Tensor, targets: Targets) -> Tensor:
-    """Per row (pair), (KL(t_A || q_A) + KL(t_B || q_B)) / 2, unreduced (divpref.models.methods' loss contract)."""
+    """Per row (pair), (KL(t_A || q_A) + KL(t_B || q_B)) / 2, unreduced (the RewardMethod loss contract)."""
     import torch
 
     q_a, q_b = likert_probs(out_a), likert_probs(out_b)
@@ -104,7 +106,7 @@ def likert_score_columns(out_a: np.ndarray, out_b: np.ndarray) -> dict[str, np.n
 
 LIKERT_CLASSIFICATION = register(
     RewardMethod(
-        name="likert_classification",
+        name=constants.LIKERT_CLASSIFICATION,
         head_outputs=N_CLASSES,
         target_columns=TARGET_COLUMNS,
         encode_targets=lambda frame, source: {

@@ -1,4 +1,4 @@
-"""Targets and divergence scores of ``likert_classification`` (numpy, polars; the model: divpref.models.likert).
+"""Targets and divergence scores of ``likert_classification`` (numpy, polars; model: divpref.models.likert).
 
 HelpSteer2 helpfulness scores are 0-4; score s is Likert class s + 1 (see :mod:`divpref.models.likert`).
 """
@@ -53,7 +53,7 @@ def majority_distribution(scores: list[int]) -> list[float]:
     score_distribution(scores)  # validates the scores
     mean = sum(scores) / len(scores)
     target = [0.0] * N_CLASSES
-    target[int(math.floor(mean + 0.5))] = 1.0  # class index = rounded mean score (0-4)
+    target[math.floor(mean + 0.5)] = 1.0  # class index = rounded mean score (0-4)
     return target
 
 
@@ -63,7 +63,8 @@ def build_likert_trainset(labels: str, pairs: pl.DataFrame, annotations: pl.Data
 
     if annotations.is_empty() or annotations["helpfulness_a"].is_null().any():
         raise ValueError(
-            "method 'likert_classification' needs helpfulness scores for every annotation; this dataset has none"
+            "method 'likert_classification' needs helpfulness scores for every annotation; "
+            "this dataset has none"
         )
     target = score_distribution if labels == "all" else majority_distribution
     scores = (

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from divpref.common.devices import compute_device
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -20,8 +22,8 @@ HEAD_MODULE_NAMES = ("score", "classifier")
 """Names of the freshly initialised classification head (decoders: ``score``; BERT: ``classifier``)."""
 
 HEAD_INFO_FILE = "reward_head.json"
-"""Written beside an exported adapter: the ``num_labels`` and ``pad_token_id`` to load the base model with, and
-the ``compute_dtype`` (``float32`` or ``bfloat16`` autocast) that training and dev evaluation ran at."""
+"""Written beside an exported adapter: the ``num_labels`` and ``pad_token_id`` to load the base model with,
+and the ``compute_dtype`` (``float32`` or ``bfloat16`` autocast) that training and dev evaluation ran at."""
 
 
 def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -103,10 +105,8 @@ def load_backbone(
     quantization = quantization_config(model_cfg)
     placement = {}
     if quantization is not None:
-        import torch
-
         # bitsandbytes quantizes while loading, so the device is chosen here (the trainer does not move it).
-        placement["device_map"] = {"": device or (0 if torch.cuda.is_available() else "cpu")}
+        placement["device_map"] = {"": device or compute_device(local_rank=0)}
     model = AutoModelForSequenceClassification.from_pretrained(
         source,
         num_labels=num_labels,
@@ -174,7 +174,7 @@ def write_head_info(
 
 
 def scores_in_bf16(adapter_dir: str | Path) -> bool:
-    """Whether an exported adapter was trained and dev-evaluated under bf16 autocast (score it the same way)."""
+    """Whether an exported adapter was trained and dev-evaluated under bf16 autocast (then score it so)."""
     info = json.loads(Path(adapter_dir, HEAD_INFO_FILE).read_text())
     return info.get("compute_dtype", "float32") == "bfloat16"
 

@@ -1,4 +1,4 @@
-"""Loss and metric formulas on reward tensors (the methods in ``methods.py`` adapt head outputs to these).
+"""Loss and metric formulas on reward tensors (the reward methods adapt head outputs to these).
 
 torch is imported inside each function so that importing this module stays cheap.
 """
@@ -30,7 +30,7 @@ def bradley_terry_loss(reward_a: Tensor, reward_b: Tensor, a_preferred: Tensor) 
 
 
 def paired_mse_row_loss(reward_a: Tensor, reward_b: Tensor, score_a: Tensor, score_b: Tensor) -> Tensor:
-    """Per pair, the squared error of each response's reward against its score, averaged over its 2 responses."""
+    """Per pair, the mean over its 2 responses of the squared error of each reward against its score."""
     error_a = reward_a - score_a.to(reward_a.dtype)
     error_b = reward_b - score_b.to(reward_b.dtype)
     return (error_a.square() + error_b.square()) / 2

@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-SETTINGS = {"mean_var": ("rho", "objective")}
+from divpref.common.constants import MEAN_VAR
+
+SETTINGS = {MEAN_VAR: ("rho", "objective")}
 """Condition keys each method accepts (besides method, labels, datasets, training)."""
 TIE_FREQUENCY = "tie_frequency"
 MAX_RHO = 0.95

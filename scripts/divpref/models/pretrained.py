@@ -1,15 +1,15 @@
 """Off-the-shelf reward models (``method: pretrained``): score pairs with an existing model, no training.
 
-The model is a sequence-classification reward model with one output (e.g. ``Skywork/Skywork-Reward-Gemma-2-27B``
-or a local folder). Each response is rendered with the model's OWN chat template (user: prompt, assistant:
-response; :func:`divpref.training.loop.encode_text`), and the scalar output is the reward. Batching and
-length-sorting are :mod:`divpref.evaluation.scoring`'s. The score file has ``reward_a``/``reward_b``; the other columns are
-null (a single-value model).
+The model is a sequence-classification reward model with one output (e.g.
+``Skywork/Skywork-Reward-Gemma-2-27B`` or a local folder). Each response is rendered with the model's OWN chat
+template (user: prompt, assistant: response; :func:`divpref.models.tokenization.encode_text`), and the scalar
+output is the reward. Batching and length-sorting are :mod:`divpref.evaluation.scoring`'s. The score file has
+``reward_a``/``reward_b``; the other columns are null (a single-value model).
 
 Padding: a sequence-classification head scores the rightmost token that is not ``config.pad_token_id``. A
-tokenizer without a pad token would pad with EOS, and a chat template that ends in EOS would then be scored one
-token early. :func:`pooling_pad_id` therefore pads with an id that occurs in none of the scored sequences, so
-every response is scored at its own last token, exactly as unpadded one-at-a-time scoring does (tested).
+tokenizer without a pad token would pad with EOS, and a chat template that ends in EOS would then be scored
+one token early. :func:`pooling_pad_id` therefore pads with an id that occurs in none of the scored sequences,
+so every response is scored at its own last token, exactly as unpadded one-at-a-time scoring does (tested).
 
 torch and transformers are imported inside the functions only.
 """
@@ -22,13 +22,14 @@ from typing import Any
 
 import polars as pl
 
+from divpref.common.constants import BT
 from divpref.evaluation.scoring import head_outputs, unique_texts
 from divpref.models.methods import get_method, scores_frame
-from divpref.training.loop import encode_text
+from divpref.models.tokenization import encode_text
 
 log = logging.getLogger(__name__)
 
-SCALAR_METHOD = "bt"
+SCALAR_METHOD = BT
 """The registered method whose score columns a scalar reward model writes (reward_a, reward_b; rest null)."""
 
 
@@ -46,8 +47,8 @@ def pooling_pad_id(encoded: Sequence[Sequence[int]], preferred: int | None, voca
 def load_kwargs(model_cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
     """``from_pretrained`` kwargs: on GPU bf16, or 8 bits when ``load_in_8bit``, spread over visible GPUs.
 
-    On CPU the model loads in fp32 (bitsandbytes' 8-bit kernels need CUDA; ``load_in_8bit`` is then ignored with
-    a warning).
+    On CPU the model loads in fp32 (bitsandbytes' 8-bit kernels need CUDA; ``load_in_8bit`` is then ignored
+    with a warning).
     """
     kwargs: dict[str, Any] = {
         "revision": model_cfg.get("revision") or None,
@@ -70,7 +71,7 @@ def load_kwargs(model_cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
 
 
 def check_reward_model(source: str, config: Any) -> None:
-    """Refuse a checkpoint that is not a one-output sequence-classification model (its head would be random)."""
+    """Refuse a checkpoint that is not a one-output sequence-classifier (its head would be random)."""
     architectures = list(getattr(config, "architectures", None) or [])
     if not any(name.endswith("ForSequenceClassification") for name in architectures):
         raise ValueError(
@@ -82,7 +83,7 @@ def check_reward_model(source: str, config: Any) -> None:
 
 
 def load_pretrained(model_cfg: Mapping[str, Any], device: str) -> tuple[Any, Any]:
-    """``(model in eval mode, tokenizer)`` of a pretrained reward model; the tokenizer must have a chat template."""
+    """``(model in eval mode, tokenizer)`` of a pretrained reward model; its tokenizer has a chat template."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     source = model_cfg["name_or_path"]

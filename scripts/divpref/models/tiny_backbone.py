@@ -32,7 +32,8 @@ CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}[{{ message['role'] }}] {{ message['content'] }} "
     "{{ eos_token }}{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"
 )
-"""Chat template of a built reward model (``reward_model: true``): ``[CLS][user] ... [SEP][assistant] ... [SEP]``."""
+"""Chat template of a built reward model (``reward_model: true``):
+``[CLS][user] ... [SEP][assistant] ... [SEP]``."""
 
 
 def offline_tokenizer_file() -> Path:
@@ -73,7 +74,7 @@ def resolved_build(build_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def build_backbone(build_cfg: Mapping[str, Any] | None, out_dir: str | Path) -> Path:
-    """Write a seeded tiny causal LM (or, with ``reward_model``, a reward model) and its tokenizer to ``out_dir``."""
+    """Write a seeded tiny causal LM (or reward model: ``reward_model``) and its tokenizer to ``out_dir``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 

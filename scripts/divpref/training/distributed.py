@@ -37,8 +37,12 @@ class Parallel:
         return self.world_size > 1
 
 
+SINGLE_PROCESS = Parallel()
+"""A run of one process: no process group (the default of every function that takes a :class:`Parallel`)."""
+
+
 def from_environment() -> Parallel:
-    """The :class:`Parallel` torchrun describes in ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (default: alone)."""
+    """The :class:`Parallel` torchrun sets in ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (default: alone)."""
     return Parallel(
         rank=int(os.environ.get("RANK", 0)),
         world_size=int(os.environ.get("WORLD_SIZE", 1)),
@@ -72,7 +76,7 @@ def destroy_process_group(parallel: Parallel) -> None:
 
 
 def step_share(rows: np.ndarray, parallel: Parallel) -> np.ndarray:
-    """This process's disjoint, contiguous share of a step's rows (sizes differ by at most one; may be empty)."""
+    """This process's disjoint, contiguous share of a step's rows (sizes differ by <= 1; may be empty)."""
     return np.array_split(np.asarray(rows), parallel.world_size)[parallel.rank]
 
 

@@ -3,8 +3,8 @@
 The rule script (``scripts/train.py``) builds a :class:`TrainJob` and calls :func:`run_job`:
 * ``data_parallel: 1``: this process trains (no process group, exactly the single-process trainer);
 * ``data_parallel: N > 1``: this process becomes torchrun's agent (``torch.distributed.run`` in-process,
-  ``--standalone``) and starts N workers, ``python -m divpref.training.job <spec.json>``: one per GPU (NCCL), or
-  N gloo processes on CPU. Rank 0 writes the training log. Every worker dies with the agent
+  ``--standalone``) and starts N workers, ``python -m divpref.training.job <spec.json>``: one per GPU (NCCL),
+  or N gloo processes on CPU. Rank 0 writes the training log. Every worker dies with the agent
   (``PR_SET_PDEATHSIG``), so a SIGKILLed or cancelled job leaves no process behind and its rerun resumes from
   the last checkpoint.
 
@@ -50,10 +50,10 @@ class TrainJob:
     method_modules: list[str] = dataclasses.field(default_factory=list)  # config `method_modules`
 
     def params(self) -> Any:
-        """The resolved :class:`divpref.training.loop.TrainingParams`, with the retry's micro-batch size."""
+        """The resolved :class:`divpref.training.params.TrainingParams`, with the retry's micro-batch size."""
         import torch
 
-        from divpref.training.loop import TrainingParams
+        from divpref.training.params import TrainingParams
 
         params = TrainingParams.from_mapping(self.training)
         # Only a GPU run can run out of GPU memory; on CPU a retry keeps the micro-batch and so resumes
@@ -145,7 +145,7 @@ def launch(job: TrainJob, processes: int) -> None:
 
 
 def die_with_launcher() -> None:
-    """Ask Linux to SIGKILL this worker when its parent (torchrun's agent) dies, e.g. by SIGKILL or scancel."""
+    """Ask Linux to SIGKILL this worker when its parent (torchrun's agent) dies (e.g. SIGKILL, scancel)."""
     expected_parent = os.environ.get(LAUNCHER_PID_ENV)
     if sys.platform.startswith("linux"):
         import ctypes

@@ -3,9 +3,9 @@
 ``bench/bench_memory.py`` measures one real training step (the project's 8-bit + LoRA load path) on CPU,
 on the configured backbone's architecture with 1-2 decoder layers, and fits
 
-    peak = static_base + L * static_per_layer                       (weights, LoRA, head: resident)
-         + step_base + L * step_per_layer                           (per-step buffers: dequantized weights, ...)
-         + T * (per_token + L * per_token_per_layer)                 (activations kept for backward, T tokens)
+    peak = static_base + L * static_per_layer                   (weights, LoRA, head: resident)
+         + step_base + L * step_per_layer                       (per-step buffers: dequantized weights, ...)
+         + T * (per_token + L * per_token_per_layer)             (activations kept for backward, T tokens)
 
 with ``T = 2 * micro_batch_size * max_length`` (both responses of every pair, padded to ``max_length``: the
 worst case) and ``L`` the backbone's decoder layers. The coefficients it measured for Llama-3-8B's
@@ -55,7 +55,7 @@ ALLOCATOR_MARGIN = 0.10
 
 @dataclass(frozen=True)
 class MemoryFit:
-    """Fitted coefficients (bytes) of one training configuration (dtype, checkpointing) on one architecture."""
+    """Fitted coefficients (bytes) of one training setup (dtype, checkpointing) on one architecture."""
 
     static_base: float
     static_per_layer: float
@@ -111,7 +111,7 @@ def with_cuda_overhead(peak_bytes: float) -> float:
 
 
 def architecture_config(model_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """The backbone's config.json values and where they came from (a local file, the HF cache, or the fallback).
+    """The backbone's config.json values and their source (a local file, the HF cache, or the fallback).
 
     Never touches the network: a hub id is looked up in the local Hugging Face cache only.
     """

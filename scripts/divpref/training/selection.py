@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from divpref.models.loading import write_head_info
+from divpref.training.checkpoints import ADAPTER_DIR
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -74,7 +75,7 @@ def export_adapter(
     ``peft.AutoPeftModelForSequenceClassification.from_pretrained(out_dir, num_labels=...)``
     (or :func:`divpref.models.loading.load_for_inference`); ``adapter_config.json`` names the base model.
     """
-    source = Path(checkpoint) / "adapter"
+    source = Path(checkpoint) / ADAPTER_DIR
     missing = [name for name in ADAPTER_FILES if not (source / name).is_file()]
     if missing:
         raise FileNotFoundError(f"checkpoint adapter {source} lacks {missing}")
