@@ -7,8 +7,9 @@ log_to_file(snakemake.log[0])
 import polars as pl
 
 from divpref.common.atomic_io import atomic_path
+from divpref.common.render import frame_to_html
 from divpref.common.rule_inputs import files_by_name
-from divpref.evaluation.table2 import frame_to_html, gather_divergence
+from divpref.evaluation.divergence_table import gather_divergence
 
 
 def main(smk) -> None:

@@ -6,8 +6,8 @@ log_to_file(snakemake.log[0])
 
 from divpref.common.atomic_io import atomic_path
 from divpref.common.rule_inputs import files_by_name, with_files
+from divpref.evaluation.metrics import load_scored_runs
 from divpref.evaluation.plots import pair_scores, plot_decisiveness
-from divpref.evaluation.table2 import load_scored_runs
 
 
 def main(smk) -> None:

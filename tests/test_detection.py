@@ -9,7 +9,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
+from divpref.common.bootstrap import stratified_indices
+from divpref.common.scorefiles import join_scores
+from divpref.detection import scores as detection_scores
 from divpref.detection import table as det
+from divpref.detection import tuning
+
+
+def join_method_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, source: str) -> pl.DataFrame:
+    """The pairs with the score columns ``method`` needs (as detection joins them)."""
+    return join_scores(
+        pairs,
+        scores,
+        detection_scores.score_columns(method, source),
+        list(detection_scores.TEST_COLUMNS),
+        source,
+    )
 
 
 def reference_auroc(positives: list[float], negatives: list[float]) -> float:
@@ -23,18 +38,20 @@ def reference_auroc(positives: list[float], negatives: list[float]) -> float:
 
 def test_margin_score_is_minus_the_absolute_reward_gap():
     np.testing.assert_allclose(
-        det.margin_divergence_score([1.0, -2.0, 0.5], [0.0, 1.0, 0.5]), [-1.0, -3.0, 0.0]
+        detection_scores.margin_divergence_score([1.0, -2.0, 0.5], [0.0, 1.0, 0.5]), [-1.0, -3.0, 0.0]
     )
 
 
 def test_mean_var_score_adds_lambda_times_the_sigmas_and_subtracts_the_mean_gap():
-    score = det.mean_var_divergence_score([1.0, 0.0], [0.2, 0.0], [0.5, 1.0], [0.3, 1.0], lam=2.0)
+    score = detection_scores.mean_var_divergence_score(
+        [1.0, 0.0], [0.2, 0.0], [0.5, 1.0], [0.3, 1.0], lam=2.0
+    )
     np.testing.assert_allclose(score, [2.0 * 0.8 - 0.8, 2.0 * 2.0 - 0.0])
 
 
 def test_opposite_side_mass_is_the_smaller_side():
     probs = np.array([[0.1, 0.2, 0.3, 0.25, 0.15], [0.0, 0.0, 1.0, 0.0, 0.0], [0.6, 0.0, 0.0, 0.0, 0.4]])
-    np.testing.assert_allclose(det.opposite_side_mass(probs), [0.3, 0.0, 0.4])
+    np.testing.assert_allclose(detection_scores.opposite_side_mass(probs), [0.3, 0.0, 0.4])
 
 
 def test_label_entropy_by_hand():
@@ -46,7 +63,9 @@ def test_label_entropy_by_hand():
             [0.1, 0.1, 0.6, 0.1, 0.1],  # 4 * 0.1 ln 10 + 0.6 ln(1 / 0.6) = 0.92103 + 0.30650
         ]
     )
-    np.testing.assert_allclose(det.label_entropy(probs), [1.6094379, 0.0, 0.6931472, 1.2275294], atol=1e-7)
+    np.testing.assert_allclose(
+        detection_scores.label_entropy(probs), [1.6094379, 0.0, 0.6931472, 1.2275294], atol=1e-7
+    )
 
 
 @settings(max_examples=50, deadline=None)
@@ -59,13 +78,15 @@ def test_label_entropy_matches_scipy_and_stays_within_zero_and_ln5(rows):
     from scipy.stats import entropy
 
     probs = np.array(rows) / np.array(rows).sum(axis=1, keepdims=True)
-    got = det.label_entropy(probs)
+    got = detection_scores.label_entropy(probs)
     np.testing.assert_allclose(got, entropy(probs, axis=1), atol=1e-12)
     assert np.all(got >= -1e-12) and np.all(got <= np.log(5) + 1e-12)
 
 
 def test_preference_correct_scores_sides_and_gives_half_credit_to_ties():
-    correct = det.preference_correct([1.0, 1.0, 0.0, 2.0], [0.0, 2.0, 0.0, 1.0], ["a", "a", "b", "b"])
+    correct = detection_scores.preference_correct(
+        [1.0, 1.0, 0.0, 2.0], [0.0, 2.0, 0.0, 1.0], ["a", "a", "b", "b"]
+    )
     np.testing.assert_allclose(correct, [1.0, 0.0, 0.5, 0.0])
 
 
@@ -83,25 +104,25 @@ def test_divergence_scores_dispatch_on_method():
         sigma_b=[1.0, 0.5],
         label_probs=[[0.1, 0.2, 0.3, 0.25, 0.15], [0.5, 0.0, 0.0, 0.0, 0.5]],
     )
-    np.testing.assert_allclose(det.divergence_scores("bt", frame), [-0.4, 0.0])
-    np.testing.assert_allclose(det.divergence_scores("mean_var", frame, lam=0.5), [0.6, 0.25])
+    np.testing.assert_allclose(detection_scores.divergence_scores("bt", frame), [-0.4, 0.0])
+    np.testing.assert_allclose(detection_scores.divergence_scores("mean_var", frame, lam=0.5), [0.6, 0.25])
     np.testing.assert_allclose(
-        det.divergence_scores("classification", frame, score_name="opposite_mass"), [0.3, 0.5]
+        detection_scores.divergence_scores("classification", frame, score_name="opposite_mass"), [0.3, 0.5]
     )
     # -(0.1 ln 0.1 + 0.2 ln 0.2 + 0.3 ln 0.3 + 0.25 ln 0.25 + 0.15 ln 0.15) = 1.5444795; two halves: ln 2
     np.testing.assert_allclose(
-        det.divergence_scores("classification", frame, score_name="entropy"),
+        detection_scores.divergence_scores("classification", frame, score_name="entropy"),
         [1.5444795, np.log(2)],
         atol=1e-7,
     )
     with pytest.raises(ValueError, match="needs lambda"):
-        det.divergence_scores("mean_var", frame)
+        detection_scores.divergence_scores("mean_var", frame)
     with pytest.raises(ValueError, match="classification divergence score needs a name"):
-        det.divergence_scores("classification", frame)
+        detection_scores.divergence_scores("classification", frame)
     with pytest.raises(ValueError, match="no classification divergence score 'variance'"):
-        det.divergence_scores("classification", frame, score_name="variance")
+        detection_scores.divergence_scores("classification", frame, score_name="variance")
     with pytest.raises(ValueError, match="no divergence score"):
-        det.divergence_scores("dpo", frame)
+        detection_scores.divergence_scores("dpo", frame)
 
 
 # --- AUROC and lambda ---
@@ -111,8 +132,10 @@ def test_auroc_on_a_hand_made_case_equals_sklearn_and_leaves_out_other_pairs():
     agreement = ["diverging", "diverging", "high_agreement_pref", "high_agreement_tie", "other"]
     score = np.array([0.9, 0.4, 0.5, 0.1, 100.0])
     # positives 0.9, 0.4 vs negatives 0.5, 0.1: 3 of 4 orderings correct.
-    assert det.divergence_auroc(agreement, score) == pytest.approx(0.75)
-    assert det.divergence_auroc(agreement, score) == pytest.approx(roc_auc_score([1, 1, 0, 0], score[:4]))
+    assert detection_scores.divergence_auroc(agreement, score) == pytest.approx(0.75)
+    assert detection_scores.divergence_auroc(agreement, score) == pytest.approx(
+        roc_auc_score([1, 1, 0, 0], score[:4])
+    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -133,9 +156,11 @@ def test_auroc_matches_the_mann_whitney_reference(data):
     negatives = [value for category, value in data if category.startswith("high_agreement")]
     if not positives or not negatives:
         with pytest.raises(ValueError, match="needs diverging and high-agreement"):
-            det.divergence_auroc(agreement, score)
+            detection_scores.divergence_auroc(agreement, score)
     else:
-        assert det.divergence_auroc(agreement, score) == pytest.approx(reference_auroc(positives, negatives))
+        assert detection_scores.divergence_auroc(agreement, score) == pytest.approx(
+            reference_auroc(positives, negatives)
+        )
 
 
 def mean_var_dev(mu_gap, sigma_sum) -> pl.DataFrame:
@@ -153,16 +178,16 @@ def test_lambda_tuning_takes_the_smallest_lambda_that_uses_informative_sigmas():
     agreement = ["diverging", "diverging", "high_agreement_pref", "high_agreement_tie"]
     # Equal mean gaps (lambda 0 gives AUROC 0.5); diverging pairs have the larger sigmas.
     dev = mean_var_dev([1.0, 1.0, 1.0, 1.0], [2.0, 3.0, 1.0, 1.0])
-    assert det.tune_lambda(agreement, dev, [4.0, 0.0, 0.5, 1.0]) == (0.5, 1.0)
+    assert tuning.tune_lambda(agreement, dev, [4.0, 0.0, 0.5, 1.0]) == (0.5, 1.0)
 
 
 def test_lambda_tuning_keeps_zero_when_sigmas_mislead():
     agreement = ["diverging", "diverging", "high_agreement_pref", "high_agreement_tie"]
     # Mean gaps separate perfectly; sigmas point the wrong way, so any lambda > 0 can only hurt.
     dev = mean_var_dev([0.1, 0.2, 2.0, 3.0], [0.1, 0.1, 5.0, 5.0])
-    assert det.tune_lambda(agreement, dev, [0.0, 0.1, 1.0, 10.0]) == (0.0, 1.0)
+    assert tuning.tune_lambda(agreement, dev, [0.0, 0.1, 1.0, 10.0]) == (0.0, 1.0)
     with pytest.raises(ValueError, match="non-negative"):
-        det.tune_lambda(agreement, dev, [-1.0, 1.0])
+        tuning.tune_lambda(agreement, dev, [-1.0, 1.0])
 
 
 # Dev cases for Classification's score: two diverging pairs, then two high-agreement ones (pref, tie).
@@ -212,7 +237,7 @@ def classification_scores(label_probs, pair_ids=None) -> pl.DataFrame:
     ids=["entropy-wins", "opposite-mass-wins", "tie-at-1", "tie-at-half"],
 )
 def test_classification_score_is_chosen_by_dev_auroc_with_ties_to_opposite_mass(dev_probs, expected):
-    assert det.choose_classification_score(DEV_AGREEMENT, classification_scores(dev_probs)) == expected
+    assert tuning.choose_classification_score(DEV_AGREEMENT, classification_scores(dev_probs)) == expected
 
 
 # --- joining scores ---
@@ -236,7 +261,7 @@ def test_join_scores_keeps_pair_order_and_the_methods_columns():
             "sigma_a": [None] * 3,
         }
     )
-    joined = det.join_scores(PAIRS, scores, "bt", "s.parquet")
+    joined = join_method_scores(PAIRS, scores, "bt", "s.parquet")
     assert joined["pair_id"].to_list() == ["p1", "p2", "p3"] and joined["reward_a"].to_list() == [
         1.0,
         2.0,
@@ -269,7 +294,7 @@ def test_join_scores_keeps_pair_order_and_the_methods_columns():
 )
 def test_join_scores_names_the_file_pair_and_value_of_bad_scores(scores, message):
     with pytest.raises(ValueError, match=rf"s\.parquet: .*{message}"):
-        det.join_scores(PAIRS, pl.DataFrame(scores), "bt", "s.parquet")
+        join_method_scores(PAIRS, pl.DataFrame(scores), "bt", "s.parquet")
 
 
 def test_join_scores_rejects_label_probs_of_the_wrong_length():
@@ -282,7 +307,7 @@ def test_join_scores_rejects_label_probs_of_the_wrong_length():
         }
     )
     with pytest.raises(ValueError, match="'p2' has invalid label_probs"):
-        det.join_scores(PAIRS, scores, "classification", "s.parquet")
+        join_method_scores(PAIRS, scores, "classification", "s.parquet")
 
 
 # --- bootstrap and table ---
@@ -290,7 +315,7 @@ def test_join_scores_rejects_label_probs_of_the_wrong_length():
 
 def test_stratified_indices_keep_every_strata_size():
     strata = np.array(["x", "y", "x", "z", "y", "x"])
-    draws = det.stratified_indices(np.random.default_rng(0), strata, n_samples=50)
+    draws = stratified_indices(np.random.default_rng(0), strata, n_samples=50)
     assert draws.shape == (50, 6)
     for row in draws:
         assert sorted(strata[row]) == sorted(strata)
@@ -320,7 +345,8 @@ def test_detection_table_values_on_hand_made_runs():
     # seed 1: |gaps| d 0.1, 0.2; h 1.0, 2.0 (h2 on the wrong side); t 0.15. Scores -|gap|:
     # diverging (-0.1, -0.2) vs high agreement (-1, -2, -0.15): 5 of 6 orderings right -> 5/6.
     first = hand_run(1, [0.1, -0.2, 1.0, 2.0, 0.15, 9.0])
-    # seed 2: every high-agreement pair is decided more weakly than the diverging ones -> AUROC 0; both prefs right.
+    # seed 2: every high-agreement pair is decided more weakly than the diverging ones -> AUROC 0; both prefs
+    # right.
     second = hand_run(2, [3.0, 3.0, 1.0, -1.0, 0.5, 0.0])
     table = det.detection_table([second, first], n_samples=200, ci=0.95, seed=7)
     value = {(row["seed"], row["metric"]): row for row in table.iter_rows(named=True)}
@@ -423,7 +449,8 @@ def mean_var_scores(pair_ids, mu_a, sigma) -> pl.DataFrame:
 def test_prepare_run_tunes_lambda_on_the_dev_pairs_agreement():
     test = ALL_PAIRS.head(3)
     scores = mean_var_scores(["t1", "t2", "t3"], [0.5, 1.0, 0.0], [1.0, 1.0, 1.0])
-    # Dev: equal mean gaps except the 'other' pair; diverging pairs have larger sigmas -> smallest positive lambda.
+    # Dev: equal mean gaps except the 'other' pair; diverging pairs have larger sigmas -> smallest positive
+    # lambda.
     dev = mean_var_scores(["v1", "v2", "v3", "v4"], [1.0, 1.0, 1.0, 9.0], [2.0, 3.0, 1.0, 0.0])
     run = det.prepare_run(SPEC, test, scores, pairs=ALL_PAIRS, dev_scores=dev, lambda_grid=[0.0, 0.25, 1.0])
     assert run.lam == 0.25 and run.seed == 3 and run.pairs["pair_id"].to_list() == ["t1", "t2", "t3"]
@@ -478,7 +505,7 @@ def test_prepare_run_chooses_the_classification_score_on_dev_and_applies_it_to_t
     assert frame["score_name"].to_list() == [chosen] * 3
     table = det.detection_table([run], n_samples=20, ci=0.95, seed=0)
     assert table["score_name"].to_list() == [chosen, chosen]
-    assert table["score"].to_list() == [det.CLASSIFICATION_SCORES[chosen]] * 2
+    assert table["score"].to_list() == [detection_scores.CLASSIFICATION_SCORES[chosen]] * 2
     assert table["lambda"].to_list() == [None, None]
 
 
@@ -501,7 +528,7 @@ def test_prepare_run_needs_classification_dev_scores_with_both_classes():
 def test_pooled_row_lists_each_seeds_classification_score_and_markdown_names_the_choice():
     test = CLASSIFICATION_PAIRS.head(3)
     scores = classification_scores(TEST_PROBS, ["t1", "t2", "t3"])
-    joined = det.join_scores(test, scores, "classification", "s.parquet")
+    joined = join_method_scores(test, scores, "classification", "s.parquet")
     runs = [
         det.DetectionRun(
             "multipref", "classification-all", "classification", "all", seed, joined, score_name=name
@@ -512,7 +539,7 @@ def test_pooled_row_lists_each_seeds_classification_score_and_markdown_names_the
     by_seed = {row["seed"]: row for row in table.filter(pl.col("metric") == "auroc").iter_rows(named=True)}
     assert by_seed["1"]["score_name"] == "entropy"
     assert by_seed["all"]["score_name"] == "opposite_mass,entropy"
-    assert by_seed["all"]["score"] == "; ".join(det.CLASSIFICATION_SCORES.values())
+    assert by_seed["all"]["score"] == "; ".join(detection_scores.CLASSIFICATION_SCORES.values())
     markdown = det.render_markdown(table.filter(pl.col("seed") == "1"), ci=0.95)
     assert "Scores chosen on dev: Pairwise classification (KL) on MultiPref: entropy." in markdown
 
@@ -555,7 +582,7 @@ def test_roc_points_run_from_origin_to_one_with_sklearns_auroc(tmp_path):
         )
         run = pair_scores.filter(pl.col("condition") == condition, pl.col("seed") == seed)
         assert curve["auroc"][0] == pytest.approx(
-            det.divergence_auroc(run["agreement"], run["divergence_score"].to_numpy())
+            detection_scores.divergence_auroc(run["agreement"], run["divergence_score"].to_numpy())
         )
     png, pdf = tmp_path / "roc.png", tmp_path / "roc.pdf"
     plot_roc_curves(pair_scores, "multipref", png, pdf)
@@ -591,8 +618,8 @@ def test_ci_dag_scores_distributional_conditions_and_writes_the_detection_table(
     for row in table.iter_rows(named=True):
         assert 0.0 <= row["ci_low"] <= row["value"] <= row["ci_high"] <= 1.0
         assert (row["lambda"] is not None) == (row["method"] == "mean_var")
-        candidates = det.CANDIDATE_SCORES.get(row["method"], {})
-        assert (row["score_name"] in candidates) == (row["method"] in det.CANDIDATE_SCORES)
+        candidates = detection_scores.CANDIDATE_SCORES.get(row["method"], {})
+        assert (row["score_name"] in candidates) == (row["method"] in detection_scores.CANDIDATE_SCORES)
     # Classification (KL) exists for HelpSteer2 only (it needs Likert scores)
     likert = table.filter(pl.col("method") == "likert_classification")
     assert set(likert["dataset"]) == {"helpsteer2"} and set(likert["label"]) == {"Classification (KL)"}

@@ -11,7 +11,9 @@ import pytest
 from conftest import REPO, copy_workflow
 from snakemake_jobs import run_snakemake
 
-from divpref.detection import table as detection
+from divpref.common.scorefiles import join_scores
+from divpref.detection import scores as detection_scores
+from divpref.detection import tuning
 from divpref.flagging.flags import (
     choose_threshold,
     flag_scores,
@@ -22,6 +24,17 @@ from divpref.flagging.flags import (
 )
 
 # --- the threshold rule on a hand-made dev set ------------------------------------------------------------
+
+
+def join_method_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, source: str) -> pl.DataFrame:
+    """The pairs with the score columns ``method`` needs (as detection joins them)."""
+    return join_scores(
+        pairs,
+        scores,
+        detection_scores.score_columns(method, source),
+        list(detection_scores.TEST_COLUMNS),
+        source,
+    )
 
 
 def test_youden_point_by_hand_with_ties_going_to_the_larger_threshold():
@@ -82,10 +95,10 @@ def test_threshold_uses_detections_score_and_dev_tuned_lambda(method):
     model, pairs, scores = _dev(method)
     grid = [0.0, 0.5, 2.0]
     record = choose_threshold(model, pairs, scores, grid)
-    dev = detection.join_scores(pairs, scores, method, "dev.parquet")
-    lam = detection.tune_lambda(dev["agreement"].to_numpy(), dev, grid)[0] if method == "mean_var" else None
+    dev = join_method_scores(pairs, scores, method, "dev.parquet")
+    lam = tuning.tune_lambda(dev["agreement"].to_numpy(), dev, grid)[0] if method == "mean_var" else None
     assert record["lambda"] == lam
-    score = detection.divergence_scores(method, dev, lam)
+    score = detection_scores.divergence_scores(method, dev, lam)
     is_diverging = dev["agreement"].to_numpy() == "diverging"
     assert record["threshold"] == pytest.approx(youden_threshold(is_diverging, score)[0])
     flagged = score >= record["threshold"]
@@ -104,7 +117,7 @@ def test_threshold_uses_detections_score_and_dev_tuned_lambda(method):
 
 
 def test_a_null_threshold_flags_nothing():
-    model, pairs, scores = _dev("bt")
+    _model, _pairs, scores = _dev("bt")
     record = {"method": "bt", "lambda": None, "score_name": None, "threshold": None}
     assert not flag_scores(record, scores, "s.parquet")["flagged"].any()
 
@@ -266,7 +279,8 @@ def test_a_bad_flag_config_stops_the_workflow_load(tmp_path, flag, message):
 
 
 def test_threshold_for_likert_classification_uses_its_dev_chosen_score():
-    """The full paper's Classification (KL) as flag model: its score is chosen on dev as detection chooses it."""
+    """The full paper's Classification (KL) as flag model: its score is chosen on dev as detection chooses
+    it."""
     model, pairs, _ = _dev("likert_classification")
     polar, certain_4, certain_2 = [0.5, 0, 0, 0, 0.5], [0, 0, 0, 1.0, 0], [0, 1.0, 0, 0, 0]
     probs_a = [polar, polar, certain_4, certain_2, certain_4, polar]
@@ -283,10 +297,8 @@ def test_threshold_for_likert_classification_uses_its_dev_chosen_score():
         schema_overrides={"likert_probs_a": pl.List(pl.Float64), "likert_probs_b": pl.List(pl.Float64)},
     )
     record = choose_threshold(model, pairs, scores, [0.0])
-    dev = detection.join_scores(pairs, scores, "likert_classification", "dev.parquet")
-    chosen, _ = detection.choose_classification_score(
-        dev["agreement"].to_numpy(), dev, "likert_classification"
-    )
+    dev = join_method_scores(pairs, scores, "likert_classification", "dev.parquet")
+    chosen, _ = tuning.choose_classification_score(dev["agreement"].to_numpy(), dev, "likert_classification")
     assert record["score_name"] == chosen == "extreme_mass" and record["lambda"] is None
     assert record["dev_recall"] == 1.0  # the three polarised pairs are the diverging ones
     flags = flag_scores(record, scores, "set.parquet")

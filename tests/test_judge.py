@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from divpref.common.bootstrap import stable_seed
-from divpref.evaluation.table2 import SUBSETS
+from divpref.common.constants import SUBSETS
+from divpref.common.paper_numbers import JUDGE_WINNER_RATE
 from divpref.judge import verdicts as judge
 from divpref.judge.table import (
     JUDGE_COLUMNS,
-    PAPER_WINNER_RATE,
     UNFLAGGED,
     join_verdicts,
     judge_rows,
@@ -245,7 +245,7 @@ def test_markdown_sets_the_paper_figures_beside_the_judges():
     table = judge_table(judge_rows("multipref", "tiny", pairs, unflagged=None, n_samples=20, ci=0.95, seed=0))
     markdown = render_markdown(table, ci=0.95)
     assert "MultiPref: tiny" in markdown and "MultiPref: paper" in markdown
-    assert f"{100 * PAPER_WINNER_RATE['multipref']['diverging']:.1f}%" in markdown
+    assert f"{100 * JUDGE_WINNER_RATE['multipref']['diverging']:.1f}%" in markdown
     assert "| Diverging (all) | 100.0% [100.0%, 100.0%] (1) | 73.8% |" in markdown
 
 

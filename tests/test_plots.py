@@ -6,6 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from divpref.common.render import frame_to_html
+from divpref.common.scorefiles import join_scores
+from divpref.evaluation.divergence_table import gather_divergence
+from divpref.evaluation.metrics import SCORE_COLUMNS, TEST_COLUMNS, ScoredRun
 from divpref.evaluation.plots import (
     agreement_bins,
     by_subset,
@@ -17,7 +21,11 @@ from divpref.evaluation.plots import (
     plot_divergence_rates,
     plot_score_distributions,
 )
-from divpref.evaluation.table2 import ScoredRun, frame_to_html, gather_divergence, join_scores
+
+
+def join_test_scores(test: pl.DataFrame, scores: pl.DataFrame, source: str) -> pl.DataFrame:
+    return join_scores(test, scores, list(SCORE_COLUMNS), list(TEST_COLUMNS), source)
+
 
 TEST = pl.DataFrame(
     {
@@ -40,13 +48,25 @@ def _runs():
     log3 = math.log(3)
     return [
         ScoredRun(
-            "multipref", "bt", "agg", 0, join_scores(TEST, _scores([log3, 0.0, 0.0, 0.0], [0.0] * 4), "s0")
+            "multipref",
+            "bt",
+            "agg",
+            0,
+            join_test_scores(TEST, _scores([log3, 0.0, 0.0, 0.0], [0.0] * 4), "s0"),
         ),
         ScoredRun(
-            "multipref", "bt", "agg", 1, join_scores(TEST, _scores([-log3, 0.0, 0.0, 0.0], [0.0] * 4), "s1")
+            "multipref",
+            "bt",
+            "agg",
+            1,
+            join_test_scores(TEST, _scores([-log3, 0.0, 0.0, 0.0], [0.0] * 4), "s1"),
         ),
         ScoredRun(
-            "multipref", "mse", "all", 0, join_scores(TEST, _scores([1.0, 2.0, 3.0, 4.0], [0.0] * 4), "m")
+            "multipref",
+            "mse",
+            "all",
+            0,
+            join_test_scores(TEST, _scores([1.0, 2.0, 3.0, 4.0], [0.0] * 4), "m"),
         ),
     ]
 
@@ -124,7 +144,7 @@ def test_gather_divergence_and_rates():
     with pytest.raises(ValueError, match="'helpsteer2': columns"):
         gather_divergence({"helpsteer2": pl.DataFrame({"category": ["x"], "n": [1]})})
     html = frame_to_html(divergence, title="Agreement categories")
-    assert html.count("<tr>") == 15 and "<td>40.0</td>" in html and "<td>–</td>" in html
+    assert html.count("<tr>") == 15 and "<td>40.0</td>" in html and "<td>\N{EN DASH}</td>" in html
 
 
 def _random_scores(seed: int) -> pl.DataFrame:
@@ -147,7 +167,7 @@ def _random_scores(seed: int) -> pl.DataFrame:
             method,
             labels,
             0,
-            join_scores(
+            join_test_scores(
                 test,
                 pl.DataFrame(
                     {
@@ -191,7 +211,9 @@ def test_figures_are_valid_titled_and_reproducible(tmp_path, kind):
 
 def test_agreement_bins_edges():
     shares = [0.0, 0.25, 0.49, 0.5, 2 / 3, 0.74, 0.75, 0.8, 0.99, 1.0]
-    assert agreement_bins(shares) == ["< 50%"] * 3 + ["50–74%"] * 3 + ["75–99%"] * 3 + ["100%"]
+    assert agreement_bins(shares) == ["< 50%"] * 3 + ["50\N{EN DASH}74%"] * 3 + ["75\N{EN DASH}99%"] * 3 + [
+        "100%"
+    ]
 
 
 def test_condition_order_follows_table2_layout():

@@ -14,8 +14,9 @@ import pytest
 import yaml
 from conftest import run_snakemake
 
+from divpref.common.constants import SUBSETS
+from divpref.evaluation.metrics import METRICS
 from divpref.evaluation.reporting import config_html, config_yaml
-from divpref.evaluation.table2 import METRICS, SUBSETS
 
 CHROMIUM_FLAGS = [
     "--headless",

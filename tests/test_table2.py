@@ -8,16 +8,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from divpref.common.constants import SUBSETS
+from divpref.common.scorefiles import join_scores
+from divpref.evaluation.metrics import SCORE_COLUMNS, TEST_COLUMNS, ScoredRun, per_pair_metrics
 from divpref.evaluation.table2 import (
-    SUBSETS,
     TABLE2_COLUMNS,
-    ScoredRun,
-    join_scores,
-    per_pair_metrics,
     render_latex,
     render_markdown,
     table2_long,
 )
+
+
+def join_test_scores(pairs: pl.DataFrame, scores: pl.DataFrame, source: str) -> pl.DataFrame:
+    return join_scores(pairs, scores, list(SCORE_COLUMNS), list(TEST_COLUMNS), source)
+
 
 LN3, LN4, LN9 = math.log(3), math.log(4), math.log(9)
 
@@ -83,7 +87,9 @@ MSE_EXPECTED = {
 
 
 def _run(dataset, method, labels, seed, pairs, scores):
-    return ScoredRun(dataset, method, labels, seed, join_scores(pairs, scores, f"{method}-{labels}.parquet"))
+    return ScoredRun(
+        dataset, method, labels, seed, join_test_scores(pairs, scores, f"{method}-{labels}.parquet")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +175,8 @@ def test_empty_subset_is_nan_with_n_zero():
     ],
 )
 def test_bad_scores_name_file_pair_and_value(scores, message):
-    with pytest.raises(ValueError, match="bad.parquet") as error:
-        join_scores(BT_PAIRS, scores, "bad.parquet")
+    with pytest.raises(ValueError, match=r"bad\.parquet") as error:
+        join_test_scores(BT_PAIRS, scores, "bad.parquet")
     assert message in str(error.value)
 
 
@@ -211,7 +217,7 @@ def test_paper_layout_renderings(table):
     assert "| All examples | 6 | 0.750 [" in headline
     assert "| 4 | 1.625 [" in headline
     # the paper's numbers beside it, for the same columns (MP BT-Agg; HS2 MSE-Agg)
-    assert "| High-agreement ties | – | 0.663 | – | 0.412 |" in paper
+    assert "| High-agreement ties | \N{EN DASH} | 0.663 | \N{EN DASH} | 0.412 |" in paper
     # the annotators' side moved to its own, clearly titled table
     assert annotator_side.startswith("Agreement with the annotators' side")
     assert "| All examples | 6 | 0.567 [" in annotator_side

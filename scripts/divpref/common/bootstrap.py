@@ -1,6 +1,7 @@
-"""Seeded percentile-bootstrap confidence intervals for means over pairs, and over pairs and seeds."""
+"""Seeded percentile-bootstrap CIs: means over pairs, over pairs and seeds, and any statistic of both."""
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,3 +67,43 @@ def bootstrap_mean_over_seeds(
     replicates = np.take_along_axis(per_seed_means.T, seed_idx, axis=1).mean(axis=1)
     low, high = _percentiles(replicates, ci)
     return Estimate(float(values.mean()), low, high)
+
+
+def stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_samples: int) -> np.ndarray:
+    """``[n_samples, n]`` bootstrap indices that resample within each stratum (stratum sizes stay fixed)."""
+    columns = []
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
+        columns.append(members[rng.integers(0, members.size, size=(n_samples, members.size))])
+    return np.concatenate(columns, axis=1) if columns else np.zeros((n_samples, 0), dtype=int)
+
+
+def bootstrap_statistic(
+    statistic: Callable[[int, np.ndarray], float],
+    n_seeds: int,
+    strata: np.ndarray,
+    *,
+    n_samples: int,
+    ci: float,
+    seed: np.random.SeedSequence | int,
+) -> Estimate:
+    """Mean over seeds of ``statistic(seed_index, pair_indices)`` with a stratified percentile CI.
+
+    Each replicate resamples pairs within ``strata`` (one label per pair) and, when ``n_seeds > 1``, seeds
+    too; the point estimate uses every pair of every seed.
+    """
+    everything = np.arange(len(strata))
+    value = float(np.mean([statistic(seed_index, everything) for seed_index in range(n_seeds)]))
+    rng = np.random.default_rng(seed)
+    pair_draws = stratified_indices(rng, np.asarray(strata), n_samples)
+    seed_draws = (
+        rng.integers(0, n_seeds, size=(n_samples, n_seeds)) if n_seeds > 1 else np.zeros((n_samples, 1), int)
+    )
+    replicates = np.array(
+        [
+            np.mean([statistic(s, pairs) for s in seeds])
+            for pairs, seeds in zip(pair_draws, seed_draws, strict=True)
+        ]
+    )
+    low, high = _percentiles(replicates, ci)
+    return Estimate(value, low, high)

@@ -4,6 +4,10 @@ Table 2 (short paper): BT ``p_model_chosen`` and MSE ``abs_margin`` on the real 
 Llama-3-8B-Instruct. Divergence detection (full paper): (preference accuracy, divergence AUROC).
 """
 
+from divpref.common.constants import SUBSETS
+
+PAPER_DATASETS = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
+"""The paper's datasets (the ones its numbers are for), by display name."""
 TABLE2 = {
     # (dataset, method, labels): {subset: value}
     ("multipref", "bt", "agg"): (0.786, 0.663, 0.798, 0.820, 0.762),
@@ -13,9 +17,7 @@ TABLE2 = {
     ("helpsteer2", "mse", "agg"): (0.811, 0.412, 0.706, 0.834, 0.683),
     ("helpsteer2", "mse", "all"): (0.676, 0.340, 0.573, 0.692, 0.565),
 }
-"""Values in the order of :data:`TABLE2_SUBSETS`."""
-
-TABLE2_SUBSETS = ("high_agreement_pref", "high_agreement_tie", "diverging", "diverging_substantial", "all")
+"""Values in the order of :data:`divpref.common.constants.SUBSETS`."""
 
 DETECTION = {
     # row label (divpref.detection.table.row_label): {dataset: (accuracy, auroc)}
@@ -26,11 +28,27 @@ DETECTION = {
 }
 """The full paper's table; its "Mean-Var (NLL, Independent)" baseline has no numbers in SPEC.md."""
 
+JUDGE_WINNER_RATE = {
+    "multipref": {
+        "high_agreement_pref": 0.731,
+        "high_agreement_tie": 0.426,
+        "diverging": 0.738,
+        "diverging_substantial": 0.760,
+    },
+    "helpsteer2": {
+        "high_agreement_pref": 0.646,
+        "high_agreement_tie": 0.519,
+        "diverging": 0.573,
+        "diverging_substantial": 0.650,
+    },
+}
+"""The full paper's LLM-as-judge winner rates (SPEC.md, "The later full paper")."""
+
 
 def table2_value(dataset: str, method: str, labels: str, subset: str) -> float | None:
     """The paper's Table 2 value for a condition and subset, or None where the paper has none."""
     values = TABLE2.get((dataset, method, labels))
-    return None if values is None else values[TABLE2_SUBSETS.index(subset)]
+    return None if values is None else values[SUBSETS.index(subset)]
 
 
 def detection_values(row_label: str, dataset: str) -> tuple[float, float] | None:

@@ -17,8 +17,8 @@ def join_scores(
     """``pairs[pair_columns]`` with ``scores[score_columns]`` attached, in ``pairs`` order.
 
     Every pair needs exactly one score row, every score row a pair, and every score a finite value
-    (``label_probs``, ``likert_probs_*``: five finite probabilities). Otherwise ValueError naming ``scores_source``, the pair_id and
-    the value.
+    (``label_probs``, ``likert_probs_*``: five finite probabilities); a ``chosen`` pair column must be ``a``
+    or ``b``. Otherwise ValueError naming ``scores_source``, the pair_id and the value.
     """
     missing_columns = [column for column in ["pair_id", *score_columns] if column not in scores.columns]
     if missing_columns:
@@ -47,5 +47,12 @@ def join_scores(
         if bad.height:
             raise ValueError(
                 f"{scores_source}: pair_id {bad['pair_id'][0]!r} has invalid {column} = {bad[column][0]!r}"
+            )
+    if "chosen" in pair_columns:
+        bad_chosen = joined.filter(~pl.col("chosen").is_in(["a", "b"]).fill_null(False))
+        if bad_chosen.height:
+            raise ValueError(
+                f"pairs scored by {scores_source}: pair_id {bad_chosen['pair_id'][0]!r} "
+                f"has chosen = {bad_chosen['chosen'][0]!r}"
             )
     return joined

@@ -5,19 +5,14 @@ from pathlib import Path
 import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from divpref.detection.table import (
-    DATASET_NAMES,
-    DISTRIBUTIONAL_METHODS,
-    DIVERGING,
-    METHOD_ORDER,
-    detection_mask,
-    row_label,
-)
+from divpref.common.paper_numbers import PAPER_DATASETS
+from divpref.detection.scores import DISTRIBUTIONAL_METHODS, DIVERGING, METHOD_ORDER, detection_mask
+from divpref.detection.table import row_label
 from divpref.evaluation.plots import save_figure
 
 
 def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
-    """ROC curve points per (condition, seed) of one dataset's ``pair_scores``: fpr, tpr and the run's AUROC."""
+    """ROC points per (condition, seed) of one dataset's ``pair_scores``: fpr, tpr and the run's AUROC."""
     frames = []
     for (condition, seed), group in pair_scores.group_by("condition", "seed", maintain_order=True):
         agreement = group["agreement"].to_numpy()
@@ -45,7 +40,7 @@ def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
 
 
 def plot_roc_curves(pair_scores: pl.DataFrame, dataset: str, png: str | Path, pdf: str | Path) -> None:
-    """Draw every condition's ROC curve for ``dataset`` (seeds share a colour; legend gives the mean AUROC)."""
+    """Every condition's ROC curve for ``dataset`` (seeds share a colour; the legend gives the mean AUROC)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,7 +88,7 @@ def plot_roc_curves(pair_scores: pl.DataFrame, dataset: str, png: str | Path, pd
     ax.set_xlabel("False positive rate (high-agreement pairs flagged)")
     ax.set_ylabel("True positive rate (diverging pairs flagged)")
     ax.set_title(
-        f"{DATASET_NAMES.get(dataset, dataset)}: telling diverging from high-agreement pairs\n"
+        f"{PAPER_DATASETS.get(dataset, dataset)}: telling diverging from high-agreement pairs\n"
         f"(test set: {n_diverging} diverging, {n_high_agreement} high-agreement)"
     )
     ax.legend(loc="lower right", fontsize=7, frameon=True)

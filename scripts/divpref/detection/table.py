@@ -1,29 +1,7 @@
-"""Do reward models know when annotators disagree? Preference accuracy and divergence AUROC per condition.
+"""The divergence-detection table: per condition and seed, preference accuracy and divergence AUROC with CIs.
 
-* Preference accuracy, on high-agreement preference pairs: the model's side is the sign of
-  reward_a - reward_b (BT/MSE: the rewards; Mean-Var: mu_A - mu_B, the side of the predicted margin's mean;
-  Classification: P(A better) - P(B better), the score file's reward columns), compared with the annotators'
-  ``chosen`` side; an exact tie counts one half.
-* Divergence AUROC (sklearn ``roc_auc_score``): how well a per-pair score ranks ``diverging`` pairs above
-  high-agreement pairs (``high_agreement_pref`` and ``high_agreement_tie``); ``other`` pairs are left out.
-  Higher scores mean "more likely diverging" for every method:
-
-  - BT, MSE, off-the-shelf reward models (``pretrained``) and any registered single-value method:
-    -|r_A - r_B| (an undecided model);
-  - Mean-Var: lambda (sigma_A + sigma_B) - |mu_A - mu_B|, the negation of the full paper's agreement score
-    |mu_A - mu_B| - lambda (sigma_A + sigma_B), with lambda >= 0 tuned for dev AUROC;
-  - Pairwise classification (``classification``, this project's pair-level model): one of two candidates on
-    the 5-way ``label_probs``, chosen like Mean-Var's lambda by dev AUROC (ties: ``opposite_mass``):
-    ``opposite_mass``, the mass on the side opposite the predicted one, min(P(A better), P(B better)), or
-    ``entropy``, -sum_k p_k ln p_k. Entropy also rises on pairs the model thinks are ties, which
-    high-agreement ties are; which one ranks diverging pairs better is an empirical question, so the dev
-    pairs decide.
-  - Classification (KL) (``likert_classification``, the full paper's per-response Likert classifier): one of
-    :data:`divpref.models.likert_targets.DIVERGENCE_SCORES`, chosen the same way (ties: ``extreme_mass``, the paper's).
-
-Confidence intervals: percentile bootstrap over test pairs, stratified by agreement category (so both AUROC
-classes keep their sizes), seeded per row key. With several seeds a pooled row (seed ``all``) averages the
-per-seed metrics and its bootstrap also resamples seeds, as in :mod:`divpref.common.bootstrap`.
+What each method's divergence score is, and how the CIs are drawn, is described in
+:mod:`divpref.detection.scores`; the dev-pair choices are :mod:`divpref.detection.tuning`'s.
 """
 
 import logging
@@ -35,65 +13,34 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from divpref.common import paper_numbers, scorefiles
-from divpref.common.bootstrap import Estimate, stable_seed
-from divpref.models import likert_targets as likert
+from divpref.common import paper_numbers, render, scorefiles
+from divpref.common.bootstrap import bootstrap_statistic, stable_seed
+from divpref.common.constants import DEV_SCORED_METHODS, MEAN_VAR, MSE, POOLED_SEED, PRETRAINED
+from divpref.common.paper_numbers import PAPER_DATASETS
+from divpref.common.render import HYPHEN, Section
+from divpref.detection.scores import (
+    CANDIDATE_SCORES,
+    DISTRIBUTIONAL_METHODS,
+    DIVERGING,
+    HIGH_AGREEMENT,
+    METHOD_NAMES,
+    METHOD_ORDER,
+    SCORE_DESCRIPTIONS,
+    SCORE_INPUTS,
+    SINGLE_VALUE,
+    TEST_COLUMNS,
+    detection_mask,
+    divergence_scores,
+    preference_correct,
+    score_columns,
+    score_labels,
+)
+from divpref.detection.tuning import choose_classification_score, tune_lambda
 
 log = logging.getLogger(__name__)
 
-DIVERGING = "diverging"
-HIGH_AGREEMENT = ("high_agreement_pref", "high_agreement_tie")
-POOLED_SEED = "all"
 METRICS = ("accuracy", "auroc")
-METHOD_ORDER = ("pretrained", "bt", "mse", "mean_var", "likert_classification", "classification")
-METHOD_NAMES = {
-    "pretrained": "Pretrained",
-    "bt": "BT",
-    "mse": "MSE",
-    "mean_var": "Mean-Var",
-    "likert_classification": "Classification",
-    "classification": "Pairwise classification",
-}
-SINGLE_VALUE = "single_value"
-"""How a registered single-value method (``RewardMethod.single_value``) is scored: as BT/MSE are."""
-DISTRIBUTIONAL_METHODS = ("mean_var", "likert_classification", "classification")
-DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
-CLASSIFICATION_SCORES = {
-    "opposite_mass": "min(P(A better), P(B better))",
-    "entropy": "-sum_k p_k ln p_k of the 5 label probabilities",
-}
-"""Classification's candidate divergence scores (name: formula), in tie-break order."""
-SCORE_DESCRIPTIONS = {
-    SINGLE_VALUE: "-|r_A - r_B|",
-    "pretrained": "-|r_A - r_B|",
-    "bt": "-|r_A - r_B|",
-    "mse": "-|r_A - r_B|",
-    "mean_var": "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
-    "classification": " or ".join(f"{name} {formula}" for name, formula in CLASSIFICATION_SCORES.items())
-    + ", whichever has the better dev AUROC",
-    "likert_classification": " or ".join(
-        f"{name} {formula}" for name, formula in likert.DIVERGENCE_SCORES.items()
-    )
-    + ", whichever has the better dev AUROC",
-}
-CANDIDATE_SCORES = {
-    "classification": CLASSIFICATION_SCORES,
-    "likert_classification": likert.DIVERGENCE_SCORES,
-}
-"""Methods whose divergence score is one of several candidates chosen on dev AUROC (ties: the first)."""
-DEV_TUNED_METHODS = ("mean_var", "classification", "likert_classification")
-"""Methods whose divergence score is chosen on dev scores: Mean-Var's lambda, Classification's candidate."""
-TEST_COLUMNS = ("pair_id", "agreement", "chosen")
-SCORE_INPUTS = {
-    SINGLE_VALUE: ("reward_a", "reward_b"),
-    "pretrained": ("reward_a", "reward_b"),
-    "bt": ("reward_a", "reward_b"),
-    "mse": ("reward_a", "reward_b"),
-    "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
-    "classification": ("reward_a", "reward_b", "label_probs"),
-    "likert_classification": ("reward_a", "reward_b", "likert_probs_a", "likert_probs_b"),
-}
-"""Score-file columns each method's accuracy and divergence score read."""
+MARKDOWN_TITLE = "Divergence detection: preference accuracy / divergence AUROC"
 TABLE_SCHEMA = {
     "dataset": pl.String,
     "condition": pl.String,
@@ -115,153 +62,7 @@ TABLE_SCHEMA = {
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Per-pair scores
-
-
-def margin_divergence_score(reward_a: np.ndarray, reward_b: np.ndarray) -> np.ndarray:
-    """BT/MSE divergence score -|r_A - r_B|: the closer the two rewards, the more likely diverging."""
-    return -np.abs(np.asarray(reward_a, dtype=float) - np.asarray(reward_b, dtype=float))
-
-
-def mean_var_divergence_score(
-    mu_a: np.ndarray, mu_b: np.ndarray, sigma_a: np.ndarray, sigma_b: np.ndarray, lam: float
-) -> np.ndarray:
-    """lambda (sigma_A + sigma_B) - |mu_A - mu_B| (the paper's agreement score, negated)."""
-    spread = np.asarray(sigma_a, dtype=float) + np.asarray(sigma_b, dtype=float)
-    return lam * spread - np.abs(np.asarray(mu_a, dtype=float) - np.asarray(mu_b, dtype=float))
-
-
-def opposite_side_mass(label_probs: np.ndarray) -> np.ndarray:
-    """min(P(A better), P(B better)) of ``[n, 5]`` probabilities ordered B clearly .. A clearly."""
-    label_probs = np.asarray(label_probs, dtype=float)
-    return np.minimum(label_probs[:, 3] + label_probs[:, 4], label_probs[:, 0] + label_probs[:, 1])
-
-
-def label_entropy(label_probs: np.ndarray) -> np.ndarray:
-    """Shannon entropy in nats, -sum_k p_k ln p_k (0 ln 0 = 0), of each row of ``[n, 5]`` probabilities."""
-    label_probs = np.asarray(label_probs, dtype=float)
-    logs = np.log(np.where(label_probs > 0, label_probs, 1.0))
-    return -np.sum(label_probs * logs, axis=1)
-
-
-def classification_divergence_score(label_probs: np.ndarray, score_name: str) -> np.ndarray:
-    """The :data:`CLASSIFICATION_SCORES` candidate ``score_name`` of ``[n, 5]`` label probabilities."""
-    if score_name == "opposite_mass":
-        return opposite_side_mass(label_probs)
-    if score_name == "entropy":
-        return label_entropy(label_probs)
-    raise ValueError(
-        f"no classification divergence score {score_name!r}; known: {list(CLASSIFICATION_SCORES)}"
-    )
-
-
-def divergence_scores(
-    method: str, scores: pl.DataFrame, lam: float | None = None, score_name: str | None = None
-) -> np.ndarray:
-    """The per-pair divergence score of ``method`` from score-file columns.
-
-    ``lam`` is for mean_var only; ``score_name``, a :data:`CLASSIFICATION_SCORES` key, for classification.
-    """
-    if SCORE_INPUTS.get(method) == SCORE_INPUTS[SINGLE_VALUE]:
-        return margin_divergence_score(scores["reward_a"].to_numpy(), scores["reward_b"].to_numpy())
-    if method == "mean_var":
-        if lam is None:
-            raise ValueError("the mean_var divergence score needs lambda")
-        return mean_var_divergence_score(
-            scores["reward_a"].to_numpy(),
-            scores["reward_b"].to_numpy(),
-            scores["sigma_a"].to_numpy(),
-            scores["sigma_b"].to_numpy(),
-            lam,
-        )
-    if method == "classification":
-        if score_name is None:
-            raise ValueError(
-                f"the classification divergence score needs a name, one of {list(CLASSIFICATION_SCORES)}"
-            )
-        label_probs = np.asarray(scores["label_probs"].to_list(), dtype=float).reshape(-1, 5)
-        return classification_divergence_score(label_probs, score_name)
-    if method == "likert_classification":
-        if score_name is None:
-            raise ValueError(
-                f"the likert divergence score needs a name, one of {list(likert.DIVERGENCE_SCORES)}"
-            )
-        q_a, q_b = (
-            np.asarray(scores[column].to_list(), dtype=float).reshape(-1, 5)
-            for column in ("likert_probs_a", "likert_probs_b")
-        )
-        return likert.likert_divergence_score(q_a, q_b, score_name)
-    raise ValueError(f"no divergence score for method {method!r}; known: {list(METHOD_ORDER)}")
-
-
-def preference_correct(reward_a: np.ndarray, reward_b: np.ndarray, chosen: Sequence[str]) -> np.ndarray:
-    """Per pair: 1 if the model's side (sign of reward_a - reward_b) is ``chosen``, 0.5 on an exact tie, else 0."""
-    margin = np.asarray(reward_a, dtype=float) - np.asarray(reward_b, dtype=float)
-    towards_chosen = np.where(np.asarray(chosen) == "a", margin, -margin)
-    return (towards_chosen > 0) + 0.5 * (towards_chosen == 0)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# AUROC and the choices made on dev: Mean-Var's lambda, Classification's score
-
-
-def detection_mask(agreement: Sequence[str]) -> np.ndarray:
-    """Pairs that take part in divergence detection: diverging or high-agreement."""
-    agreement = np.asarray(agreement)
-    return (agreement == DIVERGING) | np.isin(agreement, HIGH_AGREEMENT)
-
-
-def divergence_auroc(agreement: Sequence[str], score: np.ndarray) -> float:
-    """sklearn AUROC of ``score`` for diverging (positive) vs high-agreement (negative) pairs.
-
-    Raises ValueError if either class is empty.
-    """
-    agreement = np.asarray(agreement)
-    mask = detection_mask(agreement)
-    is_diverging = agreement[mask] == DIVERGING
-    if is_diverging.all() or not is_diverging.any():
-        raise ValueError(
-            f"divergence AUROC needs diverging and high-agreement pairs; got {int(is_diverging.sum())} diverging "
-            f"and {int((~is_diverging).sum())} high-agreement"
-        )
-    return float(roc_auc_score(is_diverging, np.asarray(score, dtype=float)[mask]))
-
-
-def tune_lambda(
-    dev_agreement: Sequence[str], dev_scores: pl.DataFrame, grid: Sequence[float]
-) -> tuple[float, float]:
-    """(lambda, dev AUROC): the ``grid`` value whose Mean-Var divergence score has the best dev AUROC.
-
-    Ties go to the smallest lambda.
-    """
-    if not grid or min(grid) < 0:
-        raise ValueError(f"lambda grid must be non-empty and non-negative, got {list(grid)}")
-    best_lambda, best_auroc = float("nan"), -np.inf
-    for lam in sorted(grid):
-        auroc = divergence_auroc(dev_agreement, divergence_scores("mean_var", dev_scores, lam))
-        if auroc > best_auroc:
-            best_lambda, best_auroc = float(lam), auroc
-    return best_lambda, best_auroc
-
-
-def choose_classification_score(
-    dev_agreement: Sequence[str], dev_scores: pl.DataFrame, method: str = "classification"
-) -> tuple[str, dict[str, float]]:
-    """(name, dev AUROC per candidate): the :data:`CANDIDATE_SCORES` candidate with the best dev AUROC.
-
-    Ties go to the earlier candidate (``opposite_mass`` for classification, ``extreme_mass`` for
-    likert_classification).
-    """
-    dev_aurocs = {
-        name: divergence_auroc(dev_agreement, divergence_scores(method, dev_scores, None, name))
-        for name in CANDIDATE_SCORES[method]
-    }
-    best_name = next(name for name, auroc in dev_aurocs.items() if auroc == max(dev_aurocs.values()))
-    return best_name, dev_aurocs
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Joining and bootstrapping
+# Runs: the test scores joined, the dev choices made
 
 
 @dataclass(frozen=True)
@@ -288,21 +89,6 @@ class DetectionRun:
         return self.scored_as or self.method
 
 
-def join_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, scores_source: str) -> pl.DataFrame:
-    """``pairs`` (pair_id, agreement, chosen) with the score columns ``method`` needs, in ``pairs`` order.
-
-    Every pair needs exactly one score row with finite values; otherwise ValueError naming ``scores_source``,
-    the pair_id and the value. Score rows for pairs not in ``pairs`` are an error too.
-    """
-    if method not in SCORE_INPUTS:
-        raise ValueError(
-            f"{scores_source}: no detection scores for method {method!r}; known: {list(SCORE_INPUTS)}"
-        )
-    return scorefiles.join_scores(
-        pairs, scores, list(SCORE_INPUTS[method]), list(TEST_COLUMNS), scores_source
-    )
-
-
 def prepare_run(
     spec: Mapping[str, Any],
     test: pl.DataFrame,
@@ -312,7 +98,7 @@ def prepare_run(
     dev_scores: pl.DataFrame | None = None,
     lambda_grid: Sequence[float] = (),
 ) -> DetectionRun:
-    """A :class:`DetectionRun` from one run record (see ``detection_runs`` in rules/common.smk) and its frames.
+    """A :class:`DetectionRun` from a run record (``detection_runs`` in rules/common.smk) and its frames.
 
     Mean-Var and Classification runs also need the dataset's ``pairs`` (for the dev pairs' agreement) and
     their ``dev_scores``: Mean-Var's lambda is tuned there, Classification's score chosen there. Errors name
@@ -321,19 +107,23 @@ def prepare_run(
     method = spec["method"]
     if spec.get("single_value") and method not in SCORE_INPUTS:
         method = SINGLE_VALUE  # scored like BT; the table keeps the registered name (below)
-    joined = join_scores(test, scores, method, spec["scores"])
+    source = spec["scores"]
+    joined = scorefiles.join_scores(test, scores, score_columns(method, source), list(TEST_COLUMNS), source)
     lam = score_name = None
-    if method in DEV_TUNED_METHODS:
-        choice = "tune lambda" if method == "mean_var" else "choose the divergence score"
+    if method in DEV_SCORED_METHODS:
+        choice = "tune lambda" if method == MEAN_VAR else "choose the divergence score"
         if pairs is None or dev_scores is None:
             raise ValueError(
                 f"{spec['scores']}: {METHOD_NAMES[method]} needs dev scores and pairs to {choice}"
             )
         scored_pairs = pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
-        dev = join_scores(scored_pairs, dev_scores, method, spec["dev_scores"])
+        dev_source = spec["dev_scores"]
+        dev = scorefiles.join_scores(
+            scored_pairs, dev_scores, score_columns(method, dev_source), list(TEST_COLUMNS), dev_source
+        )
         run_name = f"{spec['dataset']}/{spec['condition']} seed {spec['seed']}"
         try:
-            if method == "mean_var":
+            if method == MEAN_VAR:
                 lam, dev_auroc = tune_lambda(dev["agreement"].to_numpy(), dev, lambda_grid)
                 log.info("%s: lambda %.3g (dev AUROC %.3f)", run_name, lam, dev_auroc)
             else:
@@ -358,46 +148,6 @@ def prepare_run(
 
 def _format_aurocs(aurocs: Mapping[str, float]) -> str:
     return ", ".join(f"{name} {auroc:.3f}" for name, auroc in aurocs.items())
-
-
-def stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_samples: int) -> np.ndarray:
-    """``[n_samples, n]`` bootstrap indices that resample within each stratum (stratum sizes stay fixed)."""
-    columns = []
-    for stratum in np.unique(strata):
-        members = np.flatnonzero(strata == stratum)
-        columns.append(members[rng.integers(0, members.size, size=(n_samples, members.size))])
-    return np.concatenate(columns, axis=1) if columns else np.zeros((n_samples, 0), dtype=int)
-
-
-def bootstrap_metric(
-    metric: Callable[[int, np.ndarray], float],
-    n_seeds: int,
-    strata: np.ndarray,
-    *,
-    n_samples: int,
-    ci: float,
-    seed: np.random.SeedSequence | int,
-) -> Estimate:
-    """Mean over seeds of ``metric(seed_index, pair_indices)`` with a stratified percentile bootstrap CI.
-
-    Each replicate resamples pairs within strata and, when ``n_seeds > 1``, resamples seeds too.
-    """
-    everything = np.arange(len(strata))
-    value = float(np.mean([metric(seed_index, everything) for seed_index in range(n_seeds)]))
-    rng = np.random.default_rng(seed)
-    pair_draws = stratified_indices(rng, np.asarray(strata), n_samples)
-    seed_draws = (
-        rng.integers(0, n_seeds, size=(n_samples, n_seeds)) if n_seeds > 1 else np.zeros((n_samples, 1), int)
-    )
-    replicates = np.array(
-        [
-            np.mean([metric(s, pairs) for s in seeds])
-            for pairs, seeds in zip(pair_draws, seed_draws, strict=True)
-        ]
-    )
-    tail = (1.0 - ci) / 2.0 * 100.0
-    low, high = np.percentile(replicates, [tail, 100.0 - tail])
-    return Estimate(value, float(low), float(high))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -461,7 +211,8 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
         for run in group[1:]:
             if run.pairs["pair_id"].to_list() != reference:
                 raise ValueError(
-                    f"{dataset}/{condition}: seed {run.seed} was scored on other test pairs than seed {group[0].seed}"
+                    f"{dataset}/{condition}: seed {run.seed} was scored on other test pairs "
+                    f"than seed {group[0].seed}"
                 )
         frames = [pair_scores(run) for run in group]
         agreement = frames[0]["agreement"].to_numpy()
@@ -478,7 +229,7 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
             score_name, score = score_labels(group[0].method, [group[index].score_name for index in indices])
             for metric in METRICS:
                 function, strata = _metric_function(metric, chosen_frames)
-                estimate = bootstrap_metric(
+                estimate = bootstrap_statistic(
                     function,
                     len(chosen_frames),
                     strata,
@@ -508,30 +259,17 @@ def detection_table(runs: Iterable[DetectionRun], *, n_samples: int, ci: float, 
     return pl.DataFrame(rows, schema=TABLE_SCHEMA, orient="row")
 
 
-def score_labels(method: str, score_names: Sequence[str | None]) -> tuple[str | None, str]:
-    """(``score_name``, ``score``) table cells for runs of ``method`` with these per-seed score names.
-
-    Classification methods: the distinct names in :data:`CANDIDATE_SCORES` order, comma-joined, and their
-    formulas; other methods: no name and the method's fixed formula.
-    """
-    if method not in CANDIDATE_SCORES:
-        return None, SCORE_DESCRIPTIONS.get(method, SCORE_DESCRIPTIONS[SINGLE_VALUE])
-    candidates = CANDIDATE_SCORES[method]
-    names = [name for name in candidates if name in score_names]
-    return ",".join(names), "; ".join(candidates[name] for name in names)
-
-
 def row_label(method: str, labels: str, rho: float | str | None = None, objective: str | None = None) -> str:
     """The paper's row name: ``BT (Agg)``, ``Mean-Var (KL)``, ``Mean-Var (NLL, Independent)``,
     ``Mean-Var (KL, rho = tie frequency)``, ``Classification (KL)`` (likert_classification),
     ``Pairwise classification (KL)``; a distributional model on agg labels says so."""
     name = METHOD_NAMES.get(method, method)
-    if method == "pretrained":
+    if method == PRETRAINED:
         return f"{name}: {labels}"  # a pretrained condition's labels cell is its name
     if method not in DISTRIBUTIONAL_METHODS:
         return f"{name} ({labels.capitalize()})"
     parts = ["NLL" if objective == "nll" else "KL"]
-    if method == "mean_var" and rho not in (None, 0):
+    if method == MEAN_VAR and rho not in (None, 0):
         parts.append("rho = tie frequency" if rho == "tie_frequency" else f"rho = {rho:g}")
     elif objective == "nll":
         parts.append("Independent")
@@ -541,22 +279,24 @@ def row_label(method: str, labels: str, rho: float | str | None = None, objectiv
 
 
 def _summary(table: pl.DataFrame) -> pl.DataFrame:
-    """One row per (dataset, condition, metric): the pooled seed when there is one, else the only seed."""
-    pooled = table.filter(pl.col("seed") == POOLED_SEED).select("dataset", "condition").unique()
-    single = table.join(pooled, on=["dataset", "condition"], how="anti")
-    return pl.concat([table.filter(pl.col("seed") == POOLED_SEED), single])
+    """One row per (dataset, condition, metric): the pooled seed when there is one, else the only seed.
+
+    Pooled rows come first (the order, and so the dataset columns, this table has always had).
+    """
+    summary = render.pooled_or_only_seed(table, ["dataset", "condition"])
+    return summary.sort(pl.col("seed") != POOLED_SEED, maintain_order=True)
 
 
 def _number(value: float | None) -> str:
     """Three decimals without the leading zero, as in the paper (``.663``); ``-`` when missing."""
-    if value is None or np.isnan(value):
-        return "-"
-    text = f"{value:.3f}"
-    return text[1:] if text.startswith("0.") else text.replace("-0.", "-.")
+    return render.format_number(value, missing=HYPHEN, leading_zero=False)
 
 
 def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per condition (method order, then labels), one ``acc / AUROC`` column per dataset."""
+    """Header and rows: a row per condition (method order, then labels); per dataset ``acc / AUROC``.
+
+    The paper has numbers for its two datasets only; a dataset of one's own gets no "paper" column.
+    """
     summary = _summary(table)
     datasets = summary["dataset"].unique(maintain_order=True).to_list()
     conditions = (
@@ -566,62 +306,70 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
     conditions.sort(key=lambda row: (rank.get(row["method"], len(rank)), row["labels"], row["condition"]))
     cells = {(row["dataset"], row["condition"], row["metric"]): row for row in summary.iter_rows(named=True)}
 
-    def cell(dataset: str, condition: str) -> str:
+    def model_cell(dataset: str, condition: str) -> str:
         parts = []
         for metric in METRICS:
             row = cells.get((dataset, condition, metric))
             if row is None:
-                return "-"
-            text = _number(row["value"])
+                return HYPHEN
             if with_ci:
-                text += f" [{_number(row['ci_low'])}, {_number(row['ci_high'])}]"
-            parts.append(text)
+                parts.append(
+                    render.format_interval(
+                        row["value"], row["ci_low"], row["ci_high"], missing=HYPHEN, leading_zero=False
+                    )
+                )
+            else:
+                parts.append(_number(row["value"]))
         return " / ".join(parts)
 
-    def paper(label: str, dataset: str) -> str:
-        values = paper_numbers.detection_values(label, dataset)
-        return "-" if values is None else " / ".join(_number(value) for value in values)
+    def cell(condition: dict, column: tuple[str, bool]) -> str:
+        dataset, is_paper = column
+        if not is_paper:
+            return model_cell(dataset, condition["condition"])
+        values = paper_numbers.detection_values(condition["label"], dataset)
+        return HYPHEN if values is None else " / ".join(_number(value) for value in values)
 
-    def columns(dataset: str, condition: str, label: str) -> list[str]:
-        # The paper has numbers for its two datasets only; a dataset of one's own gets no "paper" column.
-        return [cell(dataset, condition)] + ([paper(label, dataset)] if dataset in DATASET_NAMES else [])
+    def column_label(column: tuple[str, bool]) -> str:
+        dataset, is_paper = column
+        name = PAPER_DATASETS.get(dataset, dataset)
+        return f"paper {name}" if is_paper else name
 
-    header = ["Model"]
-    for dataset in datasets:
-        name = DATASET_NAMES.get(dataset, dataset)
-        header += [name] + ([f"paper {name}"] if dataset in DATASET_NAMES else [])
-    body = [
-        [row["label"], *(c for d in datasets for c in columns(d, row["condition"], row["label"]))]
-        for row in conditions
+    columns = [
+        (dataset, is_paper)
+        for dataset in datasets
+        for is_paper in ((False, True) if dataset in PAPER_DATASETS else (False,))
     ]
-    return header, body
+    return render.layout_grid(
+        "Model",
+        conditions,
+        columns,
+        row_label=lambda condition: condition["label"],
+        column_label=column_label,
+        cell=cell,
+    )
 
 
 def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
-    """The paper-layout table (``acc / AUROC``), the same with CIs, and how each method's score is computed."""
-    lines = ["### Divergence detection: preference accuracy / divergence AUROC", ""]
-    for with_ci in (False, True):
-        header, body = paper_layout(table, with_ci)
-        if with_ci:
-            lines += ["", f"With {ci:.0%} bootstrap confidence intervals:", ""]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    lines += [
-        "",
+    """The paper-layout table (``acc / AUROC``), the same with CIs, and how each method's score is made."""
+    sections = [
+        Section(MARKDOWN_TITLE, None, *paper_layout(table, with_ci=False)),
+        Section(None, f"With {ci:.0%} bootstrap confidence intervals:", *paper_layout(table, with_ci=True)),
+    ]
+    footnote = (
         "paper: the full paper's Llama-3-8B-Instruct models on the real data. "
         "Accuracy: high-agreement preference pairs, the model's side vs. the annotators'. "
         "AUROC: diverging vs. high-agreement (prefs + ties) pairs. Divergence scores: "
         + "; ".join(
             f"{METHOD_NAMES[method]}: {text}"
             for method, text in SCORE_DESCRIPTIONS.items()
-            if method not in ("mse", "pretrained", SINGLE_VALUE)
+            if method not in (MSE, PRETRAINED, SINGLE_VALUE)
         )
-        + " (MSE, pretrained and other single-value models as BT). Mean-Var's lambda is tuned on the dev set. Pairwise classification is this project's "
-        "pair-level extension, not a model of the paper." + _classification_choices(table),
-        "",
-    ]
-    return "\n".join(lines)
+        + " (MSE, pretrained and other single-value models as BT). "
+        "Mean-Var's lambda is tuned on the dev set. "
+        "Pairwise classification is this project's pair-level extension, not a model of the paper."
+        + _classification_choices(table)
+    )
+    return "\n".join([*render.markdown_lines(sections), footnote, ""])
 
 
 def _classification_choices(table: pl.DataFrame) -> str:
@@ -635,7 +383,7 @@ def _classification_choices(table: pl.DataFrame) -> str:
     if rows.is_empty():
         return ""
     choices = [
-        f"{row['label']} on {DATASET_NAMES.get(row['dataset'], row['dataset'])}: {row['score_name']}"
+        f"{row['label']} on {PAPER_DATASETS.get(row['dataset'], row['dataset'])}: {row['score_name']}"
         for row in rows.iter_rows(named=True)
     ]
     return " Scores chosen on dev: " + "; ".join(choices) + "."

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from divpref.evaluation.table2 import (
+from divpref.common.constants import BT, SUBSETS
+from divpref.evaluation.metrics import (
     ANNOTATOR_SIDE_METRIC,
     HEADLINE_METRIC,
     PROBABILITY_METHODS,
     SIDE_FREE_METRIC,
     SUBSET_LABELS,
-    SUBSETS,
     ScoredRun,
     condition_label,
     per_pair_metrics,
@@ -29,9 +29,9 @@ from divpref.evaluation.table2 import (
 METRIC_AXIS_LABELS = {
     "p_model_chosen": "P(model's chosen > rejected)",
     "p_chosen": "P(chosen > rejected)",
-    "margin": "r_chosen − r_rejected",
-    "decisiveness": "|P(A > B) − 0.5|",
-    "abs_margin": "|r_A − r_B|",
+    "margin": "r_chosen \N{MINUS SIGN} r_rejected",
+    "decisiveness": "|P(A > B) \N{MINUS SIGN} 0.5|",
+    "abs_margin": "|r_A \N{MINUS SIGN} r_B|",
 }
 PLOT_SUBSETS = tuple(subset for subset in SUBSETS if subset != "all")
 DIVERGENCE_CATEGORIES = ("high_agreement_pref", "high_agreement_tie", "diverging", "substantial", "other")
@@ -44,7 +44,7 @@ def majority_share(n_a: np.ndarray, n_b: np.ndarray, n_annotators: np.ndarray) -
     return np.maximum(n_a, n_b) / n_annotators
 
 
-AGREEMENT_BIN_LABELS = ("< 50%", "50–74%", "75–99%", "100%")
+AGREEMENT_BIN_LABELS = ("< 50%", "50\N{EN DASH}74%", "75\N{EN DASH}99%", "100%")
 """Bins of the majority-side share: minority or tie-heavy, bare majority, clear majority, unanimous."""
 
 
@@ -160,7 +160,7 @@ def _pyplot():
 
 
 def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *, seed: int) -> None:
-    """One panel per condition: per-pair agreement with the annotators' side by agreement subset (box + points)."""
+    """A panel per condition: agreement with the annotators' side per subset (box, points)."""
     plt, sns = _pyplot()
     conditions = condition_order(scores)
     n_cols = min(3, max(1, len(conditions)))
@@ -170,7 +170,7 @@ def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | P
     rng = np.random.default_rng(seed)
     for ax, condition in zip(axes.flat, conditions, strict=False):
         data = by_subset(scores.filter(pl.col("condition") == condition)).to_pandas()
-        method = data["method"].iloc[0] if len(data) else "bt"
+        method = data["method"].iloc[0] if len(data) else BT
         sns.boxplot(
             data=data, x="subset", y="annotator_side", order=order, ax=ax, color="#a6c8e0", fliersize=0
         )
@@ -191,7 +191,8 @@ def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | P
     for ax in list(axes.flat)[len(conditions) :]:
         ax.set_visible(False)
     figure.suptitle(
-        "Agreement with the annotators' side: P(chosen > rejected) (BT), r_chosen − r_rejected (MSE), by subset"
+        "Agreement with the annotators' side: P(chosen > rejected) (BT), "
+        "r_chosen \N{MINUS SIGN} r_rejected (MSE), by subset"
     )
     figure.tight_layout()
     save_figure(figure, png, pdf)
@@ -217,7 +218,7 @@ def plot_divergence_rates(divergence: pl.DataFrame, png: str | Path, pdf: str | 
 
 
 def plot_decisiveness(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *, seed: int) -> None:
-    """Table 2's side-free metric against the share of annotators on the majority side; one panel per method."""
+    """Table 2's side-free metric against the share of annotators on the majority side; a panel per method."""
     plt, sns = _pyplot()
     methods = [method for method in HEADLINE_METRIC if method in set(scores["method"])]
     figure, axes = plt.subplots(

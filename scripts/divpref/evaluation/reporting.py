@@ -6,6 +6,12 @@ from typing import Any
 
 import yaml
 
+from divpref.common.render import html_page
+
+CONFIG_STYLE = (
+    "body{font-family:sans-serif;font-size:14px}pre{background:#f6f6f6;padding:1em;border:1px solid #ddd}"
+)
+
 
 def config_yaml(config: Mapping[str, Any]) -> str:
     """The merged config as YAML, keys in their original order."""
@@ -14,12 +20,9 @@ def config_yaml(config: Mapping[str, Any]) -> str:
 
 def config_html(config: Mapping[str, Any], *, title: str = "Configuration used for this run") -> str:
     """A self-contained HTML page showing the merged config as YAML."""
-    style = (
-        "body{font-family:sans-serif;font-size:14px}pre{background:#f6f6f6;padding:1em;border:1px solid #ddd}"
-    )
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{style}</style></head><body>"
+    return html_page(
         f"<h3>{escape(title)}</h3><p>config.yaml merged with every --configfile overlay and --config value, "
-        f"as validated by schemas/config.schema.yaml.</p><pre id='config'>{escape(config_yaml(config))}</pre>"
-        "</body></html>\n"
+        "as validated by schemas/config.schema.yaml.</p>"
+        f"<pre id='config'>{escape(config_yaml(config))}</pre>",
+        style=CONFIG_STYLE,
     )

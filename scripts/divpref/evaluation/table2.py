@@ -1,50 +1,34 @@
 """Table 2: how decisively reward models pick a side, per annotator-agreement subset.
 
-SPEC "Table 2 metric": the paper's headline is side-free, "P(C > R) where C and R are the reward model's chosen
-and rejected responses": for BT ``p_model_chosen``, the mean of max(sigmoid(r_A - r_B), sigmoid(r_B - r_A)) =
-mean sigmoid(|r_A - r_B|); for MSE ``abs_margin``, the mean |r_A - r_B|. A second table gives agreement with
-the ANNOTATORS' side ("chosen" in pairs.parquet): BT ``p_chosen`` = mean sigmoid(r_chosen - r_rejected), MSE
-``margin`` = mean r_chosen - r_rejected, and ``accuracy`` (share of pairs with r_chosen > r_rejected).
-BT also keeps ``decisiveness``, mean |P(A > B) - 0.5| = p_model_chosen - 0.5.
+The metrics and subsets are in :mod:`divpref.evaluation.metrics`; this module bootstraps them into the long
+table and lays that out as the paper does (markdown, LaTeX, HTML through :mod:`divpref.common.render`).
 """
 
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from html import escape
+from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
-from scipy.special import expit
 
-from divpref.common import paper_numbers, scorefiles
+from divpref.common import paper_numbers, render
 from divpref.common.bootstrap import bootstrap_mean, bootstrap_mean_over_seeds, stable_seed
+from divpref.common.constants import POOLED_SEED, SUBSETS
+from divpref.common.render import EN_DASH, Section
+from divpref.evaluation.metrics import (
+    ACCURACY_METRIC,
+    ANNOTATOR_SIDE_METRIC,
+    DATASET_ABBREVIATIONS,
+    HEADLINE_METRIC,
+    METRICS,
+    SUBSET_LABELS,
+    ScoredRun,
+    condition_label,
+    per_pair_metrics,
+    subset_masks,
+)
 
-SUBSETS = ("high_agreement_pref", "high_agreement_tie", "diverging", "diverging_substantial", "all")
-SUBSET_LABELS = {
-    "high_agreement_pref": "High-agreement prefs",
-    "high_agreement_tie": "High-agreement ties",
-    "diverging": "Diverging (all)",
-    "diverging_substantial": "Diverging (substantial)",
-    "all": "All examples",
-}
-METRICS = {
-    "bt": ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
-    "mse": ("abs_margin", "margin", "accuracy"),
-    # Off-the-shelf reward models (Skywork, Nemotron) are Bradley-Terry trained: reward gaps are log-odds.
-    "pretrained": ("p_model_chosen", "p_chosen", "decisiveness", "accuracy"),
-}
-PROBABILITY_METHODS = ("bt", "pretrained")
-"""Methods whose reward gap r_A - r_B is read as the log-odds of P(A > B)."""
-HEADLINE_METRIC = {"bt": "p_model_chosen", "mse": "abs_margin", "pretrained": "p_model_chosen"}
-"""Table 2's metric (the paper's): side-free, the reward model's own chosen side."""
-SIDE_FREE_METRIC = HEADLINE_METRIC
-ANNOTATOR_SIDE_METRIC = {"bt": "p_chosen", "mse": "margin", "pretrained": "p_chosen"}
-ACCURACY_METRIC = {"bt": "accuracy", "mse": "accuracy", "pretrained": "accuracy"}
 HEADLINE_TITLE = "Table 2: how decisively each reward model picks its own side"
 ANNOTATOR_SIDE_TITLE = "Agreement with the annotators' side (not the paper's Table 2)"
-DATASET_ABBREVIATIONS = {"multipref": "MP", "helpsteer2": "HS2"}
-POOLED_SEED = "all"
+PAPER_TITLE = "The paper's Table 2 beside it (Llama-3-8B-Instruct, real MultiPref/HelpSteer2 test sets)"
 TABLE2_COLUMNS = (
     "dataset",
     "method",
@@ -57,82 +41,6 @@ TABLE2_COLUMNS = (
     "ci_low",
     "ci_high",
 )
-TEST_COLUMNS = ("pair_id", "agreement", "substantial", "chosen")
-
-
-@dataclass(frozen=True)
-class ScoredRun:
-    """One trained model's scores on a dataset's test pairs, joined with the pairs' agreement columns."""
-
-    dataset: str
-    method: str
-    labels: str
-    seed: int
-    pairs: pl.DataFrame  # TEST_COLUMNS + reward_a, reward_b, in test-set order
-
-
-def join_scores(test: pl.DataFrame, scores: pl.DataFrame, scores_source: str) -> pl.DataFrame:
-    """Attach ``scores`` to the ``test`` pairs; every test pair needs exactly one finite score row.
-
-    Raises ValueError naming ``scores_source``, the pair_id and the offending value otherwise.
-    """
-    joined = scorefiles.join_scores(test, scores, ["reward_a", "reward_b"], list(TEST_COLUMNS), scores_source)
-    bad_chosen = joined.filter(~pl.col("chosen").is_in(["a", "b"]).fill_null(False))
-    if bad_chosen.height:
-        raise ValueError(
-            f"test pairs: pair_id {bad_chosen['pair_id'][0]!r} has chosen = {bad_chosen['chosen'][0]!r}"
-        )
-    return joined
-
-
-def load_scored_runs(
-    runs: Sequence[dict], test_paths: dict[str, str]
-) -> tuple[list[ScoredRun], dict[str, pl.DataFrame]]:
-    """Each run's scores joined to its test set (``runs``: dicts of dataset, method, labels, seed, scores)."""
-    tests = {dataset: pl.read_parquet(path) for dataset, path in test_paths.items()}
-    scored = [
-        ScoredRun(
-            dataset=run["dataset"],
-            method=run["method"],
-            labels=run["labels"],
-            seed=int(run["seed"]),
-            pairs=join_scores(tests[run["dataset"]], pl.read_parquet(run["scores"]), run["scores"]),
-        )
-        for run in runs
-    ]
-    return scored, tests
-
-
-def per_pair_metrics(method: str, reward_a: np.ndarray, reward_b: np.ndarray, chosen: np.ndarray) -> dict:
-    """Each metric of ``method`` per pair (its mean over pairs is the table's value)."""
-    reward_a = np.asarray(reward_a, dtype=float)
-    reward_b = np.asarray(reward_b, dtype=float)
-    chosen_is_a = np.asarray(chosen) == "a"
-    margin = np.where(chosen_is_a, reward_a - reward_b, reward_b - reward_a)
-    accuracy = (margin > 0).astype(float)
-    if method in PROBABILITY_METHODS:
-        return {
-            "p_model_chosen": expit(np.abs(reward_a - reward_b)),
-            "p_chosen": expit(margin),
-            "decisiveness": np.abs(expit(reward_a - reward_b) - 0.5),
-            "accuracy": accuracy,
-        }
-    if method == "mse":
-        return {"margin": margin, "abs_margin": np.abs(reward_a - reward_b), "accuracy": accuracy}
-    raise ValueError(f"Table 2 covers methods {sorted(METRICS)}, not {method!r}")
-
-
-def subset_masks(agreement: Sequence[str], substantial: Sequence[bool]) -> dict[str, np.ndarray]:
-    """Boolean mask of each Table 2 subset over the pairs."""
-    agreement = np.asarray(agreement)
-    substantial = np.asarray(substantial, dtype=bool)
-    return {
-        "high_agreement_pref": agreement == "high_agreement_pref",
-        "high_agreement_tie": agreement == "high_agreement_tie",
-        "diverging": agreement == "diverging",
-        "diverging_substantial": (agreement == "diverging") & substantial,
-        "all": np.ones(agreement.shape, dtype=bool),
-    }
 
 
 def _row(run_key: tuple, seed: str, subset: str, n: int, metric: str, estimate) -> dict:
@@ -155,8 +63,8 @@ def table2_long(runs: Iterable[ScoredRun], *, n_samples: int, ci: float, seed: i
     """The long Table 2: one row per (dataset, method, labels, seed, subset, metric).
 
     Each model seed gets its own rows with a bootstrap CI over pairs. A condition with several seeds also gets
-    ``seed == "all"`` rows: the mean over seeds with a CI that resamples seeds and pairs
-    (see :func:`divpref.common.bootstrap.bootstrap_mean_over_seeds`). A condition's runs must share the test pairs.
+    ``seed == "all"`` rows: the mean over seeds with a CI that resamples seeds and pairs (see
+    :func:`divpref.common.bootstrap.bootstrap_mean_over_seeds`). A condition's runs must share the test pairs.
     """
     grouped: dict[tuple, list[ScoredRun]] = {}
     for run in runs:
@@ -213,13 +121,6 @@ def table2_long(runs: Iterable[ScoredRun], *, n_samples: int, ci: float, seed: i
     return pl.DataFrame(rows, schema=schema)
 
 
-def condition_label(dataset: str, method: str, labels: str) -> str:
-    """Column header in the paper's style, e.g. ``MP BT-Agg``; a pretrained model by its condition name."""
-    if method == "pretrained":
-        return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} {labels}"
-    return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} {method.upper()}-{labels.capitalize()}"
-
-
 def summary_rows(table: pl.DataFrame, metric_by_method: dict[str, str]) -> pl.DataFrame:
     """One value per (dataset, method, labels, subset): the pooled seed when present, else the only seed."""
     wanted = pl.DataFrame(
@@ -227,24 +128,15 @@ def summary_rows(table: pl.DataFrame, metric_by_method: dict[str, str]) -> pl.Da
         schema={"method": pl.String, "metric": pl.String},
     )
     chosen = table.join(wanted, on=["method", "metric"], how="semi", maintain_order="left")
-    keys = ["dataset", "method", "labels", "subset"]
-    seeds_per_condition = chosen.group_by(keys).agg(pl.col("seed").n_unique().alias("n_seeds"))
-    chosen = chosen.join(seeds_per_condition, on=keys, maintain_order="left")
-    return chosen.filter((pl.col("seed") == POOLED_SEED) | (pl.col("n_seeds") == 1)).drop("n_seeds")
-
-
-def _fmt(value: float) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:.3f}"
+    return render.pooled_or_only_seed(chosen, ["dataset", "method", "labels", "subset"])
 
 
 def _cell(value: float, low: float, high: float) -> str:
-    if value is None or math.isnan(value):
-        return "–"
-    return f"{value:.3f} [{_fmt(low)}, {_fmt(high)}]"
+    return EN_DASH if value is None or np.isnan(value) else render.format_interval(value, low, high)
 
 
 def _layout_columns(table: pl.DataFrame, metric_by_method: dict[str, str]) -> list[tuple]:
-    """(dataset, method, labels) per column after ``Subset``; (dataset, None, None) is the ``# Ex.`` column."""
+    """(dataset, method, labels) per column after ``Subset``; (dataset, None, None): the ``# Ex.`` column."""
     summary = summary_rows(table, metric_by_method)
     conditions = summary.select("dataset", "method", "labels").unique(maintain_order=True).rows()
     datasets = list(dict.fromkeys(dataset for dataset, _, _ in conditions))
@@ -257,30 +149,33 @@ def _layout_columns(table: pl.DataFrame, metric_by_method: dict[str, str]) -> li
     return columns
 
 
+def _column_label(column: tuple) -> str:
+    dataset, method, labels = column
+    if method is None:
+        return f"{DATASET_ABBREVIATIONS.get(dataset, dataset)} # Ex."
+    return condition_label(dataset, method, labels)
+
+
 def paper_layout(table: pl.DataFrame, metric_by_method: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the paper's layout: a row per subset; per dataset ``n``, then the conditions."""
     summary = summary_rows(table, metric_by_method)
-    columns = _layout_columns(table, metric_by_method)
-    header = ["Subset"] + [
-        f"{DATASET_ABBREVIATIONS.get(d, d)} # Ex." if m is None else condition_label(d, m, lab)
-        for d, m, lab in columns
-    ]
     lookup = {
         (row["dataset"], row["method"], row["labels"], row["subset"]): row
         for row in summary.iter_rows(named=True)
     }
-    body = []
-    for subset in SUBSETS:
-        cells = [SUBSET_LABELS[subset]]
-        for dataset, method, labels in columns:
-            if method is None:
-                counts = [row["n"] for key, row in lookup.items() if key[0] == dataset and key[3] == subset]
-                cells.append(str(counts[0]) if counts else "–")
-            else:
-                row = lookup.get((dataset, method, labels, subset))
-                cells.append("–" if row is None else _cell(row["value"], row["ci_low"], row["ci_high"]))
-        body.append(cells)
-    return header, body
+
+    def cell(subset: str, column: tuple) -> str:
+        dataset, method, labels = column
+        if method is None:
+            counts = [row["n"] for key, row in lookup.items() if key[0] == dataset and key[3] == subset]
+            return str(counts[0]) if counts else EN_DASH
+        row = lookup.get((dataset, method, labels, subset))
+        return EN_DASH if row is None else _cell(row["value"], row["ci_low"], row["ci_high"])
+
+    columns = _layout_columns(table, metric_by_method)
+    return render.layout_grid(
+        "Subset", SUBSETS, columns, row_label=SUBSET_LABELS.get, column_label=_column_label, cell=cell
+    )
 
 
 def _metric_note(metric_by_method: dict[str, str]) -> str:
@@ -299,70 +194,42 @@ def _metric_note(metric_by_method: dict[str, str]) -> str:
 
 
 def paper_reference_layout(table: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """The headline layout of ``table`` with the paper's numbers in its cells (``–`` where it has none)."""
-    header, body = paper_layout(table, HEADLINE_METRIC)
+    """The headline layout of ``table`` with the paper's numbers in its cells (a dash where it has none)."""
+
+    def cell(subset: str, column: tuple) -> str:
+        dataset, method, labels = column
+        if method is None:
+            return EN_DASH
+        return render.format_number(paper_numbers.table2_value(dataset, method, labels, subset))
+
     columns = _layout_columns(table, HEADLINE_METRIC)
-    reference = []
-    for subset, cells in zip(SUBSETS, body, strict=True):
-        row = [cells[0]]
-        for dataset, method, labels in columns:
-            if method is None:
-                row.append("–")
-                continue
-            value = paper_numbers.table2_value(dataset, method, labels, subset)
-            row.append("–" if value is None else f"{value:.3f}")
-        reference.append(row)
-    return header, reference
-
-
-def table_sections(table: pl.DataFrame, *, ci: float) -> list[tuple[str, str, list[str], list[list[str]]]]:
-    """(title, note, header, body) of every rendered table: Table 2, the paper's, then the annotator side."""
-    sections = []
-    header, body = paper_layout(table, HEADLINE_METRIC)
-    note = f"{_metric_note(HEADLINE_METRIC)}; [{ci:.0%} bootstrap CI]."
-    sections.append((HEADLINE_TITLE, note, header, body))
-    header, body = paper_reference_layout(table)
-    sections.append(
-        (
-            "The paper's Table 2 beside it (Llama-3-8B-Instruct, real MultiPref/HelpSteer2 test sets)",
-            f"Same metric: {_metric_note(HEADLINE_METRIC)}.",
-            header,
-            body,
-        )
+    return render.layout_grid(
+        "Subset", SUBSETS, columns, row_label=SUBSET_LABELS.get, column_label=_column_label, cell=cell
     )
+
+
+def table_sections(table: pl.DataFrame, *, ci: float) -> list[Section]:
+    """Every rendered table: Table 2, the paper's, then the annotator side and accuracy."""
+    interval = f"[{ci:.0%} bootstrap CI]."
+    sections = [
+        Section(
+            HEADLINE_TITLE,
+            f"{_metric_note(HEADLINE_METRIC)}; {interval}",
+            *paper_layout(table, HEADLINE_METRIC),
+        ),
+        Section(
+            PAPER_TITLE, f"Same metric: {_metric_note(HEADLINE_METRIC)}.", *paper_reference_layout(table)
+        ),
+    ]
     for metric_by_method in (ANNOTATOR_SIDE_METRIC, ACCURACY_METRIC):
-        header, body = paper_layout(table, metric_by_method)
-        note = f"{_metric_note(metric_by_method)}; [{ci:.0%} bootstrap CI]."
-        sections.append((ANNOTATOR_SIDE_TITLE, note, header, body))
+        note = f"{_metric_note(metric_by_method)}; {interval}"
+        sections.append(Section(ANNOTATOR_SIDE_TITLE, note, *paper_layout(table, metric_by_method)))
     return sections
 
 
 def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
     """Table 2 (the model's own side), the paper's numbers, and agreement with the annotators' side."""
-    parts = []
-    for title, note, header, body in table_sections(table, ci=ci):
-        parts.append(f"### {title}\n\n{note}\n")
-        parts.append("| " + " | ".join(header) + " |")
-        parts.append("|" + "---|" * len(header))
-        parts.extend("| " + " | ".join(cells) + " |" for cells in body)
-        parts.append("")
-    return "\n".join(parts)
-
-
-LATEX_REPLACEMENTS = {
-    "#": r"\#",
-    "%": r"\%",
-    "_": r"\_",
-    "&": r"\&",
-    "–": "--",
-    ">": "$>$",
-    "<": "$<$",
-    "|": "$|$",
-}
-
-
-def _latex_escape(text: str) -> str:
-    return "".join(LATEX_REPLACEMENTS.get(char, char) for char in text)
+    return render.render_markdown(table_sections(table, ci=ci))
 
 
 def render_latex(table: pl.DataFrame, *, ci: float) -> str:
@@ -372,82 +239,13 @@ def render_latex(table: pl.DataFrame, *, ci: float) -> str:
     body = [
         row for cells, paper in zip(body, reference, strict=True) for row in (cells, ["(paper)", *paper[1:]])
     ]
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
-        r"\toprule",
-        " & ".join(_latex_escape(cell) for cell in header) + r" \\",
-        r"\midrule",
-        *(" & ".join(_latex_escape(cell) for cell in cells) + r" \\" for cells in body),
-        r"\bottomrule",
-        r"\end{tabular}",
-        r"\caption{"
-        + _latex_escape(
-            f"{_metric_note(HEADLINE_METRIC)} ({ci:.0%} bootstrap CI in brackets); "
-            "(paper): the paper's value (Llama-3-8B-Instruct, real data)."
-        )
-        + "}",
-        r"\label{tab:table2}",
-        r"\end{table}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-HTML_STYLE = (
-    "body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse;margin-bottom:1em}"
-    "th,td{border:1px solid #bbb;padding:4px 8px;text-align:right;white-space:nowrap}"
-    "td:first-child,th:first-child{text-align:left}"
-)
-
-
-def html_page(body: str) -> str:
-    """A self-contained HTML page (inline style, no external resources) around ``body``."""
-    head = f"<head><meta charset='utf-8'><style>{HTML_STYLE}</style></head>"
-    return f"<!DOCTYPE html><html>{head}<body>{body}</body></html>\n"
-
-
-def html_table(header: Sequence[str], body: Iterable[Sequence[str]]) -> str:
-    """An HTML table of already formatted cells (escaped here)."""
-    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
-    rows = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>" for cells in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    caption = (
+        f"{_metric_note(HEADLINE_METRIC)} ({ci:.0%} bootstrap CI in brackets); "
+        "(paper): the paper's value (Llama-3-8B-Instruct, real data)."
+    )
+    return render.render_latex(header, body, caption=caption, label="tab:table2")
 
 
 def render_html(table: pl.DataFrame, *, ci: float) -> str:
     """The tables of :func:`render_markdown` as a self-contained HTML page (for the Snakemake report)."""
-    sections = [
-        f"<h3>{escape(title)}</h3><p>{escape(note)}</p>{html_table(header, body)}"
-        for title, note, header, body in table_sections(table, ci=ci)
-    ]
-    return html_page("".join(sections))
-
-
-def gather_divergence(summaries: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """All datasets' divergence summaries in one frame with a leading ``dataset`` column."""
-    expected = ["category", "count", "percent"]
-    for dataset, summary in summaries.items():
-        if summary.columns != expected:
-            raise ValueError(f"divergence summary of {dataset!r}: columns {summary.columns}, want {expected}")
-    return pl.concat(
-        [
-            summary.with_columns(pl.col("percent").cast(pl.Float64)).select(
-                pl.lit(dataset).alias("dataset"), *expected
-            )
-            for dataset, summary in summaries.items()
-        ]
-    )
-
-
-def frame_to_html(frame: pl.DataFrame, *, title: str, note: str = "") -> str:
-    """A self-contained HTML page showing ``frame`` as a table (floats with 1 decimal, nulls as a dash)."""
-
-    def cell(value: object) -> str:
-        if value is None:
-            return "–"
-        return f"{value:.1f}" if isinstance(value, float) else str(value)
-
-    body = [[cell(value) for value in row] for row in frame.iter_rows()]
-    return html_page(f"<h3>{escape(title)}</h3><p>{escape(note)}</p>{html_table(frame.columns, body)}")
+    return render.render_html(table_sections(table, ci=ci))

@@ -3,10 +3,11 @@
 A pair file (``.jsonl``, ``.parquet`` or ``.csv``; columns ``prompt``, ``response_a``, ``response_b`` and
 optionally ``pair_id``) is scored by a condition's selected model through the test-scoring path
 (``scripts/score.py``). Each pair's divergence score is the one divergence detection uses for that method
-(:func:`divpref.detection.table.divergence_scores`, with Mean-Var's lambda and the classifiers' scores chosen on the dev
-pairs exactly as there). A pair is flagged when its score reaches a threshold chosen on the same dev pairs: the
-**Youden point** of the dev ROC (diverging dev pairs against all other dev pairs), i.e. the threshold maximising
-TPR - FPR; ties go to the larger threshold (fewer flags). A score that never beats chance flags nothing.
+(:func:`divpref.detection.scores.divergence_scores`, with Mean-Var's lambda and the classifiers' scores chosen
+on the dev pairs exactly as there). A pair is flagged when its score reaches a threshold chosen on the same
+dev pairs: the **Youden point** of the dev ROC (diverging dev pairs against all other dev pairs), i.e. the
+threshold maximising TPR - FPR; ties go to the larger threshold (fewer flags). A score that never beats
+chance flags nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from divpref.common import scorefiles
+from divpref.common.constants import MEAN_VAR
 from divpref.data.records import iter_json_lines
-from divpref.detection import table as detection
+from divpref.detection import scores as detection_scores
+from divpref.detection import tuning
 
 PAIR_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
@@ -30,14 +33,6 @@ FORMATS = (".jsonl", ".parquet", ".csv")
 THRESHOLD_RULE = (
     "youden: max TPR - FPR on the dev ROC (diverging vs all other dev pairs); ties: larger threshold"
 )
-FLAG_SCORE_COLUMNS = {
-    "bt": ("reward_a", "reward_b"),
-    "mse": ("reward_a", "reward_b"),
-    "mean_var": ("reward_a", "reward_b", "sigma_a", "sigma_b"),
-    "classification": ("reward_a", "reward_b", "label_probs"),
-    "likert_classification": ("reward_a", "reward_b", "likert_probs_a", "likert_probs_b"),
-}
-"""The model's score columns carried into ``results/flags/<name>.parquet`` (see :data:`detection.SCORE_INPUTS`)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -62,8 +57,8 @@ def read_pair_file(path: str | Path) -> pl.DataFrame:
     """``pair_id, prompt, response_a, response_b`` (all strings) of a pair file, in file order.
 
     ``pair_id`` comes from the file (as a string) or is the 0-based row number. Other columns are ignored.
-    ValueError naming the file, the row (pair_id or row number) and the value for a missing column, a missing or
-    non-string text, a missing pair_id or a repeated one.
+    ValueError naming the file, the row (pair_id or row number) and the value for a missing column, a missing
+    or non-string text, a missing pair_id or a repeated one.
     """
     path = Path(path)
     values = _read_rows(path)
@@ -104,7 +99,7 @@ def read_pair_file(path: str | Path) -> pl.DataFrame:
 
 
 def youden_threshold(is_diverging: Sequence[bool], score: Sequence[float]) -> tuple[float, float, float]:
-    """(threshold, TPR, FPR) at the Youden point of the ROC of ``score`` for ``is_diverging``; flag ``score >= t``.
+    """(threshold, TPR, FPR) at the Youden point of ``score``'s ROC for ``is_diverging``; flag ``score >= t``.
 
     Ties in TPR - FPR go to the larger threshold. ``inf`` (flag nothing) when no threshold beats chance.
     ValueError when either class is empty.
@@ -112,12 +107,14 @@ def youden_threshold(is_diverging: Sequence[bool], score: Sequence[float]) -> tu
     is_diverging = np.asarray(is_diverging, dtype=bool)
     if is_diverging.all() or not is_diverging.any():
         raise ValueError(
-            f"the flag threshold needs diverging and other dev pairs; got {int(is_diverging.sum())} diverging of "
+            "the flag threshold needs diverging and other dev pairs; "
+            f"got {int(is_diverging.sum())} diverging of "
             f"{is_diverging.size}"
         )
     fpr, tpr, thresholds = roc_curve(is_diverging, np.asarray(score, dtype=float), drop_intermediate=False)
     youden = tpr - fpr
-    # Thresholds decrease, so the first maximum is the largest threshold (equal up to rounding counts as equal).
+    # Thresholds decrease, so the first maximum is the largest threshold (equal up to rounding counts as
+    # equal).
     best = int(np.flatnonzero(youden >= youden.max() - 1e-12)[0])
     return float(thresholds[best]), float(tpr[best]), float(fpr[best])
 
@@ -144,31 +141,33 @@ def flag(score: Sequence[float], threshold: float) -> np.ndarray:
 def choose_threshold(
     model: Mapping[str, Any], dev_pairs: pl.DataFrame, dev_scores: pl.DataFrame, lambda_grid: Sequence[float]
 ) -> dict[str, Any]:
-    """The flag model's record: its divergence-score choice (as detection makes it), threshold and dev figures.
+    """The flag model's record: its divergence-score choice (as detection's), threshold and dev figures.
 
     ``model`` holds ``dataset, condition, seed, method, dev_scores`` (the dev-score file's path, for errors);
-    ``dev_pairs`` are the dataset's pairs (pair_id, agreement, chosen), restricted here to the scored dev pairs.
+    ``dev_pairs`` are the dataset's pairs (pair_id, agreement, chosen), restricted here to the scored dev
+    pairs.
     """
     method = model["method"]
     source = model["dev_scores"]
     scored = dev_pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
-    dev = detection.join_scores(scored, dev_scores, method, source)
+    columns = detection_scores.score_columns(method, source)
+    dev = scorefiles.join_scores(scored, dev_scores, columns, list(detection_scores.TEST_COLUMNS), source)
     agreement = dev["agreement"].to_numpy()
     lam = score_name = None
     try:
-        if method == "mean_var":
-            lam, _ = detection.tune_lambda(agreement, dev, lambda_grid)
-        elif method in detection.CANDIDATE_SCORES:  # classification, likert_classification
-            score_name, _ = detection.choose_classification_score(agreement, dev, method)
-        score = detection.divergence_scores(method, dev, lam, score_name)
-        is_diverging = agreement == detection.DIVERGING
+        if method == MEAN_VAR:
+            lam, _ = tuning.tune_lambda(agreement, dev, lambda_grid)
+        elif method in detection_scores.CANDIDATE_SCORES:  # classification, likert_classification
+            score_name, _ = tuning.choose_classification_score(agreement, dev, method)
+        score = detection_scores.divergence_scores(method, dev, lam, score_name)
+        is_diverging = agreement == detection_scores.DIVERGING
         threshold, tpr, fpr = youden_threshold(is_diverging, score)
     except ValueError as error:
         raise ValueError(f"{source}: cannot choose the flag threshold: {error}") from error
     precision, recall = precision_recall(is_diverging, flag(score, threshold))
     return {
         **{key: model[key] for key in ("dataset", "condition", "seed", "method")},
-        "score": detection.score_labels(method, [score_name])[1],
+        "score": detection_scores.score_labels(method, [score_name])[1],
         "lambda": lam,
         "score_name": score_name,
         "threshold": None if math.isinf(threshold) else threshold,
@@ -194,12 +193,15 @@ def threshold_value(record: Mapping[str, Any]) -> float:
 
 
 def flag_scores(record: Mapping[str, Any], scores: pl.DataFrame, source: str) -> pl.DataFrame:
-    """``pair_id, divergence_score, flagged`` + the model's score columns for every scored pair, in score order."""
+    """``pair_id, divergence_score, flagged`` and the model's score columns of every scored pair, in order.
+
+    The score columns are the ones detection reads for the method (:data:`detection_scores.SCORE_INPUTS`).
+    """
     method = record["method"]
-    columns = list(FLAG_SCORE_COLUMNS[method])
+    columns = detection_scores.score_columns(method, source)
     ids = scores.select("pair_id")
     joined = scorefiles.join_scores(ids, scores, columns, ["pair_id"], source)
-    score = detection.divergence_scores(method, joined, record["lambda"], record["score_name"])
+    score = detection_scores.divergence_scores(method, joined, record["lambda"], record["score_name"])
     return joined.select(
         "pair_id",
         pl.Series("divergence_score", score, dtype=pl.Float64),
@@ -211,12 +213,13 @@ def flag_scores(record: Mapping[str, Any], scores: pl.DataFrame, source: str) ->
 def labelled_evaluation(flags: pl.DataFrame, set_pairs: pl.DataFrame, test: pl.DataFrame) -> dict[str, Any]:
     """Precision and recall of the flags on the set's pairs that are test pairs of the flag dataset.
 
-    A set pair counts when its pair_id and all three texts equal a test pair's (so a researcher's own file, with
-    other ids, matches nothing and gets nulls). The test pairs' ``agreement`` gives the true diverging label.
+    A set pair counts when its pair_id and all three texts equal a test pair's (so a researcher's own file,
+    with other ids, matches nothing and gets nulls). The test pairs' ``agreement`` gives the true diverging
+    label.
     """
     matched = set_pairs.join(test.select(*PAIR_COLUMNS, "agreement"), on=list(PAIR_COLUMNS), how="inner")
     matched = matched.join(flags.select("pair_id", "flagged"), on="pair_id", how="left")
-    is_diverging = (matched["agreement"] == detection.DIVERGING).to_numpy()
+    is_diverging = (matched["agreement"] == detection_scores.DIVERGING).to_numpy()
     precision, recall = precision_recall(is_diverging, matched["flagged"].to_numpy())
     return {
         "test_pairs_matched": int(matched.height),

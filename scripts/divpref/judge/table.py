@@ -1,15 +1,17 @@
 """The LLM-as-judge table: how often each judge picks a winner rather than a tie, per agreement subset.
 
-``results/tables/judge.csv`` has one row per (dataset, judge, subset) with the columns of :data:`JUDGE_COLUMNS`:
+``results/tables/judge.csv`` has one row per (dataset, judge, subset) with the columns of
+:data:`JUDGE_COLUMNS`:
 
-* ``winner_rate``: share of pairs whose final verdict (both orders agreeing) is A or B, with a percentile bootstrap
-  CI over pairs as in Table 2 (:func:`divpref.common.bootstrap.bootstrap_mean`, seeded per row key);
+* ``winner_rate``: share of pairs whose final verdict (both orders agreeing) is A or B, with a percentile
+  bootstrap CI over pairs as in Table 2 (:func:`divpref.common.bootstrap.bootstrap_mean`, seeded per row key);
 * ``tie_rate``: share of pairs where the judge chose the tie option in both orders;
 * ``order_consistency``: share of pairs whose two verdicts agree, so
   ``winner_rate + tie_rate + (1 - order_consistency) = 1``.
 
-Subsets are Table 2's (:data:`divpref.evaluation.table2.SUBSETS`) plus, where a flag model is configured, ``unflagged``: the
-flag dataset's test pairs that the flag model does not flag (the full paper's mitigation, measured).
+Subsets are Table 2's (:data:`divpref.common.constants.SUBSETS`) plus, where a flag model is configured,
+``unflagged``: the flag dataset's test pairs that the flag model does not flag (the full paper's mitigation,
+measured).
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from divpref.common import render
 from divpref.common.bootstrap import bootstrap_mean, stable_seed
-from divpref.evaluation.table2 import SUBSET_LABELS, SUBSETS, subset_masks
+from divpref.common.constants import SUBSETS
+from divpref.common.paper_numbers import JUDGE_WINNER_RATE, PAPER_DATASETS
+from divpref.common.render import HYPHEN, Section
+from divpref.evaluation.metrics import SUBSET_LABELS, subset_masks
 
 JUDGE_COLUMNS = (
     "dataset",
@@ -48,22 +54,6 @@ JUDGE_SCHEMA = {
 UNFLAGGED = "unflagged"
 """Subset value of the rows on the test pairs the flag model leaves in (stable)."""
 ALL_SUBSET_LABELS = {**SUBSET_LABELS, UNFLAGGED: "Unflagged (mitigation)"}
-PAPER_WINNER_RATE = {
-    "multipref": {
-        "high_agreement_pref": 0.731,
-        "high_agreement_tie": 0.426,
-        "diverging": 0.738,
-        "diverging_substantial": 0.760,
-    },
-    "helpsteer2": {
-        "high_agreement_pref": 0.646,
-        "high_agreement_tie": 0.519,
-        "diverging": 0.573,
-        "diverging_substantial": 0.650,
-    },
-}
-"""The full paper's LLM-as-judge winner rates (SPEC.md, "The later full paper")."""
-DATASET_NAMES = {"multipref": "MultiPref", "helpsteer2": "HelpSteer2"}
 VERDICT_COLUMNS = ("pair_id", "verdict", "verdict_ab", "verdict_ba", "order_consistent")
 
 
@@ -127,62 +117,73 @@ def judge_table(rows: Sequence[dict]) -> pl.DataFrame:
 
 
 def _percent(value: float | None) -> str:
-    return "-" if value is None or np.isnan(value) else f"{100 * value:.1f}%"
+    return render.format_number(value, decimals=1, missing=HYPHEN, percent=True)
 
 
 def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
-    """Winner rate per subset (rows) for each dataset and judge, beside the paper's figures; then ties/consistency."""
+    """Winner rate per subset (rows) for each dataset and judge beside the paper's; then ties, consistency."""
     datasets = table["dataset"].unique(maintain_order=True).to_list()
     keys = table.select("dataset", "judge").unique(maintain_order=True).rows()
     cells = {(row["dataset"], row["judge"], row["subset"]): row for row in table.iter_rows(named=True)}
     subsets = [*SUBSETS, *([UNFLAGGED] if (table["subset"] == UNFLAGGED).any() else [])]
-    header = ["Subset"]
-    for dataset in datasets:
-        name = DATASET_NAMES.get(dataset, dataset)
-        header += [f"{name}: {judge}" for d, judge in keys if d == dataset]
-        if dataset in PAPER_WINNER_RATE:
-            header.append(f"{name}: paper")
-    lines = [
-        "### LLM-as-judge: winner rate (share of pairs where the judge picks A or B rather than a tie)",
-        "",
-        f"Each cell: winner rate [{ci:.0%} bootstrap CI] (n pairs). A verdict that changes with the order of the "
-        "responses counts as a tie.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+    # A column per (dataset, judge), then (dataset, None): the paper's figure, for the paper's datasets.
+    columns = [
+        column
+        for dataset in datasets
+        for column in [
+            *((d, judge) for d, judge in keys if d == dataset),
+            *([(dataset, None)] if dataset in JUDGE_WINNER_RATE else []),
+        ]
     ]
-    for subset in subsets:
-        line = [ALL_SUBSET_LABELS[subset]]
-        for dataset in datasets:
-            for d, judge in keys:
-                if d != dataset:
-                    continue
-                row = cells.get((dataset, judge, subset))
-                line.append(
-                    "-"
-                    if row is None
-                    else f"{_percent(row['winner_rate'])} [{_percent(row['ci_low'])}, "
-                    f"{_percent(row['ci_high'])}] ({row['n']})"
-                )
-            if dataset in PAPER_WINNER_RATE:
-                paper = PAPER_WINNER_RATE[dataset].get(subset)
-                line.append(_percent(paper) if paper is not None else "-")
-        lines.append("| " + " | ".join(line) + " |")
-    lines += ["", "Tie rate (tie chosen in both orders) / order consistency, all test pairs:", ""]
-    lines += ["| Dataset | Judge | tie rate | order consistency |", "|---|---|---|---|"]
-    for dataset, judge in keys:
-        row = cells[(dataset, judge, "all")]
-        lines.append(
-            f"| {DATASET_NAMES.get(dataset, dataset)} | {judge} | {_percent(row['tie_rate'])} | "
-            f"{_percent(row['order_consistency'])} |"
+
+    def column_label(column: tuple[str, str | None]) -> str:
+        dataset, judge = column
+        return f"{PAPER_DATASETS.get(dataset, dataset)}: {'paper' if judge is None else judge}"
+
+    def cell(subset: str, column: tuple[str, str | None]) -> str:
+        dataset, judge = column
+        if judge is None:
+            return _percent(JUDGE_WINNER_RATE[dataset].get(subset))
+        row = cells.get((dataset, judge, subset))
+        if row is None:
+            return HYPHEN
+        interval = render.format_interval(
+            row["winner_rate"], row["ci_low"], row["ci_high"], decimals=1, missing=HYPHEN, percent=True
         )
-    lines.append("")
-    return "\n".join(lines)
+        return f"{interval} ({row['n']})"
+
+    winner_rates = render.layout_grid(
+        "Subset", subsets, columns, row_label=ALL_SUBSET_LABELS.get, column_label=column_label, cell=cell
+    )
+    consistency = [
+        [
+            PAPER_DATASETS.get(dataset, dataset),
+            judge,
+            _percent(cells[(dataset, judge, "all")]["tie_rate"]),
+            _percent(cells[(dataset, judge, "all")]["order_consistency"]),
+        ]
+        for dataset, judge in keys
+    ]
+    sections = [
+        Section(
+            "LLM-as-judge: winner rate (share of pairs where the judge picks A or B rather than a tie)",
+            f"Each cell: winner rate [{ci:.0%} bootstrap CI] (n pairs). "
+            "A verdict that changes with the order of the responses counts as a tie.",
+            *winner_rates,
+        ),
+        Section(
+            None,
+            "Tie rate (tie chosen in both orders) / order consistency, all test pairs:",
+            ["Dataset", "Judge", "tie rate", "order consistency"],
+            consistency,
+        ),
+    ]
+    return render.render_markdown(sections)
 
 
 def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> None:
-    """Winner rate by agreement subset (seaborn bars, one colour per judge, bootstrap CIs), one panel per dataset;
-    the paper's figures as black marks."""
+    """Winner rate by agreement subset (seaborn bars, one colour per judge, bootstrap CIs), one panel per
+    dataset; the paper's figures as black marks."""
     from divpref.evaluation.plots import _pyplot, save_figure
 
     plt, sns = _pyplot()
@@ -206,16 +207,16 @@ def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> 
             cells = {r["label"]: r for r in frame[frame["judge"] == judge].to_dict("records")}
             for bar in container:
                 x = bar.get_x() + bar.get_width() / 2  # dodged within +-0.4 of its category's index
-                row = cells.get(labels[int(round(x))])
+                row = cells.get(labels[round(x)])
                 if row is not None:
                     low, high = row["winner_rate"] - row["ci_low"], row["ci_high"] - row["winner_rate"]
                     ax.errorbar(x, row["winner_rate"], yerr=[[low], [high]], color="0.2", capsize=2, lw=0.8)
-        paper = PAPER_WINNER_RATE.get(dataset, {})
+        paper = JUDGE_WINNER_RATE.get(dataset, {})
         marks = [(index, paper[s]) for index, s in enumerate(subsets) if s in paper]
         if marks:
             ax.scatter(*zip(*marks, strict=True), marker="_", s=300, color="black", zorder=3, label="paper")
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
-        ax.set(title=DATASET_NAMES.get(dataset, dataset), xlabel="", ylim=(0, 1.05))
+        ax.set(title=PAPER_DATASETS.get(dataset, dataset), xlabel="", ylim=(0, 1.05))
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("winner rate (A or B, not tie)")
     figure.tight_layout()

@@ -1,13 +1,13 @@
-"""LLM-as-judge on test pairs: a pairwise prompt with a tie option, verdicts from next-token label probabilities.
+"""LLM-as-judge on test pairs: a pairwise prompt with a tie option, verdicts from next-token probabilities.
 
 Each pair is judged twice, with the responses in both orders. In each order the verdict is the option label
-(``A``, ``B`` or ``tie``) with the highest next-token probability after the answer prefix: nothing is parsed from
-generated text, so every pair gets a verdict and a tiny model works as well as a large one. Mapped back to the
-pair's own sides, the two verdicts agree (order-consistent) or not; a verdict that changes with the order counts
-as a tie. The prompt's wording follows common pairwise-judge practice (MT-Bench: Zheng et al. 2023, "Judging
-LLM-as-a-judge with MT-Bench and Chatbot Arena", its default pairwise prompt; Arena-Hard-Auto: Li et al. 2024,
-its pairwise judge system prompt), rewritten for a single-word answer. torch/transformers are imported inside the
-functions only.
+(``A``, ``B`` or ``tie``) with the highest next-token probability after the answer prefix: nothing is parsed
+from generated text, so every pair gets a verdict and a tiny model works as well as a large one. Mapped back
+to the pair's own sides, the two verdicts agree (order-consistent) or not; a verdict that changes with the
+order counts as a tie. The prompt's wording follows common pairwise-judge practice (MT-Bench: Zheng et al.
+2023, "Judging LLM-as-a-judge with MT-Bench and Chatbot Arena", its default pairwise prompt; Arena-Hard-Auto:
+Li et al. 2024, its pairwise judge system prompt), rewritten for a single-word answer. torch/transformers are
+imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ VERDICTS = ("a", "b", "tie")
 """A verdict on the pair's own sides."""
 
 SYSTEM_PROMPT = (
-    "You are an impartial judge of AI assistants. You compare two responses to the same user prompt and decide "
+    "You are an impartial judge of AI assistants. "
+    "You compare two responses to the same user prompt and decide "
     "which one is better, or whether neither is better than the other."
 )
 USER_TEMPLATE = (
     "Compare the two responses below to the user's prompt. Consider which response follows the prompt's "
-    "instructions and answers it more helpfully, correctly and appropriately. The order in which the responses "
-    "appear is arbitrary and must not influence you; neither should their length.\n\n"
+    "instructions and answers it more helpfully, correctly and appropriately. "
+    "The order in which the responses appear is arbitrary and must not influence you; "
+    "neither should their length.\n\n"
     "[User prompt]\n{prompt}\n[End of user prompt]\n\n"
     "[Response A]\n{response_a}\n[End of response A]\n\n"
     "[Response B]\n{response_b}\n[End of response B]\n\n"
@@ -55,7 +57,7 @@ TRUNCATION_MARGIN = 8
 
 
 def order_verdicts(label_logprobs: np.ndarray) -> np.ndarray:
-    """Per row of ``[n, 3]`` label log-probabilities (A, B, tie): the most probable label; a shared maximum is a tie."""
+    """Per row of ``[n, 3]`` log-probabilities (A, B, tie): the most probable label; a shared max: tie."""
     label_logprobs = np.asarray(label_logprobs, dtype=float)
     best = label_logprobs.max(axis=1, keepdims=True)
     winners = label_logprobs == best
@@ -80,7 +82,7 @@ def combine_orders(side_ab: np.ndarray, side_ba: np.ndarray) -> tuple[np.ndarray
 
 
 def verdict_frame(pair_ids: Sequence[str], logprobs_ab: np.ndarray, logprobs_ba: np.ndarray) -> pl.DataFrame:
-    """The per-pair verdict file from both orders' ``[n, 3]`` label log-probabilities (see ARCHITECTURE.md)."""
+    """The per-pair verdict file from both orders' ``[n, 3]`` label log-probabilities (ARCHITECTURE.md)."""
     columns: dict[str, Any] = {"pair_id": list(pair_ids)}
     sides = {}
     for order, logprobs in (("ab", logprobs_ab), ("ba", logprobs_ba)):
@@ -110,7 +112,8 @@ def render_prompt(tokenizer: Any, prompt: str, first: str, second: str) -> str:
 
 
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:
-    """Token ids of ``text`` without added end tokens; BOS in front where the tokenizer has one (and the text lacks it)."""
+    """Token ids of ``text`` without added end tokens; BOS in front where the tokenizer has one (and the text
+    lacks it)."""
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
     bos = getattr(tokenizer, "bos_token_id", None)
     if bos is not None and (not ids or ids[0] != bos):
@@ -119,7 +122,8 @@ def encode_prompt(tokenizer: Any, text: str) -> list[int]:
 
 
 def label_token_ids(tokenizer: Any) -> list[int]:
-    """The first token of each label as it continues the answer prefix (``"Verdict: A"``), in :data:`LABELS` order.
+    """The first token of each label as it continues the answer prefix (``"Verdict: A"``), in :data:`LABELS`
+    order.
 
     ValueError when the prefix does not tokenize the same on its own, or two labels share a first token.
     """
@@ -138,7 +142,8 @@ def label_token_ids(tokenizer: Any) -> list[int]:
 
 
 def truncation_caps(lengths: Sequence[int], budget: int) -> list[int]:
-    """Token counts to keep per field so their sum fits ``budget``: the longest fields are cut first, to a common cap."""
+    """Token counts to keep per field so their sum fits ``budget``: the longest fields are cut first, to a
+    common cap."""
     lengths = [int(length) for length in lengths]
     if budget < 0:
         raise ValueError(f"judge max_length leaves no room for the texts (budget {budget})")
@@ -189,7 +194,8 @@ def build_inputs(
     lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in fields]
     keep = truncation_caps(lengths, max_length - fixed - TRUNCATION_MARGIN)
     cut = [
-        _cut(tokenizer, text, n, from_left=index == 0) for index, (text, n) in enumerate(zip(fields, keep))
+        _cut(tokenizer, text, n, from_left=index == 0)
+        for index, (text, n) in enumerate(zip(fields, keep, strict=True))
     ]
     ids = encode_prompt(tokenizer, render_prompt(tokenizer, *cut))
     if len(ids) > max_length:
@@ -248,7 +254,8 @@ def encode_pairs(tokenizer: Any, test: pl.DataFrame, max_length: int) -> list[li
     """Judge inputs of every test pair: first all pairs in order ``ab``, then all in order ``ba``."""
     encoded: list[list[int]] = []
     truncated = 0
-    rows = list(zip(test["prompt"].to_list(), test["response_a"].to_list(), test["response_b"].to_list()))
+    texts = (test["prompt"].to_list(), test["response_a"].to_list(), test["response_b"].to_list())
+    rows = list(zip(*texts, strict=True))
     for order in ORDERS:
         for prompt, response_a, response_b in rows:
             first, second = (response_a, response_b) if order == "ab" else (response_b, response_a)
@@ -268,7 +275,7 @@ def encode_pairs(tokenizer: Any, test: pl.DataFrame, max_length: int) -> list[li
 def judge_pairs(
     model: Any, tokenizer: Any, test: pl.DataFrame, *, max_length: int, batch_size: int, device: str
 ) -> pl.DataFrame:
-    """Judge every test pair in both orders with a transformers model; the per-pair verdict frame in test order."""
+    """Judge every test pair in both orders with a transformers model; the verdicts in test order."""
     label_ids = label_token_ids(tokenizer)
     encoded = encode_pairs(tokenizer, test, max_length)
     log.info("transformers on %s, batch size %d", device, batch_size)
@@ -278,8 +285,8 @@ def judge_pairs(
 
 
 def judge_load_kwargs(judge_cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
-    """``from_pretrained`` kwargs: 8 bits (bitsandbytes; lm_head stays unquantized) on CUDA when asked, bf16 on
-    CUDA otherwise, fp32 on CPU (8 bits need CUDA: a warning, then full precision)."""
+    """``from_pretrained`` kwargs: 8 bits (bitsandbytes; lm_head stays unquantized) on CUDA when asked, bf16
+    on CUDA otherwise, fp32 on CPU (8 bits need CUDA: a warning, then full precision)."""
     if device != "cuda":
         if judge_cfg.get("load_in_8bit"):
             log.warning(

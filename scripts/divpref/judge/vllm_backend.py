@@ -1,13 +1,13 @@
 """Optional vLLM backend of the judge (``judges.<name>.backend: vllm``) for large judges on GPUs.
 
 vLLM is not a dependency of this workflow and cannot be installed here, so :func:`label_logprobs_vllm` is not
-exercised by the test suite; :func:`choose_backend`, :func:`label_prompts` and :func:`read_prompt_logprobs` are
-(the last with a stand-in for vLLM's output objects). Where vLLM is missing, or 8 bits are asked for, or there is
-no GPU, rule judge uses transformers, which always works.
+exercised by the test suite; :func:`choose_backend`, :func:`label_prompts` and :func:`read_prompt_logprobs`
+are (the last with a stand-in for vLLM's output objects). Where vLLM is missing, or 8 bits are asked for, or
+there is no GPU, rule judge uses transformers, which always works.
 
-Each judge input is sent three times, ending in each label token, with ``prompt_logprobs=0``: vLLM then returns the
-log-probability of every prompt token given the tokens before it, so the last one is the label's next-token
-log-probability over the whole vocabulary, the quantity the transformers path reads.
+Each judge input is sent three times, ending in each label token, with ``prompt_logprobs=0``: vLLM then
+returns the log-probability of every prompt token given the tokens before it, so the last one is the label's
+next-token log-probability over the whole vocabulary, the quantity the transformers path reads.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ BACKENDS = ("transformers", "vllm")
 
 
 def choose_backend(judge_cfg: Mapping[str, Any], device: str, vllm_installed: bool | None = None) -> str:
-    """``vllm`` when asked for, installed, on CUDA and not in 8 bits; otherwise ``transformers`` (with a warning)."""
+    """``vllm`` when asked for, installed, on CUDA and not in 8 bits; otherwise ``transformers`` (with a
+    warning)."""
     wanted = judge_cfg.get("backend", "transformers")
     if wanted not in BACKENDS:
         raise ValueError(f"judge backend {wanted!r}; known: {BACKENDS}")
@@ -71,7 +72,8 @@ def read_prompt_logprobs(outputs: Sequence[Any], label_ids: Sequence[int]) -> np
 def label_logprobs_vllm(
     judge_cfg: Mapping[str, Any], encoded: Sequence[Sequence[int]], label_ids: Sequence[int], max_length: int
 ) -> np.ndarray:
-    """The judge's label log-probabilities (as :func:`divpref.judge.verdicts.label_logprobs`) computed by vLLM in bf16."""
+    """The judge's label log-probabilities (as :func:`divpref.judge.verdicts.label_logprobs`) computed by vLLM
+    in bf16."""
     from vllm import LLM, SamplingParams
 
     llm = LLM(

@@ -1,0 +1,42 @@
+"""The choices divergence detection makes on a model's dev scores: Mean-Var's lambda, a classifier's score."""
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from divpref.common.constants import CLASSIFICATION, MEAN_VAR
+from divpref.detection.scores import CANDIDATE_SCORES, divergence_auroc, divergence_scores
+
+
+def tune_lambda(
+    dev_agreement: Sequence[str], dev_scores: pl.DataFrame, grid: Sequence[float]
+) -> tuple[float, float]:
+    """(lambda, dev AUROC): the ``grid`` value whose Mean-Var divergence score has the best dev AUROC.
+
+    Ties go to the smallest lambda.
+    """
+    if not grid or min(grid) < 0:
+        raise ValueError(f"lambda grid must be non-empty and non-negative, got {list(grid)}")
+    best_lambda, best_auroc = float("nan"), -np.inf
+    for lam in sorted(grid):
+        auroc = divergence_auroc(dev_agreement, divergence_scores(MEAN_VAR, dev_scores, lam))
+        if auroc > best_auroc:
+            best_lambda, best_auroc = float(lam), auroc
+    return best_lambda, best_auroc
+
+
+def choose_classification_score(
+    dev_agreement: Sequence[str], dev_scores: pl.DataFrame, method: str = CLASSIFICATION
+) -> tuple[str, dict[str, float]]:
+    """(name, dev AUROC per candidate): the :data:`CANDIDATE_SCORES` candidate with the best dev AUROC.
+
+    Ties go to the earlier candidate (``opposite_mass`` for classification, ``extreme_mass`` for
+    likert_classification).
+    """
+    dev_aurocs = {
+        name: divergence_auroc(dev_agreement, divergence_scores(method, dev_scores, None, name))
+        for name in CANDIDATE_SCORES[method]
+    }
+    best_name = next(name for name, auroc in dev_aurocs.items() if auroc == max(dev_aurocs.values()))
+    return best_name, dev_aurocs
