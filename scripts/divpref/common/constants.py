@@ -1,4 +1,4 @@
-"""Names every stage shares: the preference labels, the reward methods, the agreement subsets, the pooled seed."""
+"""Names every stage shares: preference labels, methods, label schemes, agreement subsets, the pooled seed."""
 
 ORDERED_LABELS = ("b_clearly", "b_slightly", "tie", "a_slightly", "a_clearly")
 """The five ordered preference labels; index ``i`` corresponds to signed strength ``i - 2``."""
@@ -12,7 +12,7 @@ BUILTIN_METHODS = (BT, MSE, MEAN_VAR, CLASSIFICATION, LIKERT_CLASSIFICATION)
 """The registered methods this package ships; ``method_modules`` may register more."""
 
 DEV_SCORED_METHODS = (MEAN_VAR, CLASSIFICATION, LIKERT_CLASSIFICATION)
-"""Methods whose dev-pair scores tune the divergence score of detection (Mean-Var's lambda, a score choice)."""
+"""Methods whose dev-pair scores tune detection's divergence score (Mean-Var's lambda, a score choice)."""
 
 METHOD_SETTINGS = {MEAN_VAR: ("rho", "objective")}
 """Condition keys that only some methods accept (see :mod:`divpref.models.method_options`)."""
