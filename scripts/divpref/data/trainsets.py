@@ -22,13 +22,13 @@ from typing import Literal
 
 import polars as pl
 
-from divpref.common.constants import BT, BUILTIN_METHODS, LIKERT_CLASSIFICATION, MSE
+from divpref.common.constants import BT, BUILTIN_METHODS, LABEL_SCHEMES, LIKERT_CLASSIFICATION, MSE
 from divpref.data.agreement import STRENGTHS
 
 LAYOUTS = BUILTIN_METHODS
 """Training-set layouts, one per built-in method; a registered method names the one it reads
 (``RewardMethod.trainset_layout``)."""
-LABELS = ("agg", "all")
+LABELS = LABEL_SCHEMES
 TEXT_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 NoMajority = Literal["drop", "tie"]
 
