@@ -1,9 +1,9 @@
 """Regenerate demo/long_example.jsonl.gz, the example dataset in the generic long format (README).
 
-Synthetic, like the embedded sample: HelpSteer2-like pairs of divpref.synthetic.sample (seed 29) written one row per
-annotation, with string annotator ids, integer Likert scores, and the rows shuffled (a pair's rows need not be
-adjacent). Two rows are made excludable on purpose (an empty strength, a repeated annotator), so the demo's
-rejects.csv shows the reasons. Run: PYTHONPATH=scripts python demo/make_long_example.py
+Synthetic, like the embedded sample: HelpSteer2-like pairs of divpref.synthetic.sample (seed 29) written one
+row per annotation, with string annotator ids, integer Likert scores, and the rows shuffled (a pair's rows
+need not be adjacent). Two rows are made excludable on purpose (an empty strength, a repeated annotator), so
+the demo's rejects.csv shows the reasons. Run: PYTHONPATH=scripts python demo/make_long_example.py
 """
 
 import gzip
