@@ -1,5 +1,6 @@
 # Diverging preferences in reward modeling: from raw annotations to Table 2 and beyond.
-# This file is an index; every stage lives in rules/, every helper in rules/common.smk.
+# This file is an index; every stage lives in rules/, its helpers in rules/helpers/
+# (included by rules/common.smk, which holds the config lookups and the condition grid).
 
 from snakemake.utils import min_version
 

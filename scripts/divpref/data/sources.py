@@ -1,7 +1,7 @@
 """Hub downloads: one file of a Hugging Face dataset repository, or a whole model, at a pinned revision.
 
-The file a dataset reads (hub download or local path) is chosen in rules/common.smk, `get_raw_annotations`;
-the backbone folder a training run loads, in `get_train_model`.
+The file a dataset reads (hub download or local path) is chosen in rules/helpers/data.smk,
+`get_raw_annotations`; the backbone folder a training run loads, in `get_train_model`.
 """
 
 import json

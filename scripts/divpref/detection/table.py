@@ -98,7 +98,7 @@ def prepare_run(
     dev_scores: pl.DataFrame | None = None,
     lambda_grid: Sequence[float] = (),
 ) -> DetectionRun:
-    """A :class:`DetectionRun` from a run record (``detection_runs`` in rules/common.smk) and its frames.
+    """A :class:`DetectionRun` from a run record (``detection_runs``, rules/helpers/detection.smk) and frames.
 
     Mean-Var and Classification runs also need the dataset's ``pairs`` (for the dev pairs' agreement) and
     their ``dev_scores``: Mean-Var's lambda is tuned there, Classification's score chosen there. Errors name
