@@ -172,7 +172,7 @@ def test_a_prompt_longer_than_max_length_still_leaves_a_and_b_different():
     import polars as pl
     from transformers import AutoTokenizer
 
-    from divpref.evaluation.scoring import unique_texts  # scoring encodes with the trainer's encode_text
+    from divpref.models.inference import unique_texts  # scoring encodes with the trainer's encode_text
 
     tokenizer = AutoTokenizer.from_pretrained(shared_backbone())
     long_prompt = " ".join(["context"] * 400)

@@ -5,13 +5,9 @@ import polars as pl
 import pytest
 from reward_fixtures import model_cfg, tiny_backbone  # noqa: F401 - tiny_backbone is a fixture
 
-from divpref.evaluation.scoring import (
-    check_test_pairs,
-    length_sorted_batches,
-    pad_right,
-    score_test_pairs,
-    unique_texts,
-)
+from divpref.evaluation.scoring import check_test_pairs, score_test_pairs
+from divpref.models.inference import length_sorted_batches, unique_texts
+from divpref.models.tokenization import pad_right
 
 
 def test_length_sorted_batches_cover_every_index_once_longest_first():

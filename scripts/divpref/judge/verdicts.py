@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from divpref.evaluation.scoring import length_sorted_batches
+from divpref.models.inference import length_sorted_batches
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The model is a sequence-classification reward model with one output (e.g.
 ``Skywork/Skywork-Reward-Gemma-2-27B`` or a local folder). Each response is rendered with the model's OWN chat
 template (user: prompt, assistant: response; :func:`divpref.models.tokenization.encode_text`), and the scalar
-output is the reward. Batching and length-sorting are :mod:`divpref.evaluation.scoring`'s. The score file has
+output is the reward. Batching and length-sorting are :mod:`divpref.models.inference`'s. The score file has
 ``reward_a``/``reward_b``; the other columns are null (a single-value model).
 
 Padding: a sequence-classification head scores the rightmost token that is not ``config.pad_token_id``. A
@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from divpref.common.constants import BT
-from divpref.evaluation.scoring import head_outputs, unique_texts
+from divpref.models.inference import head_outputs, unique_texts
 from divpref.models.methods import get_method, scores_frame
 from divpref.models.tokenization import encode_text
 
