@@ -5,10 +5,10 @@ from pathlib import Path
 import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from divpref.common.figures import pyplot, save_figure
 from divpref.common.paper_numbers import PAPER_DATASETS
 from divpref.detection.scores import DISTRIBUTIONAL_METHODS, DIVERGING, METHOD_ORDER, detection_mask
 from divpref.detection.table import row_label
-from divpref.evaluation.plots import save_figure
 
 
 def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
@@ -41,13 +41,7 @@ def roc_points(pair_scores: pl.DataFrame) -> pl.DataFrame:
 
 def plot_roc_curves(pair_scores: pl.DataFrame, dataset: str, png: str | Path, pdf: str | Path) -> None:
     """Every condition's ROC curve for ``dataset`` (seeds share a colour; the legend gives the mean AUROC)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper")
+    plt, sns = pyplot()
     data = pair_scores.filter(pl.col("dataset") == dataset)
     if data.is_empty():
         raise ValueError(f"no detection scores for dataset {dataset!r}")

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from divpref.common.constants import BT, SUBSETS
+from divpref.common.figures import pyplot, save_figure
 from divpref.evaluation.metrics import (
     ANNOTATOR_SIDE_METRIC,
     HEADLINE_METRIC,
@@ -137,31 +138,9 @@ def divergence_rates(divergence: pl.DataFrame) -> pl.DataFrame:
     ).sort("order", "dataset")
 
 
-def save_figure(figure, png: str | Path, pdf: str | Path) -> None:
-    """Write PNG and PDF without timestamps (formats given explicitly: atomic temp names have no suffix)."""
-    figure.savefig(png, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
-    figure.savefig(
-        pdf,
-        format="pdf",
-        bbox_inches="tight",
-        metadata={"CreationDate": None, "Creator": None, "Producer": None},
-    )
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper")
-    return plt, sns
-
-
 def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *, seed: int) -> None:
     """A panel per condition: agreement with the annotators' side per subset (box, points)."""
-    plt, sns = _pyplot()
+    plt, sns = pyplot()
     conditions = condition_order(scores)
     n_cols = min(3, max(1, len(conditions)))
     n_rows = max(1, math.ceil(len(conditions) / n_cols))
@@ -201,7 +180,7 @@ def plot_score_distributions(scores: pl.DataFrame, png: str | Path, pdf: str | P
 
 def plot_divergence_rates(divergence: pl.DataFrame, png: str | Path, pdf: str | Path) -> None:
     """Bars: percent of pairs in each agreement category, per dataset."""
-    plt, sns = _pyplot()
+    plt, sns = pyplot()
     rates = divergence_rates(divergence).to_pandas()
     figure, ax = plt.subplots(figsize=(7.5, 4))
     hue_order = divergence["dataset"].unique(maintain_order=True).to_list()
@@ -219,7 +198,7 @@ def plot_divergence_rates(divergence: pl.DataFrame, png: str | Path, pdf: str | 
 
 def plot_decisiveness(scores: pl.DataFrame, png: str | Path, pdf: str | Path, *, seed: int) -> None:
     """Table 2's side-free metric against the share of annotators on the majority side; a panel per method."""
-    plt, sns = _pyplot()
+    plt, sns = pyplot()
     methods = [method for method in HEADLINE_METRIC if method in set(scores["method"])]
     figure, axes = plt.subplots(
         1, max(1, len(methods)), figsize=(5.5 * max(1, len(methods)), 4), squeeze=False

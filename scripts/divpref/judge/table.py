@@ -25,6 +25,7 @@ import polars as pl
 from divpref.common import render
 from divpref.common.bootstrap import bootstrap_mean, stable_seed
 from divpref.common.constants import SUBSETS
+from divpref.common.figures import pyplot, save_figure
 from divpref.common.paper_numbers import JUDGE_WINNER_RATE, PAPER_DATASETS
 from divpref.common.render import HYPHEN, Section
 from divpref.evaluation.metrics import SUBSET_LABELS, subset_masks
@@ -184,9 +185,7 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
 def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> None:
     """Winner rate by agreement subset (seaborn bars, one colour per judge, bootstrap CIs), one panel per
     dataset; the paper's figures as black marks."""
-    from divpref.evaluation.plots import _pyplot, save_figure
-
-    plt, sns = _pyplot()
+    plt, sns = pyplot()
     datasets = table["dataset"].unique(maintain_order=True).to_list()
     judges = table["judge"].unique(maintain_order=True).to_list()
     subsets = [s for s in [*SUBSETS, UNFLAGGED] if (table["subset"] == s).any()]
