@@ -16,8 +16,8 @@ import time
 import pytest
 import yaml
 from conftest import CI_CONFIG, copy_workflow
+from slurm_cluster import PROFILE, TEST_PROFILE, run_records, running_cluster, submissions, write_test_profile
 from snakemake_jobs import describe_failure, parse_jobs, run_snakemake
-from test_slurm import PROFILE, TEST_PROFILE, run_records, running_cluster, submissions, write_test_profile
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
