@@ -7,20 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from divpref.common.scorefiles import join_scores
 from divpref.detection import scores as detection_scores
 from divpref.detection import tuning
-
-
-def join_method_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, source: str) -> pl.DataFrame:
-    """The pairs with the score columns ``method`` needs (as detection joins them)."""
-    return join_scores(
-        pairs,
-        scores,
-        detection_scores.score_columns(method, source),
-        list(detection_scores.TEST_COLUMNS),
-        source,
-    )
 
 
 def reference_auroc(positives: list[float], negatives: list[float]) -> float:
@@ -257,7 +245,7 @@ def test_join_scores_keeps_pair_order_and_the_methods_columns():
             "sigma_a": [None] * 3,
         }
     )
-    joined = join_method_scores(PAIRS, scores, "bt", "s.parquet")
+    joined = detection_scores.join_method_scores(PAIRS, scores, "bt", "s.parquet")
     assert joined["pair_id"].to_list() == ["p1", "p2", "p3"] and joined["reward_a"].to_list() == [
         1.0,
         2.0,
@@ -290,7 +278,7 @@ def test_join_scores_keeps_pair_order_and_the_methods_columns():
 )
 def test_join_scores_names_the_file_pair_and_value_of_bad_scores(scores, message):
     with pytest.raises(ValueError, match=rf"s\.parquet: .*{message}"):
-        join_method_scores(PAIRS, pl.DataFrame(scores), "bt", "s.parquet")
+        detection_scores.join_method_scores(PAIRS, pl.DataFrame(scores), "bt", "s.parquet")
 
 
 def test_join_scores_rejects_label_probs_of_the_wrong_length():
@@ -303,7 +291,7 @@ def test_join_scores_rejects_label_probs_of_the_wrong_length():
         }
     )
     with pytest.raises(ValueError, match="'p2' has invalid label_probs"):
-        join_method_scores(PAIRS, scores, "classification", "s.parquet")
+        detection_scores.join_method_scores(PAIRS, scores, "classification", "s.parquet")
 
 
 # --- bootstrap and table ---

@@ -11,7 +11,6 @@ from test_detection_scores import (
     ENTROPY_WINS,
     OPPOSITE_MASS_WINS,
     classification_scores,
-    join_method_scores,
 )
 
 from divpref.common.bootstrap import stratified_indices
@@ -234,7 +233,7 @@ def test_prepare_run_needs_classification_dev_scores_with_both_classes():
 def test_pooled_row_lists_each_seeds_classification_score_and_markdown_names_the_choice():
     test = CLASSIFICATION_PAIRS.head(3)
     scores = classification_scores(TEST_PROBS, ["t1", "t2", "t3"])
-    joined = join_method_scores(test, scores, "classification", "s.parquet")
+    joined = detection_scores.join_method_scores(test, scores, "classification", "s.parquet")
     runs = [
         det.DetectionRun(
             "multipref", "classification-all", "classification", "all", seed, joined, score_name=name

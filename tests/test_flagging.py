@@ -11,7 +11,6 @@ import pytest
 from conftest import REPO, copy_workflow
 from snakemake_jobs import run_snakemake
 
-from divpref.common.scorefiles import join_scores
 from divpref.detection import scores as detection_scores
 from divpref.detection import tuning
 from divpref.flagging.flags import (
@@ -24,17 +23,6 @@ from divpref.flagging.flags import (
 )
 
 # --- the threshold rule on a hand-made dev set ------------------------------------------------------------
-
-
-def join_method_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, source: str) -> pl.DataFrame:
-    """The pairs with the score columns ``method`` needs (as detection joins them)."""
-    return join_scores(
-        pairs,
-        scores,
-        detection_scores.score_columns(method, source),
-        list(detection_scores.TEST_COLUMNS),
-        source,
-    )
 
 
 def test_youden_point_by_hand_with_ties_going_to_the_larger_threshold():
@@ -95,7 +83,7 @@ def test_threshold_uses_detections_score_and_dev_tuned_lambda(method):
     model, pairs, scores = _dev(method)
     grid = [0.0, 0.5, 2.0]
     record = choose_threshold(model, pairs, scores, grid)
-    dev = join_method_scores(pairs, scores, method, "dev.parquet")
+    dev = detection_scores.join_method_scores(pairs, scores, method, "dev.parquet")
     lam = tuning.tune_lambda(dev["agreement"].to_numpy(), dev, grid)[0] if method == "mean_var" else None
     assert record["lambda"] == lam
     score = detection_scores.divergence_scores(method, dev, lam)
@@ -297,7 +285,7 @@ def test_threshold_for_likert_classification_uses_its_dev_chosen_score():
         schema_overrides={"likert_probs_a": pl.List(pl.Float64), "likert_probs_b": pl.List(pl.Float64)},
     )
     record = choose_threshold(model, pairs, scores, [0.0])
-    dev = join_method_scores(pairs, scores, "likert_classification", "dev.parquet")
+    dev = detection_scores.join_method_scores(pairs, scores, "likert_classification", "dev.parquet")
     chosen, _ = tuning.choose_classification_score(dev["agreement"].to_numpy(), dev, "likert_classification")
     assert record["score_name"] == chosen == "extreme_mass" and record["lambda"] is None
     assert record["dev_recall"] == 1.0  # the three polarised pairs are the diverging ones

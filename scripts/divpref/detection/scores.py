@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
+from divpref.common import scorefiles
 from divpref.common.constants import BT, CLASSIFICATION, LIKERT_CLASSIFICATION, MEAN_VAR, MSE, PRETRAINED
 from divpref.models import likert_targets as likert
 
@@ -205,6 +206,17 @@ def score_columns(method: str, scores_source: str) -> list[str]:
             f"{scores_source}: no detection scores for method {method!r}; known: {list(SCORE_INPUTS)}"
         )
     return list(SCORE_INPUTS[method])
+
+
+def join_method_scores(pairs: pl.DataFrame, scores: pl.DataFrame, method: str, source: str) -> pl.DataFrame:
+    """``pairs`` (:data:`TEST_COLUMNS`) with the columns ``method`` needs, from score file ``source``."""
+    return scorefiles.join_scores(pairs, scores, score_columns(method, source), list(TEST_COLUMNS), source)
+
+
+def join_dev_scores(pairs: pl.DataFrame, dev_scores: pl.DataFrame, method: str, source: str) -> pl.DataFrame:
+    """The dataset's ``pairs`` that dev-score file ``source`` scores, joined as :func:`join_method_scores`."""
+    scored = pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
+    return join_method_scores(scored, dev_scores, method, source)
 
 
 def score_labels(method: str, score_names: Sequence[str | None]) -> tuple[str | None, str]:

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from divpref.common import paper_numbers, render, scorefiles
+from divpref.common import paper_numbers, render
 from divpref.common.bootstrap import bootstrap_statistic, stable_seed
 from divpref.common.constants import DEV_SCORED_METHODS, MEAN_VAR, MSE, POOLED_SEED, PRETRAINED
 from divpref.common.paper_numbers import PAPER_DATASETS
@@ -28,11 +28,11 @@ from divpref.detection.scores import (
     SCORE_DESCRIPTIONS,
     SCORE_INPUTS,
     SINGLE_VALUE,
-    TEST_COLUMNS,
     detection_mask,
     divergence_scores,
+    join_dev_scores,
+    join_method_scores,
     preference_correct,
-    score_columns,
     score_labels,
 )
 from divpref.detection.tuning import choose_classification_score, tune_lambda
@@ -108,7 +108,7 @@ def prepare_run(
     if spec.get("single_value") and method not in SCORE_INPUTS:
         method = SINGLE_VALUE  # scored like BT; the table keeps the registered name (below)
     source = spec["scores"]
-    joined = scorefiles.join_scores(test, scores, score_columns(method, source), list(TEST_COLUMNS), source)
+    joined = join_method_scores(test, scores, method, source)
     lam = score_name = None
     if method in DEV_SCORED_METHODS:
         choice = "tune lambda" if method == MEAN_VAR else "choose the divergence score"
@@ -116,11 +116,7 @@ def prepare_run(
             raise ValueError(
                 f"{spec['scores']}: {METHOD_NAMES[method]} needs dev scores and pairs to {choice}"
             )
-        scored_pairs = pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
-        dev_source = spec["dev_scores"]
-        dev = scorefiles.join_scores(
-            scored_pairs, dev_scores, score_columns(method, dev_source), list(TEST_COLUMNS), dev_source
-        )
+        dev = join_dev_scores(pairs, dev_scores, method, spec["dev_scores"])
         run_name = f"{spec['dataset']}/{spec['condition']} seed {spec['seed']}"
         try:
             if method == MEAN_VAR:

@@ -149,9 +149,7 @@ def choose_threshold(
     """
     method = model["method"]
     source = model["dev_scores"]
-    scored = dev_pairs.join(dev_scores.select("pair_id"), on="pair_id", how="semi")
-    columns = detection_scores.score_columns(method, source)
-    dev = scorefiles.join_scores(scored, dev_scores, columns, list(detection_scores.TEST_COLUMNS), source)
+    dev = detection_scores.join_dev_scores(dev_pairs, dev_scores, method, source)
     agreement = dev["agreement"].to_numpy()
     lam = score_name = None
     try:
