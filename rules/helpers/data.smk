@@ -1,4 +1,4 @@
-# Helpers of rules/data.smk (data stage helpers), included by rules/common.smk after the config lookups.
+# Helpers of rules/data.smk (input functions, params, target lists); included by rules/common.smk.
 
 # The configured hub file names, so the download rule's `{hub_file}` wildcard matches nothing else.
 HUB_FILES = sorted(

@@ -1,4 +1,4 @@
-# Helpers of rules/detection.smk (detection helpers), included by rules/common.smk after the config lookups.
+# Helpers of rules/detection.smk (input functions, params, target lists); included by rules/common.smk.
 
 
 def detection_datasets():

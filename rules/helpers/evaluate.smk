@@ -1,4 +1,4 @@
-# Helpers of rules/evaluate.smk (evaluation helpers), included by rules/common.smk after the config lookups.
+# Helpers of rules/evaluate.smk (input functions, params, target lists); included by rules/common.smk.
 
 # Table 2 and the score plots cover these methods (the distributional ones have their own detection table).
 TABLE2_METHODS = (BT, MSE, PRETRAINED)

@@ -1,4 +1,4 @@
-# Helpers of rules/flag.smk (flagging helpers), included by rules/common.smk after the config lookups.
+# Helpers of rules/flag.smk (input functions, params, target lists); included by rules/common.smk.
 
 FLAG = lookup(dpath="flag", within=config, default={})
 FLAG_SETS = lookup(dpath="flag/sets", within=config, default={})

@@ -1,4 +1,4 @@
-# Helpers of rules/judge.smk (LLM-as-judge helpers), included by rules/common.smk after the config lookups.
+# Helpers of rules/judge.smk (input functions, params, target lists); included by rules/common.smk.
 
 JUDGES = lookup(dpath="judges", within=config, default={})
 

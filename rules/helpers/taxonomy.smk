@@ -1,4 +1,4 @@
-# Helpers of rules/taxonomy.smk (taxonomy helpers), included by rules/common.smk after the config lookups.
+# Helpers of rules/taxonomy.smk (input functions, params, target lists); included by rules/common.smk.
 
 
 def filled_sheets(dataset):

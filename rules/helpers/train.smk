@@ -1,4 +1,4 @@
-# Helpers of rules/train.smk (training stage helpers), included by rules/common.smk after the config lookups.
+# Helpers of rules/train.smk (input functions, params, target lists); included by rules/common.smk.
 
 BUILT_BACKBONES = "resources/backbones/"
 
