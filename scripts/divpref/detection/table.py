@@ -35,7 +35,7 @@ from divpref.detection.scores import (
     preference_correct,
     score_labels,
 )
-from divpref.detection.tuning import choose_classification_score, tune_lambda
+from divpref.detection.tuning import choose_on_dev
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +119,13 @@ def prepare_run(
         dev = join_dev_scores(pairs, dev_scores, method, spec["dev_scores"])
         run_name = f"{spec['dataset']}/{spec['condition']} seed {spec['seed']}"
         try:
-            if method == MEAN_VAR:
-                lam, dev_auroc = tune_lambda(dev["agreement"].to_numpy(), dev, lambda_grid)
-                log.info("%s: lambda %.3g (dev AUROC %.3f)", run_name, lam, dev_auroc)
-            else:
-                score_name, dev_aurocs = choose_classification_score(dev["agreement"].to_numpy(), dev, method)
-                log.info("%s: score %s (dev AUROC %s)", run_name, score_name, _format_aurocs(dev_aurocs))
+            lam, score_name, dev_aurocs = choose_on_dev(method, dev["agreement"].to_numpy(), dev, lambda_grid)
         except ValueError as error:
             raise ValueError(f"{spec['dev_scores']}: cannot {choice}: {error}") from error
+        if lam is not None:
+            log.info("%s: lambda %.3g (dev AUROC %.3f)", run_name, lam, dev_aurocs["lambda"])
+        else:
+            log.info("%s: score %s (dev AUROC %s)", run_name, score_name, _format_aurocs(dev_aurocs))
     label = row_label(spec["method"], spec["labels"], spec.get("rho"), spec.get("objective"))
     return DetectionRun(
         spec["dataset"],

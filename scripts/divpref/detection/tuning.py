@@ -40,3 +40,20 @@ def choose_classification_score(
     }
     best_name = next(name for name, auroc in dev_aurocs.items() if auroc == max(dev_aurocs.values()))
     return best_name, dev_aurocs
+
+
+def choose_on_dev(
+    method: str, dev_agreement: Sequence[str], dev_scores: pl.DataFrame, lambda_grid: Sequence[float]
+) -> tuple[float | None, str | None, dict[str, float]]:
+    """``(lambda, score_name, dev AUROCs)``: what detection chooses for ``method`` on its dev pairs.
+
+    Mean-Var: :func:`tune_lambda`, its dev AUROC under ``"lambda"``; the classification methods:
+    :func:`choose_classification_score` and each candidate's dev AUROC; other methods choose nothing.
+    """
+    if method == MEAN_VAR:
+        lam, auroc = tune_lambda(dev_agreement, dev_scores, lambda_grid)
+        return lam, None, {"lambda": auroc}
+    if method in CANDIDATE_SCORES:
+        score_name, aurocs = choose_classification_score(dev_agreement, dev_scores, method)
+        return None, score_name, aurocs
+    return None, None, {}

@@ -22,7 +22,6 @@ import polars as pl
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from divpref.common import scorefiles
-from divpref.common.constants import MEAN_VAR
 from divpref.data.records import iter_json_lines
 from divpref.detection import scores as detection_scores
 from divpref.detection import tuning
@@ -151,12 +150,8 @@ def choose_threshold(
     source = model["dev_scores"]
     dev = detection_scores.join_dev_scores(dev_pairs, dev_scores, method, source)
     agreement = dev["agreement"].to_numpy()
-    lam = score_name = None
     try:
-        if method == MEAN_VAR:
-            lam, _ = tuning.tune_lambda(agreement, dev, lambda_grid)
-        elif method in detection_scores.CANDIDATE_SCORES:  # classification, likert_classification
-            score_name, _ = tuning.choose_classification_score(agreement, dev, method)
+        lam, score_name, _ = tuning.choose_on_dev(method, agreement, dev, lambda_grid)
         score = detection_scores.divergence_scores(method, dev, lam, score_name)
         is_diverging = agreement == detection_scores.DIVERGING
         threshold, tpr, fpr = youden_threshold(is_diverging, score)
