@@ -4,13 +4,19 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import yaml
 from snakemake.utils import validate
-
-validate(config, schema="../schemas/config.schema.yaml")
 
 # divpref modules that are cheap to import (no torch) tell the DAG what datasets and methods support.
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from divpref.common import code_fingerprint
+from divpref.common.config_check import check_known_keys
+
+# Every schema object is closed: an unknown key (a typo) is an error naming it, its path and the closest valid
+# key; then snakemake's validation checks types and values and fills defaults.
+CONFIG_SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+check_known_keys(config, yaml.safe_load(CONFIG_SCHEMA.read_text()))
+validate(config, schema="../schemas/config.schema.yaml")
 from divpref.common.constants import (
     BT,
     DEV_SCORED_METHODS,
