@@ -254,9 +254,15 @@ def get_final_outputs():
     return targets
 
 
+# On the submit node, before anything is submitted: the site settings against the cluster (helpers/cluster.smk).
+onstart:
+    check_site_before_submitting()
+
+
 # --- stage helpers: one file per rule file, in the order they were written (later ones use earlier ones) ---
 
 
+include: "helpers/cluster.smk"
 include: "helpers/data.smk"
 include: "helpers/train.smk"
 include: "helpers/evaluate.smk"

@@ -14,6 +14,8 @@ rule generate_sample:
     localrule: True
     conda:
         "../envs/data.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         seed=config["sample"]["seed"],
         n_pairs=config["sample"]["n_pairs"],
@@ -34,6 +36,8 @@ rule download:
     localrule: True
     conda:
         "../envs/data.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         hub=get_hub_params,
         library=library_fingerprint("download"),
@@ -53,6 +57,8 @@ rule normalize:
     localrule: True
     conda:
         "../envs/data.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         helpsteer2_strength=config["divergence"]["helpsteer2_strength"],
         format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
@@ -75,6 +81,8 @@ rule classify:
     localrule: True
     conda:
         "../envs/data.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         chosen_tie_break=config["divergence"]["chosen_tie_break"],
         library=library_fingerprint("classify"),
@@ -94,6 +102,8 @@ rule split:
     localrule: True
     conda:
         "../envs/data.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         seed=config["splits"]["seed"],
         test_size=config["splits"]["test_size"],
@@ -117,6 +127,8 @@ rule trainset:
     localrule: True
     conda:
         "../envs/data.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         no_majority=config["divergence"]["agg_no_majority"],
         layout=get_trainset_layout,

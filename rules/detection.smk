@@ -33,6 +33,8 @@ rule detection_table:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         runs=detection_runs(),
         datasets=detection_datasets(),
@@ -61,6 +63,8 @@ rule plot_roc:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         library=library_fingerprint("plot_roc"),
     script:

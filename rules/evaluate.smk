@@ -19,10 +19,13 @@ rule score:
         "../envs/train.yaml"
     threads: 2
     resources:
-        # Runs on GPU where one is visible; profiles/slurm may ask for one (gpu=1) for this rule.
-        gpu=0,
-        mem_mb=lambda wildcards, attempt: 24000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        # Scoring the test pairs with the selected adapter: one GPU.
+        **gpu_job_resources(
+            1,
+            cpus_per_gpu=4,
+            mem_mb=lambda wildcards, attempt: 32000 * attempt,
+            runtime_per_attempt=120,
+        ),
     params:
         method=condition_method,
         method_modules=get_method_modules,
@@ -59,6 +62,8 @@ rule table2:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         runs=get_table2_runs(),
         test_datasets=list(get_table2_tests()),
@@ -89,6 +94,8 @@ rule divergence_table:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         datasets=DATASETS,
         library=library_fingerprint("divergence_table"),
@@ -112,6 +119,8 @@ rule plot_scores:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         runs=get_table2_runs(),
         test_datasets=list(get_table2_tests()),
@@ -137,6 +146,8 @@ rule plot_divergence:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         library=library_fingerprint("plot_divergence"),
     script:
@@ -159,6 +170,8 @@ rule plot_decisiveness:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         runs=get_table2_runs(),
         test_datasets=list(get_table2_tests()),
@@ -183,6 +196,8 @@ rule config_snapshot:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         config=config,
         library=library_fingerprint("config_snapshot"),
@@ -210,10 +225,14 @@ rule score_pretrained:
         "../envs/train.yaml"
     threads: 2
     resources:
-        # Runs on GPU where one is visible; profiles/slurm asks for one (a 27B model in 8 bits fits 48 GB).
-        gpu=0,
-        mem_mb=lambda wildcards, attempt: 32000 * attempt,
-        runtime=lambda wildcards, attempt: 120 * attempt,
+        # An off-the-shelf reward model: a 27B model in 8 bits (Skywork-Reward-Gemma-2-27B) needs about
+        # 30 GB of GPU memory; from_pretrained holds shards in host memory while quantizing.
+        **gpu_job_resources(
+            1,
+            cpus_per_gpu=4,
+            mem_mb=lambda wildcards, attempt: 96000 * attempt,
+            runtime_per_attempt=240,
+        ),
     params:
         model=get_pretrained_model,
         max_length=get_pretrained_max_length,

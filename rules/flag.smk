@@ -12,6 +12,8 @@ rule flag_threshold:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         model=get_flag_model,
         lambda_grid=config["detection"]["lambda_grid"],
@@ -30,6 +32,8 @@ rule flag_pairs:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         path=lambda wildcards: FLAG_SETS[wildcards.flag_set],
         library=library_fingerprint("flag_pairs"),
@@ -53,10 +57,13 @@ rule flag_score:
         "../envs/train.yaml"
     threads: 2
     resources:
-        # As rule score: runs on GPU where one is visible; profiles/slurm asks for one.
-        gpu=0,
-        mem_mb=lambda wildcards, attempt: 24000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        # As rule score: one GPU.
+        **gpu_job_resources(
+            1,
+            cpus_per_gpu=4,
+            mem_mb=lambda wildcards, attempt: 32000 * attempt,
+            runtime_per_attempt=120,
+        ),
     params:
         method=get_flag_method,
         method_modules=get_flag_method_modules,
@@ -82,6 +89,8 @@ rule flag:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         path=lambda wildcards: FLAG_SETS[wildcards.flag_set],
         library=library_fingerprint("flag"),

@@ -16,10 +16,13 @@ rule judge:
         "../envs/train.yaml"
     threads: 2
     resources:
-        # Runs on GPU where one is visible; profiles/slurm asks for one for this rule.
-        gpu=0,
-        mem_mb=lambda wildcards, attempt: 32000 * attempt,
-        runtime=lambda wildcards, attempt: 120 * attempt,
+        # A causal LM judging every test pair twice (a bf16 8B model: about 16 GB of GPU memory).
+        **gpu_job_resources(
+            1,
+            cpus_per_gpu=4,
+            mem_mb=lambda wildcards, attempt: 48000 * attempt,
+            runtime_per_attempt=180,
+        ),
     params:
         judge=get_judge_config,
         max_length=lookup(
@@ -47,6 +50,8 @@ rule judge_table:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         runs=judge_runs(),
         test_datasets=judge_datasets(),
@@ -73,6 +78,8 @@ rule plot_judge:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         library=library_fingerprint("plot_judge"),
     script:

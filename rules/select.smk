@@ -12,6 +12,8 @@ rule select_checkpoint:
     localrule: True
     conda:
         "../envs/train.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         library=library_fingerprint("select_checkpoint"),
     script:

@@ -17,6 +17,8 @@ rule taxonomy_sheet:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         size=config["taxonomy"]["sheet_size"],
         seed=config["taxonomy"]["seed"],
@@ -46,6 +48,8 @@ rule taxonomy_agreement:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         library=library_fingerprint("taxonomy_agreement"),
     script:

@@ -10,6 +10,8 @@ rule build_backbone:
         "logs/build_backbone/{backbone}.log",
     conda:
         "../envs/train.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         build=get_backbone_build,
         library=library_fingerprint("build_backbone"),
@@ -26,6 +28,8 @@ rule download_backbone:
     localrule: True
     conda:
         "../envs/data.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         repo_id=config["model"]["name_or_path"],
         revision=lambda wildcards: config["model"].get("revision") or "main",
@@ -49,14 +53,11 @@ rule train:
         "../envs/train.yaml"
     # One thread per training process (training.data_parallel processes): on small CPU hosts two
     # single-thread jobs beat one two-thread job, and torch's thread spin-waits make a shared CPU up to 15x
-    # slower (measured). profiles/slurm asks for `threads` GPUs, one per process.
+    # slower (measured). On a cluster each process gets a GPU (train_job_resources).
     threads: get_data_parallel
     resources:
-        # No GPU unless a profile asks for one (profiles/slurm sets gpu="threads" for this rule).
-        gpu=0,
-        cpus_per_gpu=lambda wildcards, attempt: 4 * attempt,
-        mem_mb=lambda wildcards, attempt: 32000 * attempt,
-        runtime=lambda wildcards, attempt: 720 * attempt,
+        # config `cluster:` (site.yaml) gives the partition, the GPUs and the site's time limit.
+        **train_job_resources(),
         # Each retry halves training.micro_batch_size (batch_size stays): a CUDA out-of-memory error
         # cannot be fixed by more host memory. Checkpoints do not depend on it, so the retry resumes.
         micro_batch_halvings=lambda wildcards, attempt: attempt - 1,

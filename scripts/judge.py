@@ -12,6 +12,7 @@ import torch
 
 from divpref.common.atomic_io import atomic_path
 from divpref.common.devices import compute_device, require_visible_gpus
+from divpref.common.gpu_request import requested_gpus
 from divpref.evaluation.scoring import check_test_pairs
 from divpref.judge.verdicts import judge_pairs, load_judge, load_judge_tokenizer
 from divpref.judge.vllm_backend import choose_backend, judge_pairs_vllm
@@ -20,7 +21,7 @@ from divpref.judge.vllm_backend import choose_backend, judge_pairs_vllm
 def main(smk) -> None:
     test = pl.read_parquet(smk.input.test)
     check_test_pairs(test, smk.input.test)
-    require_visible_gpus(int(smk.resources.get("gpu", 0) or 0))  # a GPU job without a GPU fails at once
+    require_visible_gpus(requested_gpus(smk.resources))  # a GPU job without a GPU fails at once
     device = compute_device()
     torch.set_num_threads(max(1, int(smk.threads)))
     max_length = int(smk.params.max_length)

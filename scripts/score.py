@@ -15,6 +15,7 @@ import torch
 
 from divpref.common.atomic_io import atomic_path
 from divpref.common.devices import compute_device, require_visible_gpus
+from divpref.common.gpu_request import requested_gpus
 from divpref.evaluation.scoring import (
     check_test_pairs,
     inference_load_kwargs,
@@ -28,7 +29,7 @@ def main(smk) -> None:
     load_method_modules(smk.params.method_modules)  # config `method_modules`
     test = pl.read_parquet(smk.input.test)
     check_test_pairs(test, smk.input.test)
-    require_visible_gpus(int(smk.resources.get("gpu", 0) or 0))
+    require_visible_gpus(requested_gpus(smk.resources))
     device = compute_device()
     torch.set_num_threads(max(1, int(smk.threads)))
     model, tokenizer = load_for_inference(

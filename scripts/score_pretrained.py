@@ -9,6 +9,7 @@ import torch
 
 from divpref.common.atomic_io import atomic_path
 from divpref.common.devices import compute_device, require_visible_gpus
+from divpref.common.gpu_request import requested_gpus
 from divpref.data.splits import rows_of_split
 from divpref.evaluation.scoring import check_test_pairs
 from divpref.models.pretrained import load_pretrained, score_pairs
@@ -19,9 +20,7 @@ def main(smk) -> None:
     dev = rows_of_split(pl.read_parquet(smk.input.pairs), pl.read_parquet(smk.input.splits), "dev")
     check_test_pairs(test, smk.input.test)
     check_test_pairs(dev, f"{smk.input.pairs} (dev split of {smk.input.splits})")
-    require_visible_gpus(
-        int(smk.resources.get("gpu", 0) or 0)
-    )  # a GPU job without a visible GPU fails at once
+    require_visible_gpus(requested_gpus(smk.resources))  # a GPU job without a visible GPU fails at once
     device = compute_device()
     torch.set_num_threads(max(1, int(smk.threads)))
     model, tokenizer = load_pretrained(dict(smk.params.model), device)

@@ -1,5 +1,5 @@
-"""Strict config: every block of schemas/config.schema.yaml rejects a key it does not define, and the error names
-the key, its path and the closest valid key (divpref.common.config_check)."""
+"""Strict config: every block of schemas/config.schema.yaml rejects a key it does not define, and the error
+names the key, its path and the closest valid key (divpref.common.config_check)."""
 
 import copy
 import subprocess
@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+
 from divpref.common.config_check import (
     UnknownConfigKeyError,
     UnknownKey,

@@ -59,7 +59,7 @@ def _resolve(node: dict, root: dict) -> dict:
 
 
 def declared_keys(node: dict, root: dict) -> set[str]:
-    """Every key `node` declares in `properties`, including those of its `$ref`, `allOf` and if/then/else parts
+    """Every key `node` declares in `properties`, with those of its `$ref`, `allOf` and if/then/else parts
     (what `unevaluatedProperties` counts as evaluated)."""
     keys = set(node.get("properties", {}))
     parts = [node[name] for name in ("then", "else", "if") if isinstance(node.get(name), dict)]

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from divpref.common.gpu_request import requested_gpus
+
 log = logging.getLogger(__name__)
 
 LAUNCHER_PID_ENV = "DIVPREF_LAUNCHER_PID"
@@ -185,7 +187,7 @@ def job_from_snakemake(smk: Any) -> TrainJob:
         train_log=str(smk.output.train_log),
         log_file=str(smk.log[0]),
         threads=int(smk.threads),
-        gpus_requested=int(resources.get("gpu", 0) or 0),
+        gpus_requested=requested_gpus(resources),
         micro_batch_halvings=int(resources.get("micro_batch_halvings", 0) or 0),
         method_settings=dict(smk.params.method_settings),
         method_modules=[str(path) for path in smk.params.method_modules],
