@@ -1,5 +1,6 @@
 """Helpers of the SLURM tests (test_slurm.py, test_slurm_accounting.py): the one-node cluster of
-tests/slurm/cluster.sh, the test profile, and parsers of what SLURM and the executor plugin print."""
+tests/slurm/cluster.sh, the test profile and site file, and parsers of what SLURM and the executor plugin
+print."""
 
 import contextlib
 import math
@@ -25,6 +26,18 @@ PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 TEST_PROFILE = "profiles/slurm-testcluster"
 GPU_RULES = ("train", "score", "score_dev", "judge", "flag_score")
 FAKE_GPUS = 2
+# Every partition's MaxTime on the test cluster (2 days, a common GPU partition limit).
+MAX_TIME = "2-00:00:00"
+# The site settings of the test cluster, as a user writes them in site.yaml (config `cluster:`); no account:
+# without slurmdbd there are none.
+TEST_SITE = {
+    "cpu_partition": "cpu",
+    "gpu_partition": "gpu",
+    "gpu_model": "a6000",
+    "max_runtime_minutes": 2880,
+    "gpu_request": "gpus",
+}
+SITE_FILE = "site.yaml"
 RUN_TIMEOUT = 1800
 # How snakemake-executor-plugin-slurm reports a submission.
 SUBMITTED = re.compile(r"Job (?P<jobid>\d+) has been submitted with SLURM jobid (?P<slurm_id>\S+) ")
@@ -39,7 +52,7 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-def cluster_overrides(profile: dict, cpus: int) -> dict:
+def cluster_overrides(cpus: int) -> dict:
     """What differs between the clusters the profile is written for and the one-node test cluster, and
     nothing else: the node has `cpus` CPUs and a few GB of memory, and test jobs take seconds, not hours."""
     overrides: dict = {
@@ -48,10 +61,9 @@ def cluster_overrides(profile: dict, cpus: int) -> dict:
         "set-resources": {},
     }
     for rule in GPU_RULES:
-        resources = profile["set-resources"][rule]
         overrides["set-resources"][rule] = {
-            "cpus_per_gpu": min(resources["cpus_per_gpu"], cpus),
-            "mem_mb": "4000 * attempt",  # still scaled by attempt, as in the profile
+            "cpus_per_gpu": cpus,  # at most the node's CPUs
+            "mem_mb": "4000 * attempt",  # still scaled by attempt, as the scoring rules' own memory
         }
     return overrides
 
@@ -109,9 +121,12 @@ def submissions(output: str) -> list[tuple[int, str]]:
 
 
 @contextlib.contextmanager
-def running_cluster(state_dir: Path, gpu_model: str, accounting: bool = False) -> Iterator[dict]:
+def running_cluster(
+    state_dir: Path, gpu_model: str = TEST_SITE["gpu_model"], accounting: bool = False
+) -> Iterator[dict]:
     """A one-node cluster started by cluster.sh (with slurmdbd if `accounting`) whose fake GPUs carry
-    `gpu_model`; stopped by PID on exit. Only one such cluster can run at a time."""
+    `gpu_model` and whose partitions allow MAX_TIME; stopped by PID on exit. Only one such cluster can run at
+    a time."""
     if os.geteuid() != 0:
         unavailable("starting SLURM daemons needs root")
     if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
@@ -127,7 +142,13 @@ def running_cluster(state_dir: Path, gpu_model: str, accounting: bool = False) -
     )
     if install.returncode != 0:
         unavailable(f"tests/slurm/install.sh failed: {install.stderr[-2000:]}")
-    env = {**os.environ, **accounting_env, "GPU_TYPE": gpu_model, "GPU_COUNT": str(FAKE_GPUS)}
+    env = {
+        **os.environ,
+        **accounting_env,
+        "GPU_TYPE": gpu_model,
+        "GPU_COUNT": str(FAKE_GPUS),
+        "MAX_TIME": MAX_TIME,
+    }
     start = subprocess.run(
         ["bash", str(SLURM_DIR / "cluster.sh"), "start", str(state_dir)],
         env=env,
@@ -168,23 +189,37 @@ def job_records(cluster: dict) -> dict[str, dict[str, str]]:
 
 
 def write_test_profile(workdir: Path, profile: dict) -> dict:
-    """The cluster profile with the test cluster's overrides, as a profile folder inside `workdir`."""
-    test_profile = deep_merge(profile, cluster_overrides(profile, os.cpu_count() or 1))
+    """The cluster profile with the test cluster's overrides, as a profile folder inside `workdir`, and the
+    test cluster's site file (TEST_SITE) as `workdir`/site.yaml."""
+    test_profile = deep_merge(profile, cluster_overrides(os.cpu_count() or 1))
     (workdir / TEST_PROFILE).mkdir(parents=True, exist_ok=True)
     (workdir / TEST_PROFILE / "config.yaml").write_text(yaml.safe_dump(test_profile, sort_keys=False))
+    write_site(workdir)
     return test_profile
 
 
+def write_site(workdir: Path, name: str = SITE_FILE, **changes) -> str:
+    """TEST_SITE with `changes` as the site file `workdir`/`name`; its path relative to `workdir`."""
+    (workdir / name).write_text(yaml.safe_dump({"cluster": {**TEST_SITE, **changes}}))
+    return name
+
+
 def run_on_cluster(
-    workdir: Path, cluster: dict, *targets: str, configfiles: tuple[str, ...] = (CI_CONFIG,)
+    workdir: Path,
+    cluster: dict,
+    *targets: str,
+    configfiles: tuple[str, ...] = (CI_CONFIG,),
+    site: str = SITE_FILE,
 ) -> subprocess.CompletedProcess:
-    """`snakemake --profile <test profile>` on the test cluster (under `timeout -k`)."""
+    """`snakemake --profile <test profile> --configfile <configfiles> <site>` on the test cluster (under
+    `timeout -k`)."""
     return run_snakemake(
         workdir,
         "--profile",
         TEST_PROFILE,
         "--configfile",
         *configfiles,
+        site,
         "--",
         *targets,
         timeout=RUN_TIMEOUT,

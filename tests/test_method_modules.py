@@ -6,7 +6,6 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-import yaml
 
 from divpref.models.methods import get_method, load_method_modules, method_names
 
@@ -48,10 +47,3 @@ def test_margin_ranking_loss_and_metrics_by_hand():
         method.encode_targets(pl.DataFrame({"pair_id": ["x"], "chosen": ["tie"]}), "t")
     columns = method.score_columns(np.array([[1.0]]), np.array([[2.0]]))
     assert columns["reward_a"].tolist() == [1.0] and columns["label_probs"] is None
-
-
-def test_slurm_profile_runs_pretrained_scoring_as_a_gpu_job():
-    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    resources = profile["set-resources"]["score_pretrained"]
-    assert resources["gpu"] >= 1 and resources["gpu_model"] == profile["set-resources"]["score"]["gpu_model"]
-    assert resources["slurm_partition"] == profile["set-resources"]["train"]["slurm_partition"]

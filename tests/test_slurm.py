@@ -1,13 +1,17 @@
 """profiles/slurm on a real single-node SLURM cluster (tests/slurm/cluster.sh), with fake GPUs.
 
-The CI-size config runs through the cluster profile, changed only where a one-node test cluster truly differs
-(`cluster_overrides`). Then:
+The CI-size config runs through the cluster profile with the test cluster's site file (`TEST_SITE`, as a user
+writes site.yaml), changed only where a one-node test cluster truly differs (`cluster_overrides`). Then:
+- cluster_check compared the site settings with sinfo before the first submission and found them right;
+  a wrong partition and a runtime above the partitions' MaxTime each stop a run before any submission, with
+  an error quoting sinfo;
 - every job that is not a localrule went through sbatch, and SLURM's own job records say so;
-- the GPU rules asked for a GPU of the profile's model, in the profile's partition;
+- the GPU rules asked for a GPU of the site's model, in the site's GPU partition, training for the site's
+  whole time limit;
 - the results equal those of a local run of the same config (`ci_run` in conftest.py);
 - a rerun after one condition's learning rate changes submits exactly that condition's jobs;
-- a training job cancelled mid-run is retried with memory and runtime scaled by `attempt`, resumes from its
-  last checkpoint, and ends identical to the uninterrupted run.
+- a training job cancelled mid-run is retried with memory scaled by `attempt` and the same (the site's whole)
+  time limit, resumes from its last checkpoint, and ends identical to the uninterrupted run.
 Needs root and apt. Elsewhere these tests skip with the reason; under CI=true they fail instead.
 """
 
@@ -30,7 +34,9 @@ from slurm_cluster import (
     PROFILE,
     REPO,
     RUN_TIMEOUT,
+    SITE_FILE,
     TEST_PROFILE,
+    TEST_SITE,
     at_attempt,
     job_records,
     megabytes,
@@ -41,6 +47,7 @@ from slurm_cluster import (
     running_cluster,
     slurm_comment,
     submissions,
+    write_site,
     write_test_profile,
 )
 from snakemake_jobs import (
@@ -112,8 +119,7 @@ def slurm_profile() -> dict:
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory, slurm_profile):
     """A running one-node cluster without accounting, as most clusters the profile meets may be."""
-    gpu_model = slurm_profile["set-resources"]["train"]["gpu_model"]
-    with running_cluster(tmp_path_factory.mktemp("slurm"), gpu_model) as cluster:
+    with running_cluster(tmp_path_factory.mktemp("slurm"), TEST_SITE["gpu_model"]) as cluster:
         yield cluster
 
 
@@ -168,26 +174,70 @@ def test_every_job_that_is_not_a_localrule_went_through_sbatch(cluster_run):
     assert set(records) == set(submitted.values()), "SLURM ran jobs of this run that snakemake did not report"
 
 
-def test_gpu_rules_asked_for_a_gpu_of_the_profile_model(cluster_run, slurm_cluster):
+def test_jobs_asked_for_the_site_partitions_gpus_and_time_limits(cluster_run, slurm_cluster):
     profile = cluster_run["profile"]
     submitted = dict(submissions(cluster_run["output"]))
     gpu_jobs = [job for job in cluster_run["jobs"] if job.rule in GPU_RULES]
     assert {job.rule for job in gpu_jobs} >= {"train", "score"}
+    limit = TEST_SITE["max_runtime_minutes"]
     for job in cluster_run["jobs"]:
         if job.local:
             continue
         record = cluster_run["records"][submitted[job.jobid]]
         gpu_request = record.get("TresPerJob", "") + record.get("TresPerNode", "")
+        assert minutes(record["TimeLimit"]) <= limit, record  # no job asks for more than the site allows
         if job.rule in GPU_RULES:
-            wanted = profile["set-resources"][job.rule]
-            assert f"gpu:{slurm_cluster['gpu_model']}:1" in gpu_request, record
-            assert record["Partition"] == wanted["slurm_partition"]
-            assert minutes(record["TimeLimit"]) == at_attempt(wanted["runtime"], 1)
-            assert megabytes(record["MinMemoryNode"]) == at_attempt(wanted["mem_mb"], 1)
-            assert int(record["NumCPUs"]) == wanted["cpus_per_gpu"]
+            overrides = profile["set-resources"][job.rule]
+            assert f"gpu:{TEST_SITE['gpu_model']}:1" in gpu_request, record
+            assert record["Partition"] == TEST_SITE["gpu_partition"]
+            assert megabytes(record["MinMemoryNode"]) == at_attempt(overrides["mem_mb"], 1)
+            assert int(record["NumCPUs"]) == overrides["cpus_per_gpu"]
         else:
             assert "gpu" not in gpu_request, record
-            assert record["Partition"] == profile["default-resources"]["slurm_partition"]
+            assert record["Partition"] == TEST_SITE["cpu_partition"]
+        if job.rule == "train":
+            assert minutes(record["TimeLimit"]) == limit, record
+
+
+def test_cluster_check_passed_before_the_first_submission(cluster_run):
+    output = cluster_run["output"]
+    check = output.find("cluster_check: partitions 'cpu' (CPU) and 'gpu' (GPU, a6000 in gres) exist")
+    assert check != -1, output[-4000:]
+    assert check < output.find("has been submitted with SLURM jobid")
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        (
+            {"gpu_partition": "gpu-a100"},
+            "config key cluster.gpu_partition: partition 'gpu-a100' does not exist (partitions: cpu, gpu)",
+        ),
+        (
+            {"max_runtime_minutes": 2881},
+            "config key cluster.max_runtime_minutes: 2881 minutes exceeds the time limit of partition 'gpu' "
+            "(2880 minutes); set it to at most 2880",
+        ),
+    ],
+    ids=["wrong-partition", "runtime-above-maxtime"],
+)
+def test_cluster_check_stops_a_wrong_site_before_any_submission(
+    slurm_cluster, slurm_profile, tmp_path, changes, error
+):
+    workdir = copy_workflow(tmp_path / "workflow")
+    write_test_profile(workdir, slurm_profile)
+    site = write_site(workdir, "wrong_site.yaml", **changes)
+    started = time.monotonic()
+    proc = run_on_cluster(workdir, slurm_cluster, "resources/backbones/tiny-llama", site=site)
+    print(f"cluster_check of a wrong site: {time.monotonic() - started:.0f} s")
+    assert proc.returncode != 0
+    assert error in proc.stdout, proc.stdout[-4000:]
+    # The error quotes what sinfo said about the cluster's partitions...
+    assert "`sinfo --noheader --format=%P|%G|%l` said:" in proc.stdout
+    assert f"    gpu|gpu:{TEST_SITE['gpu_model']}:2|2-00:00:00" in proc.stdout
+    # ...and nothing was submitted.
+    assert submissions(proc.stdout) == []
+    assert not (workdir / "resources" / "backbones" / "tiny-llama").exists()
 
 
 def result_files(workdir: Path) -> list[Path]:
@@ -316,6 +366,7 @@ def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_ident
         TEST_PROFILE,
         "--configfile",
         CI_CONFIG,
+        SITE_FILE,
         "--",
         str(train_log),
     ]
@@ -339,7 +390,8 @@ def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_ident
             proc.kill()
     assert proc.returncode == 0, output[-6000:]
 
-    # SLURM saw the cancelled attempt and a second one asking for twice the memory and time.
+    # SLURM saw the cancelled attempt and a second one asking for twice the memory and the same time limit:
+    # the site's whole limit, with resume doing the rest.
     attempts = [slurm for _, slurm in submissions(output)]
     assert attempts[0] == slurm_id and len(attempts) == 2, output[-4000:]
     records = run_records(job_records(slurm_cluster), output)
@@ -347,7 +399,7 @@ def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_ident
     first, second = records[attempts[0]], records[attempts[1]]
     assert (first["JobState"], second["JobState"]) == ("CANCELLED", "COMPLETED")
     assert megabytes(second["MinMemoryNode"]) == 2 * megabytes(first["MinMemoryNode"])
-    assert minutes(second["TimeLimit"]) == 2 * minutes(first["TimeLimit"])
+    assert minutes(second["TimeLimit"]) == minutes(first["TimeLimit"]) == TEST_SITE["max_runtime_minutes"]
 
     # The retry resumed from a checkpoint of the cancelled attempt and ended where the uninterrupted run did.
     resumed = json.loads((workdir / train_log).read_text())

@@ -16,7 +16,15 @@ import time
 import pytest
 import yaml
 from conftest import CI_CONFIG, copy_workflow
-from slurm_cluster import PROFILE, TEST_PROFILE, run_records, running_cluster, submissions, write_test_profile
+from slurm_cluster import (
+    PROFILE,
+    SITE_FILE,
+    TEST_PROFILE,
+    run_records,
+    running_cluster,
+    submissions,
+    write_test_profile,
+)
 from snakemake_jobs import describe_failure, parse_jobs, run_snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -43,8 +51,7 @@ def sacct_records(cluster: dict) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def accounting_cluster(tmp_path_factory):
     profile = yaml.safe_load(PROFILE.read_text())
-    gpu_model = profile["set-resources"]["train"]["gpu_model"]
-    with running_cluster(tmp_path_factory.mktemp("slurm_accounting"), gpu_model, accounting=True) as cluster:
+    with running_cluster(tmp_path_factory.mktemp("slurm_accounting"), accounting=True) as cluster:
         cluster["profile"] = profile
         yield cluster
 
@@ -59,6 +66,7 @@ def test_a_job_polled_with_sacct_completes_on_a_cluster_with_slurmdbd(accounting
         TEST_PROFILE,
         "--configfile",
         CI_CONFIG,
+        SITE_FILE,
         "--slurm-status-command",
         "sacct",
         "--",

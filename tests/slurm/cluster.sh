@@ -15,6 +15,7 @@
 #   GPU_TYPE=<model>      declare the GPUs with this type (so `--gpus=<model>:1` schedules); default untyped
 #   GPU_COUNT=1           number of fake GPUs (1-5), each on a placeholder character device
 #   PARTITIONS="a b"      partitions to create, all on the one node; the first is the default (default "cpu gpu")
+#   MAX_TIME=INFINITE     every partition's MaxTime (a SLURM time such as 2-00:00:00)
 #   SLURMCTLD_PORT, SLURMD_PORT   (default 6817, 6818)
 #   READY_TIMEOUT=30      seconds to wait for the node to become idle
 #   MIN_JOB_AGE=3600      seconds a finished job stays visible to squeue/scontrol (at least 600, see below)
@@ -101,7 +102,7 @@ CONF
     read -r -a partitions <<<"${PARTITIONS:-cpu gpu}"
     default_flag="YES"
     for partition in "${partitions[@]}"; do
-        echo "PartitionName=$partition Nodes=localhost Default=$default_flag MaxTime=INFINITE State=UP" >>"$SLURM_CONF"
+        echo "PartitionName=$partition Nodes=localhost Default=$default_flag MaxTime=${MAX_TIME:-INFINITE} State=UP" >>"$SLURM_CONF"
         default_flag="NO"
     done
     # A GPU-less node accepts GPU jobs when its GPUs are declared on placeholder device files.
