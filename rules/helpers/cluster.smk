@@ -69,8 +69,8 @@ def gpu_job_resources(gpus, cpus_per_gpu, mem_mb, runtime_per_attempt=None):
     }
 
 
-def train_job_resources(gpus=lambda wildcards: get_data_parallel(wildcards)):
-    """The resources of a training job, for rule train and for any job that must run where training runs:
+def train_job_resources(gpus=get_data_parallel):
+    """The resources of a training job (train, and any job that must run where training runs), namely
     one GPU per data-parallel process (`gpus`, default the run's training.data_parallel), 8 CPUs and 64 GB of
     host memory per GPU (each process loads the 8-bit model, about twice the weights), and the site's whole
     time limit: up to 10 epochs with evaluation every 0.25 epoch, resumed from checkpoints when it is not
