@@ -208,9 +208,10 @@ rule score_pretrained:
         condition=_alternatives(PRETRAINED_CONDITIONS),
     conda:
         "../envs/train.yaml"
-    threads: 2
+    # One thread per GPU of the model (`model.gpus`, default 1): profiles/slurm asks for `threads` GPUs.
+    threads: get_pretrained_gpus
     resources:
-        # Runs on GPU where one is visible; profiles/slurm asks for one (a 27B model in 8 bits fits 48 GB).
+        # Runs on GPU where one is visible; profiles/slurm asks for `model.gpus` of them.
         gpu=0,
         mem_mb=lambda wildcards, attempt: 32000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,

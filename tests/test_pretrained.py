@@ -6,6 +6,8 @@ The pretrained condition's run through Snakemake (Table 2, detection, plots) is 
 import polars as pl
 import pytest
 import torch
+import yaml
+from conftest import REPO, copy_workflow, run_snakemake
 
 from divpref.models.pretrained import (
     FIRST_TOKEN_LOGIT,
@@ -155,3 +157,41 @@ def test_reward_from_refuses_the_wrong_kind_of_checkpoint(tiny_reward_model, tin
         load_pretrained({"name_or_path": causal, "reward_from": FIRST_TOKEN_LOGIT, "token_index": 100000}, "cpu")
     with pytest.raises(ValueError, match="model.reward_from: 'logits'"):
         load_pretrained({"name_or_path": causal, "reward_from": "logits"}, "cpu")
+
+
+def test_score_pretrained_gets_as_many_gpus_as_model_gpus_under_the_slurm_profile(tmp_path):
+    """The cluster profile's `gpu` expression for score_pretrained, evaluated by snakemake for a 2-GPU model."""
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    gpu_expression = profile["set-resources"]["score_pretrained"]["gpu"]
+    workdir = copy_workflow(tmp_path / "wf")
+    overlay = workdir / "overlay.yaml"
+    model = {
+        "name_or_path": "nvidia/Llama-3.1-Nemotron-70B-Reward-HF",
+        "reward_from": FIRST_TOKEN_LOGIT,
+        "gpus": 2,
+    }
+    conditions = {
+        "nemotron-70b": {"method": "pretrained", "datasets": ["multipref"], "model": model},
+        "one-gpu": {"method": "pretrained", "datasets": ["multipref"], "model": {"name_or_path": "x/y"}},
+    }
+    overlay.write_text(yaml.safe_dump({"conditions": conditions}))
+    proc = run_snakemake(
+        workdir,
+        "-n",
+        "--cores",
+        "4",
+        "results/scores/multipref/nemotron-70b/seed0.parquet",
+        "results/scores/multipref/one-gpu/seed0.parquet",
+        "--configfile",
+        str(overlay),
+        "--set-resources",
+        f"score_pretrained:gpu={gpu_expression}",
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    jobs = {
+        block.split("wildcards: dataset=multipref, condition=")[1].split()[0]: block
+        for block in proc.stdout.split("rule score_pretrained:")[1:]
+    }
+    assert "threads: 2" in jobs["nemotron-70b"] and "gpu=2" in jobs["nemotron-70b"]
+    assert "gpu=1" in jobs["one-gpu"]
