@@ -321,7 +321,8 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
         dataset, is_paper = column
         if not is_paper:
             return model_cell(dataset, condition["condition"])
-        values = paper_numbers.detection_values(condition["label"], dataset)
+        pretrained = condition["condition"] if condition["method"] == PRETRAINED else None
+        values = paper_numbers.detection_values(condition["label"], dataset, pretrained)
         return HYPHEN if values is None else " / ".join(_number(value) for value in values)
 
     def column_label(column: tuple[str, bool]) -> str:
@@ -351,7 +352,9 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
         Section(None, f"With {ci:.0%} bootstrap confidence intervals:", *paper_layout(table, with_ci=True)),
     ]
     footnote = (
-        "paper: the full paper's Llama-3-8B-Instruct models on the real data. "
+        "paper: the full paper's Llama-3-8B-Instruct models on the real data (its off-the-shelf "
+        "Skywork-Reward-Gemma-2-27B and Nemotron-70B-Reward beside the conditions skywork-27b and "
+        "nemotron-70b). "
         "Accuracy: high-agreement preference pairs, the model's side vs. the annotators'. "
         "AUROC: diverging vs. high-agreement (prefs + ties) pairs. Divergence scores: "
         + "; ".join(
