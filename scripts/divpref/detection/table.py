@@ -35,7 +35,7 @@ from divpref.detection.scores import (
     preference_correct,
     score_labels,
 )
-from divpref.detection.tuning import choose_on_dev
+from divpref.detection.tuning import DEV_CHOICE, choose_on_dev
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,14 @@ def prepare_run(
     pairs: pl.DataFrame | None = None,
     dev_scores: pl.DataFrame | None = None,
     lambda_grid: Sequence[float] = (),
+    classification_score: str = DEV_CHOICE,
 ) -> DetectionRun:
     """A :class:`DetectionRun` from a run record (``detection_runs``, rules/helpers/detection.smk) and frames.
 
     Mean-Var and Classification runs also need the dataset's ``pairs`` (for the dev pairs' agreement) and
     their ``dev_scores``: Mean-Var's lambda is tuned there, Classification's score chosen there. Errors name
-    the offending score file.
+    the offending score file. ``classification_score`` is config ``detection.classification_score``
+    (:func:`divpref.detection.tuning.choose_on_dev`).
     """
     method = spec["method"]
     if spec.get("single_value") and method not in SCORE_INPUTS:
@@ -119,7 +121,9 @@ def prepare_run(
         dev = join_dev_scores(pairs, dev_scores, method, spec["dev_scores"])
         run_name = f"{spec['dataset']}/{spec['condition']} seed {spec['seed']}"
         try:
-            lam, score_name, dev_aurocs = choose_on_dev(method, dev["agreement"].to_numpy(), dev, lambda_grid)
+            lam, score_name, dev_aurocs = choose_on_dev(
+                method, dev["agreement"].to_numpy(), dev, lambda_grid, classification_score
+            )
         except ValueError as error:
             raise ValueError(f"{spec['dev_scores']}: cannot {choice}: {error}") from error
         if lam is not None:
