@@ -54,5 +54,8 @@ def test_slurm_profile_runs_pretrained_scoring_as_a_gpu_job():
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     resources = profile["set-resources"]["score_pretrained"]
     # as many GPUs as the condition's model.gpus (the rule's threads; tests/test_pretrained.py)
-    assert resources["gpu"] == "threads" and resources["gpu_model"] == profile["set-resources"]["score"]["gpu_model"]
+    assert (
+        resources["gpu"] == "threads"
+        and resources["gpu_model"] == profile["set-resources"]["score"]["gpu_model"]
+    )
     assert resources["slurm_partition"] == profile["set-resources"]["train"]["slurm_partition"]

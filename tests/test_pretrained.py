@@ -151,16 +151,18 @@ def test_reward_from_refuses_the_wrong_kind_of_checkpoint(tiny_reward_model, tin
     causal = str(tiny_causal_reward_model)
     with pytest.raises(ValueError, match="set `reward_from: first_token_logit`"):
         load_pretrained({"name_or_path": causal}, "cpu")
-    with pytest.raises(ValueError, match="needs a causal LM.*LlamaForSequenceClassification"):
+    with pytest.raises(ValueError, match=r"needs a causal LM.*LlamaForSequenceClassification"):
         load_pretrained({"name_or_path": str(tiny_reward_model), "reward_from": FIRST_TOKEN_LOGIT}, "cpu")
     with pytest.raises(ValueError, match="token_index 100000 is outside its vocabulary"):
-        load_pretrained({"name_or_path": causal, "reward_from": FIRST_TOKEN_LOGIT, "token_index": 100000}, "cpu")
-    with pytest.raises(ValueError, match="model.reward_from: 'logits'"):
+        load_pretrained(
+            {"name_or_path": causal, "reward_from": FIRST_TOKEN_LOGIT, "token_index": 100000}, "cpu"
+        )
+    with pytest.raises(ValueError, match=r"model\.reward_from: 'logits'"):
         load_pretrained({"name_or_path": causal, "reward_from": "logits"}, "cpu")
 
 
 def test_score_pretrained_gets_as_many_gpus_as_model_gpus_under_the_slurm_profile(tmp_path):
-    """The cluster profile's `gpu` expression for score_pretrained, evaluated by snakemake for a 2-GPU model."""
+    """The cluster profile's `gpu` expression for score_pretrained, as snakemake evaluates it per model."""
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     gpu_expression = profile["set-resources"]["score_pretrained"]["gpu"]
     workdir = copy_workflow(tmp_path / "wf")

@@ -21,7 +21,8 @@ def get_pretrained_backbone(wildcards):
 
 def get_pretrained_gpus(wildcards):
     """GPUs of a pretrained condition (`model.gpus`, default 1): rule score_pretrained's threads, which
-    profiles/slurm turns into the job's GPU count; the loader spreads the model over them."""
+    profiles/slurm turns into the job's GPU count; the loader spreads the model over them.
+    """
     return int(get_pretrained_model(wildcards).get("gpus", 1))
 
 

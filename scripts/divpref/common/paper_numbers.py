@@ -1,8 +1,8 @@
 """The paper's reported numbers (SPEC.md), printed beside the workflow's own so that outputs can be compared.
 
 Table 2 (short paper): BT ``p_model_chosen`` and MSE ``abs_margin`` on the real test sets with
-Llama-3-8B-Instruct. Divergence detection (full paper): (preference accuracy, divergence AUROC), of its trained
-models and of two off-the-shelf reward models.
+Llama-3-8B-Instruct. Divergence detection (full paper): (preference accuracy, divergence AUROC), of its
+trained models and of two off-the-shelf reward models.
 """
 
 from divpref.common.constants import SUBSETS

@@ -19,9 +19,10 @@
     high-agreement ties are; which one ranks diverging pairs better is an empirical question, so the dev
     pairs decide.
   - Classification (KL) (``likert_classification``, the full paper's per-response Likert classifier): one of
-    :data:`divpref.models.likert_targets.DIVERGENCE_SCORES`, fixed by config ``detection.classification_score``
-    (``extreme_joint``, the paper's "joint probability of annotators labelling the response as a 1 or 5",
-    by default) or chosen the same way (``dev``; ties: ``extreme_joint``).
+    :data:`divpref.models.likert_targets.DIVERGENCE_SCORES`, fixed by config
+    ``detection.classification_score`` (``extreme_joint``, the paper's "joint probability of annotators
+    labelling the response as a 1 or 5", by default) or chosen the same way (``dev``; ties:
+    ``extreme_joint``).
 
 Confidence intervals: percentile bootstrap over test pairs, stratified by agreement category (so both AUROC
 classes keep their sizes), seeded per row key. With several seeds a pooled row (seed ``all``) averages the

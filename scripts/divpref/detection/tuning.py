@@ -1,7 +1,8 @@
 """The choices divergence detection makes on a model's dev scores: Mean-Var's lambda, a classifier's score.
 
-Classification (KL) (``likert_classification``) takes its score from config ``detection.classification_score``:
-a fixed candidate (``extreme_joint``, the full paper's) or ``dev`` (the candidate with the best dev AUROC).
+Classification (KL) (``likert_classification``) takes its score from config
+``detection.classification_score``: a fixed candidate (``extreme_joint``, the full paper's) or ``dev`` (the
+candidate with the best dev AUROC).
 """
 
 from collections.abc import Sequence

@@ -111,7 +111,7 @@ def check_reward_model(source: str, config: Any) -> None:
 
 
 def check_causal_lm(source: str, config: Any, token_index: int) -> None:
-    """Refuse a ``first_token_logit`` checkpoint that is not a causal LM, or an index outside its vocabulary."""
+    """Refuse a ``first_token_logit`` checkpoint that is not a causal LM, or an index outside its vocab."""
     architectures = list(getattr(config, "architectures", None) or [])
     if not any(name.endswith("ForCausalLM") for name in architectures):
         raise ValueError(
@@ -121,7 +121,9 @@ def check_causal_lm(source: str, config: Any, token_index: int) -> None:
         )
     vocab_size = getattr(config, "vocab_size", None)
     if vocab_size is not None and not 0 <= token_index < int(vocab_size):
-        raise ValueError(f"{source}: model.token_index {token_index} is outside its vocabulary of {vocab_size}")
+        raise ValueError(
+            f"{source}: model.token_index {token_index} is outside its vocabulary of {vocab_size}"
+        )
 
 
 def load_pretrained(model_cfg: Mapping[str, Any], device: str) -> tuple[Any, Any]:
