@@ -96,7 +96,7 @@ rule split:
         "../envs/data.yaml"
     params:
         seed=config["splits"]["seed"],
-        test_size=config["splits"]["test_size"],
+        test_size=get_test_size,
         dev_size=config["splits"]["dev_size"],
         group_by=config["splits"].get("group_by", "prompt"),
         library=library_fingerprint("split"),
