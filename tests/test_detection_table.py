@@ -352,6 +352,14 @@ def test_ci_dag_scores_distributional_conditions_and_writes_the_detection_table(
     )
     for column in ("likert_probs_a", "likert_probs_b"):
         np.testing.assert_allclose(np.asarray(likert_scores[column].to_list()).sum(axis=1), 1.0, atol=1e-9)
+    # config.yaml fixes its score to the paper's extreme_joint (detection.classification_score)
+    auroc = likert.filter(pl.col("metric") == "auroc").row(0, named=True)
+    assert auroc["score_name"] == "extreme_joint"
+    test_pairs = pl.read_parquet(ci_run / "results/helpsteer2/test.parquet")
+    test = detection_scores.join_method_scores(test_pairs, likert_scores, "likert_classification", "s")
+    q_a, q_b = (np.asarray(test[column].to_list()) for column in ("likert_probs_a", "likert_probs_b"))
+    joint = (q_a[:, 0] * q_a[:, 4] + q_b[:, 0] * q_b[:, 4]) / 2
+    assert auroc["value"] == pytest.approx(detection_scores.divergence_auroc(test["agreement"], joint))
     tie_log = json.loads(
         (ci_run / "results/train/multipref/mean_var_tie-all/seed0/train_log.json").read_text()
     )
