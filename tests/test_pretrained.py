@@ -117,7 +117,7 @@ def test_first_token_logit_equals_a_direct_forward_pass_and_the_model_card_recip
         tokenizer,
         pairs,
         max_length=64,
-        batch_size=3,  # mixed lengths in a batch: right padding must not move any reward
+        batch_size=3,  # mixed lengths in a batch: padding must not move any reward
         device="cpu",
         reward_from=FIRST_TOKEN_LOGIT,
         token_index=token_index,

@@ -7,8 +7,8 @@ Where the reward comes from is the condition's ``model.reward_from`` (:data:`REW
 - ``first_token_logit``: a causal LM whose reward is one logit of its next-token prediction, as
   ``nvidia/Llama-3.1-Nemotron-70B-Reward-HF``'s model card computes it (generate one token after the
   conversation and read ``scores[0][0][0]``): the logit of vocabulary index ``model.token_index`` (default 0)
-  at the first generated position, i.e. at the last position of the rendered conversation. Only that
-  position's logits are computed (``logits_to_keep``), not the whole sequence's over the vocabulary.
+  at the first generated position, i.e. at the last position of the rendered conversation. Batches are
+  left-padded and only that position goes through the LM head (``logits_to_keep=1``), as ``generate`` does.
 
 Each response is rendered with the model's OWN chat template (user: prompt, assistant: response, no
 generation prompt; :func:`divpref.models.tokenization.encode_text`). Batching and length-sorting are
@@ -35,7 +35,7 @@ import polars as pl
 from divpref.common.constants import BT
 from divpref.models.inference import head_outputs, length_sorted_batches, unique_texts
 from divpref.models.methods import get_method, scores_frame
-from divpref.models.tokenization import encode_text, pad_right
+from divpref.models.tokenization import encode_text
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,23 @@ def load_pretrained(model_cfg: Mapping[str, Any], device: str) -> tuple[Any, Any
     return model.eval(), tokenizer
 
 
+def pad_left(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left-pad token id lists: ``(input_ids, attention_mask, position_ids)`` as int64 arrays.
+
+    Each sequence's last token sits in the last column, and its tokens keep the positions 0..n-1 they have
+    unpadded (pads get position 0 and are masked), as ``generate`` pads a batch.
+    """
+    width = max((len(sequence) for sequence in sequences), default=0)
+    input_ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    attention = np.zeros((len(sequences), width), dtype=np.int64)
+    for row, sequence in enumerate(sequences):
+        if len(sequence):
+            input_ids[row, width - len(sequence) :] = sequence
+            attention[row, width - len(sequence) :] = 1
+    positions = np.clip(np.cumsum(attention, axis=1) - 1, 0, None)
+    return input_ids, attention, positions
+
+
 def first_token_logits(
     model: Any,
     encoded: Sequence[Sequence[int]],
@@ -170,9 +187,10 @@ def first_token_logits(
 ) -> np.ndarray:
     """Per token sequence, the causal LM's logit of ``token_index`` at its next (first generated) position.
 
-    Sequences are right-padded, so every real token keeps its unpadded position and (causal attention) sees
-    only the tokens before it: the result equals one unpadded forward pass per sequence. Only the last real
-    position of each row goes through the LM head (``logits_to_keep``). Returns ``[len(encoded), 1]``.
+    Batches are left-padded (:func:`pad_left`): every real token keeps its unpadded position and sees only the
+    real tokens before it, so the result equals one unpadded forward pass per sequence. Only the last column
+    goes through the LM head (``logits_to_keep=1``, as ``generate`` does), not the whole sequence times the
+    vocabulary. Returns ``[len(encoded), 1]``.
     """
     import torch
     from tqdm.auto import tqdm
@@ -186,14 +204,14 @@ def first_token_logits(
     with torch.inference_mode():
         batches = length_sorted_batches(lengths, batch_size)
         for rows in tqdm(batches, desc="scoring", unit="batch", disable=not progress, mininterval=5.0):
-            input_ids, attention = pad_right([encoded[i] for i in rows], 0)
-            last = torch.as_tensor([[lengths[i] - 1] for i in rows], device=device)
+            input_ids, attention, positions = pad_left([encoded[i] for i in rows], 0)
             logits = model(
                 input_ids=torch.from_numpy(input_ids).to(device),
                 attention_mask=torch.from_numpy(attention).to(device),
-                logits_to_keep=last,
+                position_ids=torch.from_numpy(positions).to(device),
+                logits_to_keep=1,
             ).logits  # [batch, 1, vocabulary]
-            outputs[rows, 0] = logits[:, 0, token_index].double().cpu().numpy()
+            outputs[rows, 0] = logits[:, -1, token_index].double().cpu().numpy()
     return outputs
 
 
