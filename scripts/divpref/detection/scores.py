@@ -66,11 +66,11 @@ SCORE_DESCRIPTIONS = {
     MEAN_VAR: "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
     CLASSIFICATION: " or ".join(f"{name} {formula}" for name, formula in CLASSIFICATION_SCORES.items())
     + ", whichever has the better dev AUROC",
-    LIKERT_CLASSIFICATION: "extreme_joint "
+    LIKERT_CLASSIFICATION: "extreme_joint, "
     + likert.DIVERGENCE_SCORES["extreme_joint"]
-    + " (detection.classification_score; with `dev`, whichever of "
-    + ", ".join(f"{name} {formula}" for name, formula in likert.DIVERGENCE_SCORES.items())
-    + " has the better dev AUROC)",
+    + " (detection.classification_score; with `dev`, the best on dev of "
+    + ", ".join(likert.DIVERGENCE_SCORES)
+    + ")",
 }
 CANDIDATE_SCORES = {
     CLASSIFICATION: CLASSIFICATION_SCORES,
