@@ -106,7 +106,7 @@ rule split:
         **cpu_job_resources(),
     params:
         seed=config["splits"]["seed"],
-        test_size=config["splits"]["test_size"],
+        test_size=get_test_size,
         dev_size=config["splits"]["dev_size"],
         group_by=config["splits"].get("group_by", "prompt"),
         library=library_fingerprint("split"),

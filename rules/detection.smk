@@ -39,6 +39,9 @@ rule detection_table:
         runs=detection_runs(),
         datasets=detection_datasets(),
         lambda_grid=config["detection"]["lambda_grid"],
+        classification_score=config["detection"].get(
+            "classification_score", "extreme_joint"
+        ),
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         confidence=config["evaluation"]["confidence"],
         seed=config["evaluation"]["seed"],

@@ -225,10 +225,11 @@ rule score_pretrained:
         "../envs/train.yaml"
     threads: 2
     resources:
-        # An off-the-shelf reward model: a 27B model in 8 bits (Skywork-Reward-Gemma-2-27B) needs about
-        # 30 GB of GPU memory; from_pretrained holds shards in host memory while quantizing.
+        # An off-the-shelf reward model on `model.gpus` GPUs (default 1): a 27B model in 8 bits
+        # (Skywork-Reward-Gemma-2-27B) needs about 30 GB of GPU memory, a 70B one (Nemotron-70B) about 70 GB;
+        # from_pretrained holds shards in host memory while quantizing.
         **gpu_job_resources(
-            1,
+            get_pretrained_gpus,
             cpus_per_gpu=4,
             mem_mb=lambda wildcards, attempt: 96000 * attempt,
             runtime_per_attempt=240,

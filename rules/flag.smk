@@ -17,6 +17,9 @@ rule flag_threshold:
     params:
         model=get_flag_model,
         lambda_grid=config["detection"]["lambda_grid"],
+        classification_score=config["detection"].get(
+            "classification_score", "extreme_joint"
+        ),
         library=library_fingerprint("flag_threshold"),
     script:
         "../scripts/flag_threshold.py"

@@ -24,6 +24,7 @@ def main(smk) -> None:
             pairs=pairs[spec["dataset"]],
             dev_scores=pl.read_parquet(spec["dev_scores"]) if spec["dev_scores"] else None,
             lambda_grid=smk.params.lambda_grid,
+            classification_score=smk.params.classification_score,
         )
         for spec in with_some_files(specs, "dev_scores", smk.input.dev_scores, flag="dev_scored")
     ]

@@ -15,7 +15,11 @@ from divpref.flagging.flags import choose_threshold
 def main(smk) -> None:
     model = {**smk.params.model, "dev_scores": smk.input.dev_scores}
     record = choose_threshold(
-        model, pl.read_parquet(smk.input.pairs), pl.read_parquet(smk.input.dev_scores), smk.params.lambda_grid
+        model,
+        pl.read_parquet(smk.input.pairs),
+        pl.read_parquet(smk.input.dev_scores),
+        smk.params.lambda_grid,
+        classification_score=smk.params.classification_score,
     )
     text = json.dumps(record, indent=2) + "\n"
     with atomic_path(smk.output.threshold) as tmp:

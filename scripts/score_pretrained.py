@@ -12,7 +12,7 @@ from divpref.common.devices import compute_device, require_visible_gpus
 from divpref.common.gpu_request import requested_gpus
 from divpref.data.splits import rows_of_split
 from divpref.evaluation.scoring import check_test_pairs
-from divpref.models.pretrained import load_pretrained, score_pairs
+from divpref.models.pretrained import load_pretrained, reward_kind, score_pairs
 
 
 def main(smk) -> None:
@@ -23,11 +23,14 @@ def main(smk) -> None:
     require_visible_gpus(requested_gpus(smk.resources))  # a GPU job without a visible GPU fails at once
     device = compute_device()
     torch.set_num_threads(max(1, int(smk.threads)))
-    model, tokenizer = load_pretrained(dict(smk.params.model), device)
+    model_cfg = dict(smk.params.model)
+    model, tokenizer = load_pretrained(model_cfg, device)
     options = {
         "max_length": int(smk.params.max_length),
         "batch_size": int(smk.params.batch_size),
         "device": device,
+        "reward_from": reward_kind(model_cfg),
+        "token_index": int(model_cfg.get("token_index", 0)),
     }
     scores = {
         part: score_pairs(model, tokenizer, pairs, **options)

@@ -115,6 +115,25 @@ def test_markdown_has_paper_layout_rows_and_acc_auroc_cells():
     assert det.row_label("classification", "agg") == "Pairwise classification (KL, Agg)"
 
 
+def test_markdown_shows_the_papers_off_the_shelf_models_beside_their_conditions():
+    bt = hand_run(1, [0.1, -0.2, 1.0, 2.0, 0.15, 9.0])
+    runs = [
+        det.DetectionRun("multipref", name, "pretrained", name, 0, bt.pairs, label=f"Pretrained: {name}")
+        for name in ("skywork-27b", "nemotron-70b", "my-rm")
+    ]
+    runs += [det.DetectionRun("helpsteer2", "skywork-27b", "pretrained", "skywork-27b", 0, bt.pairs)]
+    markdown = det.render_markdown(det.detection_table(runs, n_samples=20, ci=0.95, seed=0), ci=0.95)
+    lines = markdown.splitlines()
+    header = lines.index("| Model | MultiPref | paper MultiPref | HelpSteer2 | paper HelpSteer2 |")
+    rows = lines[header + 2 : header + 5]
+    # the paper reports them on MultiPref only; a pretrained model of one's own has no paper figures
+    assert rows == [
+        "| Pretrained: my-rm | .500 / .833 | - | - | - |",
+        "| Pretrained: nemotron-70b | .500 / .833 | .638 / .400 | - | - |",
+        "| Pretrained: skywork-27b | .500 / .833 | .651 / .494 | .500 / .833 | - |",
+    ]
+
+
 # --- a run from its files' frames: lambda tuned on the dev pairs ---
 
 
@@ -333,6 +352,14 @@ def test_ci_dag_scores_distributional_conditions_and_writes_the_detection_table(
     )
     for column in ("likert_probs_a", "likert_probs_b"):
         np.testing.assert_allclose(np.asarray(likert_scores[column].to_list()).sum(axis=1), 1.0, atol=1e-9)
+    # config.yaml fixes its score to the paper's extreme_joint (detection.classification_score)
+    auroc = likert.filter(pl.col("metric") == "auroc").row(0, named=True)
+    assert auroc["score_name"] == "extreme_joint"
+    test_pairs = pl.read_parquet(ci_run / "results/helpsteer2/test.parquet")
+    test = detection_scores.join_method_scores(test_pairs, likert_scores, "likert_classification", "s")
+    q_a, q_b = (np.asarray(test[column].to_list()) for column in ("likert_probs_a", "likert_probs_b"))
+    joint = (q_a[:, 0] * q_a[:, 4] + q_b[:, 0] * q_b[:, 4]) / 2
+    assert auroc["value"] == pytest.approx(detection_scores.divergence_auroc(test["agreement"], joint))
     tie_log = json.loads(
         (ci_run / "results/train/multipref/mean_var_tie-all/seed0/train_log.json").read_text()
     )

@@ -287,7 +287,7 @@ def test_threshold_for_likert_classification_uses_its_dev_chosen_score():
     record = choose_threshold(model, pairs, scores, [0.0])
     dev = detection_scores.join_method_scores(pairs, scores, "likert_classification", "dev.parquet")
     chosen, _ = tuning.choose_classification_score(dev["agreement"].to_numpy(), dev, "likert_classification")
-    assert record["score_name"] == chosen == "extreme_mass" and record["lambda"] is None
+    assert record["score_name"] == chosen == "extreme_joint" and record["lambda"] is None
     assert record["dev_recall"] == 1.0  # the three polarised pairs are the diverging ones
     flags = flag_scores(record, scores, "set.parquet")
     assert flags["flagged"].to_list() == [True, True, False, False, False, True]

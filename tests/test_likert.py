@@ -10,6 +10,7 @@ import torch
 
 from divpref.data.records import ANNOTATIONS_SCHEMA
 from divpref.data.trainsets import build_parts, build_trainset
+from divpref.detection import candidates, tuning
 from divpref.models import likert_targets as likert
 from divpref.models.methods import get_method, scores_frame
 
@@ -126,6 +127,14 @@ def test_divergence_scores_by_hand():
     polarised = np.array([[0.5, 0, 0, 0, 0.5]])  # annotators split between 1 and 5
     certain = np.array([[0, 0, 1.0, 0, 0]])
     assert likert.extreme_mass(polarised, certain)[0] == pytest.approx(0.5)  # (1 + 0) / 2
+    assert likert.extreme_joint(polarised, certain)[0] == pytest.approx(0.125)  # (0.5 * 0.5 + 0) / 2
+    # all annotators give a 1 (agreement at an extreme): all extreme mass, but no joint 1-and-5 probability
+    all_ones = np.array([[1.0, 0, 0, 0, 0]])
+    assert (
+        likert.extreme_mass(all_ones, all_ones)[0] == 1.0
+        and likert.extreme_joint(all_ones, all_ones)[0] == 0.0
+    )
+    assert likert.likert_divergence_score(polarised, all_ones, "extreme_joint")[0] == pytest.approx(0.125)
     # S_A in {1, 5} w.p. 1/2 each, S_B = 3: P(S_A > S_B) = P(S_B > S_A) = 1/2
     assert likert.opposite_mass(polarised, certain)[0] == pytest.approx(0.5)
     assert likert.opposite_mass(certain, certain)[0] == 0.0
@@ -201,11 +210,12 @@ def test_detection_chooses_the_likert_score_on_dev_and_labels_the_row():
         "dev_scores": "d.parquet",
     }
     run = det.prepare_run(spec, pairs.head(2), test, pairs=pairs, dev_scores=dev)
-    assert run.score_name == "extreme_mass" and run.label == "Classification (KL)"
+    # dev choice: extreme_joint and extreme_mass both rank v1 first; the tie goes to extreme_joint
+    assert run.score_name == "extreme_joint" and run.label == "Classification (KL)"
     table = det.detection_table([run], n_samples=20, ci=0.95, seed=0)
     auroc = table.filter(pl.col("metric") == "auroc").row(0, named=True)
     assert auroc["value"] == 1.0 and auroc["label"] == "Classification (KL)"
-    assert auroc["score"] == likert.DIVERGENCE_SCORES["extreme_mass"]
+    assert auroc["score"] == likert.DIVERGENCE_SCORES["extreme_joint"]
     accuracy = table.filter(pl.col("metric") == "accuracy").row(0, named=True)
     assert accuracy["value"] == 1.0  # t2: E_A = 4 > E_B = 2, annotators chose A
     assert "| Classification (KL) |" in det.render_markdown(table, ci=0.95)
@@ -251,3 +261,35 @@ def test_the_trainer_lowers_dev_kl_of_a_planted_likert_distribution(tmp_path):
     # not a tuned result)
     assert all(later < earlier for earlier, later in itertools.pairwise(kl)), kl
     assert kl[-1] < 0.95 * kl[0], kl
+
+
+def test_classification_score_extreme_joint_is_fixed_whatever_dev_prefers():
+    """classification_score extreme_joint keeps the paper's score where dev AUROC prefers another one."""
+    agreement = ["diverging", "diverging", "high_agreement_pref", "high_agreement_pref"]
+    # diverging pairs: spread over 2 and 4 (variance, no extremes); agreeing pairs: polarised between 1 and 5
+    spread, polar, certain = [0.0, 0.5, 0.0, 0.5, 0.0], [0.5, 0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 1.0, 0.0, 0.0]
+    dev = pl.DataFrame(
+        {
+            "likert_probs_a": [spread, spread, polar, polar],
+            "likert_probs_b": [certain] * 4,
+        }
+    )
+    lam, chosen, aurocs = tuning.choose_on_dev("likert_classification", agreement, dev, [0.0])
+    assert chosen == "opposite_mass" and aurocs["extreme_joint"] == 0.0 and lam is None
+    _, fixed, fixed_aurocs = tuning.choose_on_dev(
+        "likert_classification", agreement, dev, [0.0], "extreme_joint"
+    )
+    assert fixed == "extreme_joint" and fixed_aurocs == aurocs  # every candidate's dev AUROC still reported
+    # the pairwise classifier has no such setting: its candidates are still chosen on dev
+    pairwise = pl.DataFrame(
+        {"label_probs": [[0.4, 0.1, 0.0, 0.1, 0.4]] * 2 + [[0.0, 0.0, 0.0, 0.2, 0.8]] * 2}
+    )
+    _, name, _ = tuning.choose_on_dev("classification", agreement, pairwise, [0.0], "extreme_joint")
+    assert name == "opposite_mass"
+    with pytest.raises(ValueError, match=r"detection\.classification_score: 'entropy'"):
+        tuning.choose_on_dev("likert_classification", agreement, dev, [0.0], "entropy")
+    # the README's side-by-side of every candidate (python -m divpref.detection.candidates)
+    frame = dev.with_columns(agreement=pl.Series(agreement))
+    table = candidates.candidate_aurocs("likert_classification", frame, frame.reverse())
+    assert table["score_name"].to_list() == list(likert.DIVERGENCE_SCORES)
+    assert table["dev_auroc"].to_list() == [0.0, 0.0, 0.5, 0.0] == table["test_auroc"].to_list()

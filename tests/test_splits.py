@@ -1,7 +1,11 @@
 """Seeded pair-level splits: exact sizes, disjoint, deterministic, independent of input order."""
 
+import json
+
 import polars as pl
 import pytest
+import yaml
+from conftest import CI_CONFIG, copy_workflow, run_snakemake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -120,3 +124,42 @@ def test_group_by_prompt_needs_prompts_and_a_training_pair():
         assign_splits(IDS[:10], 4, 4, 0, prompts=["x"] * 5 + ["y"] * 5, group_by="prompt")
     with pytest.raises(ValueError, match="group_by"):
         assign_splits(IDS, 5, 5, 0, group_by="annotator")
+
+
+# --- splits.test_size per dataset, through the workflow ---
+
+
+def _write_overlay(workdir, test_size, **extra) -> str:
+    overlay = workdir / "sizes.yaml"
+    overlay.write_text(yaml.safe_dump({"splits": {"test_size": test_size, "group_by": "pair"}, **extra}))
+    return str(overlay)
+
+
+def test_test_size_per_dataset_reaches_each_split(tmp_path):
+    """A mapping gives each dataset its own test size (the paper config: 500 / 576); CI-size data."""
+    workdir = copy_workflow(tmp_path / "wf")
+    overlay = _write_overlay(workdir, {"multipref": 90, "helpsteer2": 110})
+    targets = [f"results/{dataset}/split_summary.json" for dataset in ("multipref", "helpsteer2")]
+    run_snakemake(workdir, "--cores", "1", *targets, "--configfile", CI_CONFIG, overlay)
+    for dataset, size in (("multipref", 90), ("helpsteer2", 110)):
+        summary = json.loads((workdir / "results" / dataset / "split_summary.json").read_text())
+        assert summary["requested"]["test"] == summary["pairs"]["test"] == size  # group_by pair: exact
+        assert pl.read_parquet(workdir / "results" / dataset / "test.parquet").height == size
+
+
+OWN_DATASET = {"datasets": {"example": {"source": "demo/long_example.jsonl.gz", "format": "long"}}}
+
+
+@pytest.mark.parametrize(
+    ("test_size", "extra", "message"),
+    [
+        # overlays merge into config.yaml's mapping key by key; a dataset of one's own needs its own entry
+        ({"multipref": 90}, OWN_DATASET, "config key splits.test_size: no test size for dataset 'example'"),
+        ({"hs3": 5}, {}, "config key splits.test_size.hs3: unknown dataset"),
+    ],
+)
+def test_a_test_size_mapping_must_name_every_dataset(tmp_path, test_size, extra, message):
+    workdir = copy_workflow(tmp_path / "wf")
+    overlay = _write_overlay(workdir, test_size, **extra)
+    proc = run_snakemake(workdir, "-n", "--configfile", CI_CONFIG, overlay, check=False)
+    assert proc.returncode != 0 and message in proc.stdout, proc.stdout[-3000:]

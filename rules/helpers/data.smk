@@ -33,6 +33,39 @@ def get_min_annotators(wildcards):
     return setting
 
 
+def test_size_of(dataset):
+    """`splits.test_size` of `dataset`: one number for every dataset, or a mapping dataset -> number."""
+    setting = config["splits"]["test_size"]
+    if not isinstance(setting, dict):
+        return setting
+    if dataset not in setting:
+        raise ValueError(
+            f"config key splits.test_size: no test size for dataset {dataset!r} (the mapping names "
+            f"{sorted(setting)}); add `{dataset}: <pairs>` to it, or give one number for every dataset"
+        )
+    return setting[dataset]
+
+
+def _check_test_sizes():
+    """Every configured dataset has a test size; a mapping names configured datasets only."""
+    setting = config["splits"]["test_size"]
+    for dataset in DATASETS:
+        test_size_of(dataset)
+    for dataset in setting if isinstance(setting, dict) else ():
+        if dataset not in DATASETS:
+            raise ValueError(
+                f"config key splits.test_size.{dataset}: unknown dataset {dataset!r} (configured: {DATASETS})"
+            )
+
+
+_check_test_sizes()
+
+
+def get_test_size(wildcards):
+    """`splits.test_size` for this dataset (rule split)."""
+    return test_size_of(wildcards.dataset)
+
+
 def get_hub_params(wildcards):
     """repo_id, revision and filename of a dataset's hub file (checked against the requested file)."""
     hub = config["datasets"][wildcards.dataset]["hub"]

@@ -19,6 +19,13 @@ def get_pretrained_backbone(wildcards):
     return built_backbone(get_pretrained_model(wildcards)["name_or_path"])
 
 
+def get_pretrained_gpus(wildcards):
+    """GPUs of a pretrained condition (`model.gpus`, default 1): rule score_pretrained's threads, which
+    profiles/slurm turns into the job's GPU count; the loader spreads the model over them.
+    """
+    return int(get_pretrained_model(wildcards).get("gpus", 1))
+
+
 def get_pretrained_max_length(wildcards):
     """Token limit of a pretrained condition: its `max_length`, else `training.max_length`."""
     spec = get_pretrained_model(wildcards)

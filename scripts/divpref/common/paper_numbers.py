@@ -1,7 +1,8 @@
 """The paper's reported numbers (SPEC.md), printed beside the workflow's own so that outputs can be compared.
 
 Table 2 (short paper): BT ``p_model_chosen`` and MSE ``abs_margin`` on the real test sets with
-Llama-3-8B-Instruct. Divergence detection (full paper): (preference accuracy, divergence AUROC).
+Llama-3-8B-Instruct. Divergence detection (full paper): (preference accuracy, divergence AUROC), of its
+trained models and of two off-the-shelf reward models.
 """
 
 from divpref.common.constants import SUBSETS
@@ -28,6 +29,14 @@ DETECTION = {
 }
 """The full paper's table; its "Mean-Var (NLL, Independent)" baseline has no numbers in SPEC.md."""
 
+DETECTION_PRETRAINED = {
+    # pretrained condition name (config.yaml): {dataset: (accuracy, auroc)}
+    "skywork-27b": {"multipref": (0.651, 0.494)},  # Skywork-Reward-Gemma-2-27B, off the shelf
+    "nemotron-70b": {"multipref": (0.638, 0.400)},  # Llama-3.1-Nemotron-70B-Reward, off the shelf
+}
+"""The full paper's off-the-shelf reward models, by the names config.yaml gives their conditions (MultiPref
+only: the paper reports no HelpSteer2 figures for them)."""
+
 JUDGE_WINNER_RATE = {
     "multipref": {
         "high_agreement_pref": 0.731,
@@ -51,6 +60,14 @@ def table2_value(dataset: str, method: str, labels: str, subset: str) -> float |
     return None if values is None else values[SUBSETS.index(subset)]
 
 
-def detection_values(row_label: str, dataset: str) -> tuple[float, float] | None:
-    """The full paper's (accuracy, AUROC) for a detection row and dataset, or None."""
+def detection_values(
+    row_label: str, dataset: str, pretrained_condition: str | None = None
+) -> tuple[float, float] | None:
+    """The full paper's (accuracy, AUROC) for a detection row and dataset, or None.
+
+    A pretrained condition's row is found by its condition name (:data:`DETECTION_PRETRAINED`), others by
+    their row label (:data:`DETECTION`).
+    """
+    if pretrained_condition is not None:
+        return DETECTION_PRETRAINED.get(pretrained_condition, {}).get(dataset)
     return DETECTION.get(row_label, {}).get(dataset)

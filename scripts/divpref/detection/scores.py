@@ -19,8 +19,10 @@
     high-agreement ties are; which one ranks diverging pairs better is an empirical question, so the dev
     pairs decide.
   - Classification (KL) (``likert_classification``, the full paper's per-response Likert classifier): one of
-    :data:`divpref.models.likert_targets.DIVERGENCE_SCORES`, chosen the same way (ties: ``extreme_mass``, the
-    paper's).
+    :data:`divpref.models.likert_targets.DIVERGENCE_SCORES`, fixed by config
+    ``detection.classification_score`` (``extreme_joint``, the paper's "joint probability of annotators
+    labelling the response as a 1 or 5", by default) or chosen the same way (``dev``; ties:
+    ``extreme_joint``).
 
 Confidence intervals: percentile bootstrap over test pairs, stratified by agreement category (so both AUROC
 classes keep their sizes), seeded per row key. With several seeds a pooled row (seed ``all``) averages the
@@ -64,10 +66,11 @@ SCORE_DESCRIPTIONS = {
     MEAN_VAR: "lambda (sigma_A + sigma_B) - |mu_A - mu_B|",
     CLASSIFICATION: " or ".join(f"{name} {formula}" for name, formula in CLASSIFICATION_SCORES.items())
     + ", whichever has the better dev AUROC",
-    LIKERT_CLASSIFICATION: " or ".join(
-        f"{name} {formula}" for name, formula in likert.DIVERGENCE_SCORES.items()
-    )
-    + ", whichever has the better dev AUROC",
+    LIKERT_CLASSIFICATION: "extreme_joint, "
+    + likert.DIVERGENCE_SCORES["extreme_joint"]
+    + " (detection.classification_score; with `dev`, the best on dev of "
+    + ", ".join(likert.DIVERGENCE_SCORES)
+    + ")",
 }
 CANDIDATE_SCORES = {
     CLASSIFICATION: CLASSIFICATION_SCORES,

@@ -35,7 +35,7 @@ from divpref.detection.scores import (
     preference_correct,
     score_labels,
 )
-from divpref.detection.tuning import choose_on_dev
+from divpref.detection.tuning import DEV_CHOICE, choose_on_dev
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,14 @@ def prepare_run(
     pairs: pl.DataFrame | None = None,
     dev_scores: pl.DataFrame | None = None,
     lambda_grid: Sequence[float] = (),
+    classification_score: str = DEV_CHOICE,
 ) -> DetectionRun:
     """A :class:`DetectionRun` from a run record (``detection_runs``, rules/helpers/detection.smk) and frames.
 
     Mean-Var and Classification runs also need the dataset's ``pairs`` (for the dev pairs' agreement) and
     their ``dev_scores``: Mean-Var's lambda is tuned there, Classification's score chosen there. Errors name
-    the offending score file.
+    the offending score file. ``classification_score`` is config ``detection.classification_score``
+    (:func:`divpref.detection.tuning.choose_on_dev`).
     """
     method = spec["method"]
     if spec.get("single_value") and method not in SCORE_INPUTS:
@@ -119,7 +121,9 @@ def prepare_run(
         dev = join_dev_scores(pairs, dev_scores, method, spec["dev_scores"])
         run_name = f"{spec['dataset']}/{spec['condition']} seed {spec['seed']}"
         try:
-            lam, score_name, dev_aurocs = choose_on_dev(method, dev["agreement"].to_numpy(), dev, lambda_grid)
+            lam, score_name, dev_aurocs = choose_on_dev(
+                method, dev["agreement"].to_numpy(), dev, lambda_grid, classification_score
+            )
         except ValueError as error:
             raise ValueError(f"{spec['dev_scores']}: cannot {choice}: {error}") from error
         if lam is not None:
@@ -321,7 +325,8 @@ def paper_layout(table: pl.DataFrame, with_ci: bool = False) -> tuple[list[str],
         dataset, is_paper = column
         if not is_paper:
             return model_cell(dataset, condition["condition"])
-        values = paper_numbers.detection_values(condition["label"], dataset)
+        pretrained = condition["condition"] if condition["method"] == PRETRAINED else None
+        values = paper_numbers.detection_values(condition["label"], dataset, pretrained)
         return HYPHEN if values is None else " / ".join(_number(value) for value in values)
 
     def column_label(column: tuple[str, bool]) -> str:
@@ -351,7 +356,9 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
         Section(None, f"With {ci:.0%} bootstrap confidence intervals:", *paper_layout(table, with_ci=True)),
     ]
     footnote = (
-        "paper: the full paper's Llama-3-8B-Instruct models on the real data. "
+        "paper: the full paper's Llama-3-8B-Instruct models on the real data (its off-the-shelf "
+        "Skywork-Reward-Gemma-2-27B and Nemotron-70B-Reward beside the conditions skywork-27b and "
+        "nemotron-70b). "
         "Accuracy: high-agreement preference pairs, the model's side vs. the annotators'. "
         "AUROC: diverging vs. high-agreement (prefs + ties) pairs. Divergence scores: "
         + "; ".join(

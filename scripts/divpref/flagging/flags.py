@@ -138,7 +138,11 @@ def flag(score: Sequence[float], threshold: float) -> np.ndarray:
 
 
 def choose_threshold(
-    model: Mapping[str, Any], dev_pairs: pl.DataFrame, dev_scores: pl.DataFrame, lambda_grid: Sequence[float]
+    model: Mapping[str, Any],
+    dev_pairs: pl.DataFrame,
+    dev_scores: pl.DataFrame,
+    lambda_grid: Sequence[float],
+    classification_score: str = tuning.DEV_CHOICE,
 ) -> dict[str, Any]:
     """The flag model's record: its divergence-score choice (as detection's), threshold and dev figures.
 
@@ -151,7 +155,7 @@ def choose_threshold(
     dev = detection_scores.join_dev_scores(dev_pairs, dev_scores, method, source)
     agreement = dev["agreement"].to_numpy()
     try:
-        lam, score_name, _ = tuning.choose_on_dev(method, agreement, dev, lambda_grid)
+        lam, score_name, _ = tuning.choose_on_dev(method, agreement, dev, lambda_grid, classification_score)
         score = detection_scores.divergence_scores(method, dev, lam, score_name)
         is_diverging = agreement == detection_scores.DIVERGING
         threshold, tpr, fpr = youden_threshold(is_diverging, score)

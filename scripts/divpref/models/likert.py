@@ -8,11 +8,14 @@ response, a softmax gives the predicted distribution q, and the loss is the mean
 (KL(t_A || q_A) + KL(t_B || q_B)) / 2. The preference is the difference of expected scores
 E_A - E_B, E = sum_k k q_k (the score file's ``reward_a`` / ``reward_b``; ``likert_probs_a`` / ``_b`` hold q).
 
-Divergence scores (higher = more likely diverging), chosen per trained model on dev AUROC like Mean-Var's
-lambda (ties: the first), in ``likert_targets.DIVERGENCE_SCORES``:
+Divergence scores (higher = more likely diverging), in ``likert_targets.DIVERGENCE_SCORES``; config
+``detection.classification_score`` fixes ``extreme_joint`` (the paper config's) or chooses one per trained
+model on dev AUROC like Mean-Var's lambda (``dev``; ties: the first):
 
-- ``extreme_mass``: the paper's "predicted probability of annotators labelling the response as a 1 or 5", per
-  pair the mean over its two responses of q(1) + q(5);
+- ``extreme_joint``: the paper's "predicted joint probability of annotators labelling the response as a 1 or
+  5", per pair the mean over its two responses of q(1) q(5) (one annotator's 1 and another's 5);
+- ``extreme_mass``: the other reading, "a 1 or a 5" as one event: the mean over the two responses of
+  q(1) + q(5);
 - ``opposite_mass``: min(P(S_A > S_B), P(S_B > S_A)) for independent draws S_A ~ q_A, S_B ~ q_B, the mass on
   the side opposite the predicted one;
 - ``score_variance``: Var_A + Var_B of the predicted scores, the spread Mean-Var's sigma_A + sigma_B measures.

@@ -19,6 +19,7 @@ CLASS_VALUES = (1, 2, 3, 4, 5)
 SCORE_RANGE = (0, 4)
 TARGET_COLUMNS = ("likert_dist_a", "likert_dist_b")
 DIVERGENCE_SCORES = {
+    "extreme_joint": "mean over A, B of q(1) q(5)",
     "extreme_mass": "mean over A, B of q(1) + q(5)",
     "opposite_mass": "min(P(S_A > S_B), P(S_B > S_A)), S ~ q independent",
     "score_variance": "Var_A + Var_B of the predicted Likert score",
@@ -112,6 +113,13 @@ def _values() -> np.ndarray:
     return np.asarray(CLASS_VALUES, dtype=float)
 
 
+def extreme_joint(q_a: np.ndarray, q_b: np.ndarray) -> np.ndarray:
+    """Mean over the pair's two responses of q(1) q(5): the full paper's "joint probability of annotators
+    labelling the response as a 1 or 5" (one annotator's 1 and another's 5, drawn independently from q)."""
+    q_a, q_b = np.asarray(q_a, dtype=float), np.asarray(q_b, dtype=float)
+    return (q_a[:, 0] * q_a[:, 4] + q_b[:, 0] * q_b[:, 4]) / 2.0
+
+
 def extreme_mass(q_a: np.ndarray, q_b: np.ndarray) -> np.ndarray:
     """Mean over the pair's two responses of q(1) + q(5)."""
     q_a, q_b = np.asarray(q_a, dtype=float), np.asarray(q_b, dtype=float)
@@ -143,6 +151,7 @@ def score_variance(q_a: np.ndarray, q_b: np.ndarray) -> np.ndarray:
 def likert_divergence_score(q_a: np.ndarray, q_b: np.ndarray, score_name: str) -> np.ndarray:
     """The :data:`DIVERGENCE_SCORES` candidate ``score_name`` of ``[n, 5]`` class distributions."""
     functions = {
+        "extreme_joint": extreme_joint,
         "extreme_mass": extreme_mass,
         "opposite_mass": opposite_mass,
         "score_variance": score_variance,
