@@ -11,7 +11,7 @@ import polars as pl
 
 from divpref.common.atomic_io import atomic_path
 from divpref.flagging.flags import unflagged_test_mask
-from divpref.flagging.mitigation import render_mitigation, test_set_counts
+from divpref.flagging.mitigation import before_after_counts, render_mitigation
 
 
 def main(smk) -> None:
@@ -19,7 +19,7 @@ def main(smk) -> None:
     record = json.loads(Path(smk.input.flag_threshold).read_text())
     scores = pl.read_parquet(smk.input.flag_scores)
     unflagged = unflagged_test_mask(record, scores, smk.input.flag_scores, test)
-    counts = test_set_counts(test["agreement"].to_list(), unflagged)
+    counts = before_after_counts(test["agreement"].to_list(), unflagged)
     judge = pl.read_csv(smk.input.judge) if smk.input.get("judge") else None
     table2 = pl.read_csv(smk.input.table2, schema_overrides={"seed": pl.String})
     summaries = [json.loads(Path(path).read_text()) for path in smk.input.summaries]

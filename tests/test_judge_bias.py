@@ -61,7 +61,7 @@ def test_the_synthetic_refusal_texts_are_refusals(text):
     [
         ("I'm sorry, but I can't help with that.", True),
         ("I cannot provide instructions for that.", True),
-        ("I’m not able to assist with this request.", True),  # typographic apostrophe
+        ("I\u2019m not able to assist with this request.", True),  # typographic apostrophe
         ("As an AI language model, I can't browse the web.", True),
         ("I must decline to write that.", True),
         ("Sure! Here is how to bake bread: mix flour and water.", False),
@@ -109,9 +109,7 @@ def hand_pairs():
 def test_bias_rows_by_hand():
     pairs = hand_pairs()
     masks = {"all": np.ones(4, dtype=bool), "first_two": np.array([True, True, False, False])}
-    rows = bias_rows(
-        "d", "j", "judge", pairs, ["a", "a", "tie", "b"], masks, n_samples=50, ci=0.95, seed=3
-    )
+    rows = bias_rows("d", "j", "judge", pairs, ["a", "a", "tie", "b"], masks, n_samples=50, ci=0.95, seed=3)
     table = bias_table(rows)
     assert table.columns == list(BIAS_COLUMNS)
     cells = {(row["subset"], row["feature"]): row for row in table.iter_rows(named=True)}
@@ -160,7 +158,7 @@ def test_pick_rate_plot_draws_judges_and_reward_models(tmp_path):
     assert (tmp_path / "p.pdf").read_bytes()[:4] == b"%PDF"
 
 
-# --- the DAG: judge_bias on the CI-size config ---------------------------------------------------------------
+# --- the DAG: judge_bias on the CI-size config ------------------------------------------------------------
 
 
 def test_ci_dag_judge_bias_recomputes_from_the_verdicts_and_the_texts(ci_run: Path):

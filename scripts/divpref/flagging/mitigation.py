@@ -28,7 +28,7 @@ HIGH_AGREEMENT = ("high_agreement_pref", "high_agreement_tie")
 DIVERGING = "diverging"
 
 
-def test_set_counts(agreement: Sequence[str], unflagged: Sequence[bool]) -> dict[str, dict[str, Any]]:
+def before_after_counts(agreement: Sequence[str], unflagged: Sequence[bool]) -> dict[str, dict[str, Any]]:
     """``{"before": ..., "after": ...}``: pairs, diverging pairs and their share, high-agreement pairs."""
     agreement = np.asarray(agreement, dtype=object)
     kept = np.asarray(unflagged, dtype=bool)
@@ -52,7 +52,7 @@ def _share(count: int, total: int) -> str:
     return f"{count} of {total} ({share})"
 
 
-def test_set_section(dataset: str, counts: Mapping[str, Mapping[str, Any]]) -> Section:
+def counts_section(dataset: str, counts: Mapping[str, Mapping[str, Any]]) -> Section:
     before, after = counts["before"], counts["after"]
     removed = before["pairs"] - after["pairs"]
     lost = before["high_agreement"] - after["high_agreement"]
@@ -175,7 +175,7 @@ def render_mitigation(
     ci: float,
 ) -> str:
     sections = [
-        test_set_section(dataset, counts),
+        counts_section(dataset, counts),
         None if judge is None else judge_section(judge, dataset, ci=ci),
         reward_model_section(table2, dataset, ci=ci),
         flag_set_section(summaries),
