@@ -14,6 +14,7 @@ from divpref.flagging.flags import (
     check_clean_count,
     clean_extension,
     read_pair_file,
+    unflagged_test_mask,
     write_clean_set,
 )
 from divpref.flagging.mitigation import before_after_counts, render_mitigation
@@ -84,6 +85,18 @@ def test_the_clean_count_must_add_up_to_the_set():
     check_clean_count(summary, 2, "c.jsonl")
     with pytest.raises(ValueError, match=r"c\.jsonl: the cleaned file has 1 rows, but the set has 3 pairs"):
         check_clean_count(summary, 1, "c.jsonl")
+
+
+def test_unflagged_test_pairs_are_those_below_the_threshold_in_test_order():
+    # BT's divergence score is -|r_A - r_B|: flagged when the gap is at most 0.5.
+    record = {"method": "bt", "lambda": None, "score_name": None, "threshold": -0.5}
+    scores = pl.DataFrame(
+        {"pair_id": ["t2", "t0", "t1"], "reward_a": [0.0, 1.0, 0.2], "reward_b": [3.0, 0.1, 0.0]}
+    )
+    test = pl.DataFrame({"pair_id": ["t0", "t1", "t2"]})
+    assert unflagged_test_mask(record, scores, "s.parquet", test).tolist() == [True, False, True]
+    with pytest.raises(ValueError, match=r"s\.parquet: test pair_id 't9' has no score"):
+        unflagged_test_mask(record, scores, "s.parquet", pl.DataFrame({"pair_id": ["t0", "t9"]}))
 
 
 # --- the unflagged rows of Table 2 ------------------------------------------------------------------------
