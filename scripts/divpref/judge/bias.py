@@ -234,6 +234,8 @@ def plot_pick_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> No
     per (dataset, feature); a dashed line at 0.5 (no preference for more of the feature); empty cells left
     out."""
     plt, sns = pyplot()
+    from matplotlib.lines import Line2D
+
     labels = {**SUBSET_LABELS, UNFLAGGED: UNFLAGGED_LABEL}
     datasets = table["dataset"].unique(maintain_order=True).to_list()
     features = [feature for feature in FEATURES if (table["feature"] == feature).any()]
@@ -259,16 +261,17 @@ def plot_pick_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> No
                 error = [value - points["ci_low"].to_numpy(), points["ci_high"].to_numpy() - value]
                 ax.errorbar(
                     x, value, yerr=error, fmt="o" if kind == "judge" else "s", color=colour, markersize=4,
-                    capsize=2, linewidth=0.8, label=f"{rater} ({kind.replace('_', ' ')})", zorder=2,
+                    capsize=2, linewidth=0.8, zorder=2,
                 )  # fmt: skip
             ax.set_xticks(range(len(subsets)), [labels[s] for s in subsets], rotation=35, ha="right")
             ax.set(title=f"{PAPER_DATASETS.get(dataset, dataset)}: {feature}", ylim=(-0.03, 1.03))
         axes[row][0].set_ylabel("pick rate (winner has more)")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    for ax in axes.flat:
-        found = ax.get_legend_handles_labels()
-        if len(found[1]) > len(names):
-            handles, names = found
+    # One legend entry per rater, drawn or not (a judge without a single winner has no points).
+    handles = [
+        Line2D([], [], marker="o" if kind == "judge" else "s", color=colour, linestyle="", markersize=4)
+        for (_, kind), colour in zip(raters, colours, strict=True)
+    ]
+    names = [f"{rater} ({kind.replace('_', ' ')})" for rater, kind in raters]
     figure.legend(handles, names, loc="lower center", ncol=min(len(names), 4), fontsize=7, frameon=False)
     figure.tight_layout(rect=(0, 0.06 + 0.02 * (len(names) // 4), 1, 1))
     save_figure(figure, png, pdf)
