@@ -271,7 +271,11 @@ def plot_pick_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> No
         Line2D([], [], marker="o" if kind == "judge" else "s", color=colour, linestyle="", markersize=4)
         for (_, kind), colour in zip(raters, colours, strict=True)
     ]
-    names = [f"{rater} ({kind.replace('_', ' ')})" for rater, kind in raters]
+    drawn = set(table.filter(pl.col("n") > 0).select("judge", "kind").rows())
+    names = [
+        f"{rater} ({kind.replace('_', ' ')}{'' if (rater, kind) in drawn else '; never a winner'})"
+        for rater, kind in raters
+    ]
     figure.legend(handles, names, loc="lower center", ncol=min(len(names), 4), fontsize=7, frameon=False)
     figure.tight_layout(rect=(0, 0.06 + 0.02 * (len(names) // 4), 1, 1))
     save_figure(figure, png, pdf)
