@@ -266,14 +266,14 @@ def plot_pick_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> No
             ax.set_xticks(range(len(subsets)), [labels[s] for s in subsets], rotation=35, ha="right")
             ax.set(title=f"{PAPER_DATASETS.get(dataset, dataset)}: {feature}", ylim=(-0.03, 1.03))
         axes[row][0].set_ylabel("pick rate (winner has more)")
-    # One legend entry per rater, drawn or not (a judge without a single winner has no points).
+    # One legend entry per rater, drawn or not (a judge that never picks a winner has no points).
     handles = [
         Line2D([], [], marker="o" if kind == "judge" else "s", color=colour, linestyle="", markersize=4)
         for (_, kind), colour in zip(raters, colours, strict=True)
     ]
     drawn = set(table.filter(pl.col("n") > 0).select("judge", "kind").rows())
     names = [
-        f"{rater} ({kind.replace('_', ' ')}{'' if (rater, kind) in drawn else '; never a winner'})"
+        f"{rater} ({kind.replace('_', ' ')}{'' if (rater, kind) in drawn else '; no pair counted'})"
         for rater, kind in raters
     ]
     figure.legend(handles, names, loc="lower center", ncol=min(len(names), 4), fontsize=7, frameon=False)
