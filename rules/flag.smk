@@ -1,5 +1,6 @@
 # Flagging contested pairs (the full paper's mitigation): the flag condition's selected model scores every pair of
 # each configured pair file through the test-scoring script; a dev-chosen threshold on the divergence score flags.
+# Each set's unflagged rows are written in its own format; the flag dataset's test set, before and after.
 
 
 rule flag_threshold:

@@ -1,5 +1,6 @@
 # LLM-as-judge (the full paper): every configured causal LM judges every test pair of every dataset, in both
-# orders, from the next-token probabilities of the option labels; then the winner-rate table and its plot.
+# orders, from the next-token probabilities of the option labels; then the winner-rate table and its plot, and
+# what the judges and the reward models favour (length, formatting, compliance) with its plot.
 
 
 rule judge:
