@@ -250,6 +250,7 @@ def get_final_outputs():
     targets += get_detection_outputs()
     targets += get_taxonomy_outputs()
     targets += get_judge_outputs()
+    targets += get_judge_bias_outputs()
     targets += get_flag_outputs()
     return targets
 

@@ -39,7 +39,7 @@ rule score:
 
 rule table2:
     input:
-        unpack(get_table2_inputs),
+        unpack(get_table2_table_inputs),
     output:
         csv=report(
             "results/tables/table2.csv",
@@ -68,6 +68,7 @@ rule table2:
         runs=get_table2_runs(),
         test_datasets=list(get_table2_tests()),
         evaluation=config["evaluation"],
+        flag_dataset=lookup(dpath="flag/dataset", within=config, default=None),
         library=library_fingerprint("table2"),
     script:
         "../scripts/table2.py"

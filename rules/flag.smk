@@ -1,5 +1,6 @@
 # Flagging contested pairs (the full paper's mitigation): the flag condition's selected model scores every pair of
 # each configured pair file through the test-scoring script; a dev-chosen threshold on the divergence score flags.
+# Each set's unflagged rows are written in its own format; the flag dataset's test set, before and after.
 
 
 rule flag_threshold:
@@ -96,6 +97,50 @@ rule flag:
         **cpu_job_resources(),
     params:
         path=lambda wildcards: FLAG_SETS[wildcards.flag_set],
+        clean_file=lambda wildcards: flag_clean_file(wildcards.flag_set),
         library=library_fingerprint("flag"),
     script:
         "../scripts/flag.py"
+
+
+rule flag_clean:
+    input:
+        pairs=get_flag_set_path,
+        flags="results/flags/{flag_set}.parquet",
+        summary="results/flags/{flag_set}.json",
+    output:
+        clean="results/flags/{flag_set}.clean.{ext}",
+    log:
+        "logs/flag_clean/{flag_set}.{ext}.log",
+    wildcard_constraints:
+        ext="jsonl|parquet|csv",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        library=library_fingerprint("flag_clean"),
+    script:
+        "../scripts/flag_clean.py"
+
+
+rule mitigation_table:
+    input:
+        unpack(get_mitigation_inputs),
+    output:
+        md=report(
+            "results/tables/mitigation.md",
+            caption="../report/mitigation.rst",
+            category="Flagging",
+            labels={"table": "Before and after removing flagged pairs"},
+        ),
+    log:
+        "logs/mitigation_table.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        dataset=lookup(dpath="flag/dataset", within=config, default=None),
+        evaluation=config["evaluation"],
+        library=library_fingerprint("mitigation_table"),
+    script:
+        "../scripts/mitigation_table.py"

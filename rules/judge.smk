@@ -1,5 +1,6 @@
 # LLM-as-judge (the full paper): every configured causal LM judges every test pair of every dataset, in both
-# orders, from the next-token probabilities of the option labels; then the winner-rate table and its plot.
+# orders, from the next-token probabilities of the option labels; then the winner-rate table and its plot, and
+# what the judges and the reward models favour (length, formatting, compliance) with its plot.
 
 
 rule judge:
@@ -84,3 +85,50 @@ rule plot_judge:
         library=library_fingerprint("plot_judge"),
     script:
         "../scripts/plot_judge.py"
+
+
+rule judge_bias:
+    input:
+        unpack(get_judge_bias_inputs),
+    output:
+        csv=report(
+            "results/tables/judge_bias.csv",
+            caption="../report/judge_bias_csv.rst",
+            category="LLM-as-judge",
+            labels={"table": "What judges and reward models favour (CSV)"},
+        ),
+    log:
+        "logs/judge_bias.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        runs=judge_bias_runs(),
+        test_datasets=judge_bias_datasets(),
+        evaluation=config["evaluation"],
+        flag_dataset=lookup(dpath="flag/dataset", within=config, default=None),
+        library=library_fingerprint("judge_bias"),
+    script:
+        "../scripts/judge_bias.py"
+
+
+rule plot_judge_bias:
+    input:
+        csv="results/tables/judge_bias.csv",
+    output:
+        png=report(
+            "results/plots/judge_bias.png",
+            caption="../report/plot_judge_bias.rst",
+            category="LLM-as-judge",
+            labels={"figure": "What judges and reward models favour"},
+        ),
+        pdf="results/plots/judge_bias.pdf",
+    log:
+        "logs/plot_judge_bias.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        library=library_fingerprint("plot_judge_bias"),
+    script:
+        "../scripts/plot_judge_bias.py"

@@ -25,6 +25,9 @@ def main(smk) -> None:
         "file": smk.params.path,
         "n_pairs": flags.height,
         "n_flagged": int(flags["flagged"].sum()),
+        # Rule flag_clean writes exactly the unflagged rows and refuses any other count.
+        "clean_file": smk.params.clean_file,
+        "n_clean": int((~flags["flagged"]).sum()),
         **record,
         "labelled_test_pairs": labelled_evaluation(flags, set_pairs, pl.read_parquet(smk.input.test)),
     }

@@ -11,9 +11,8 @@ import polars as pl
 
 from divpref.common.atomic_io import atomic_path
 from divpref.common.rule_inputs import files_by_name, with_files
-from divpref.flagging.flags import flag_scores
+from divpref.flagging.flags import unflagged_test_mask
 from divpref.judge.table import (
-    flag_masks,
     join_verdicts,
     judge_rows,
     judge_table,
@@ -26,8 +25,8 @@ def unflagged_mask(smk, dataset: str, test: pl.DataFrame):
     if not smk.params.flag_dataset or dataset != smk.params.flag_dataset:
         return None
     record = json.loads(Path(smk.input.flag_threshold).read_text())
-    flags = flag_scores(record, pl.read_parquet(smk.input.flag_scores), smk.input.flag_scores)
-    return flag_masks(test, dict(zip(flags["pair_id"].to_list(), flags["flagged"].to_list(), strict=True)))
+    scores = pl.read_parquet(smk.input.flag_scores)
+    return unflagged_test_mask(record, scores, smk.input.flag_scores, test)
 
 
 def main(smk) -> None:

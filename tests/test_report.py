@@ -17,6 +17,7 @@ from conftest import run_snakemake
 from divpref.common.constants import SUBSETS
 from divpref.evaluation.metrics import METRICS
 from divpref.evaluation.reporting import config_html, config_yaml
+from divpref.flagging.flags import UNFLAGGED
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -39,6 +40,9 @@ REPORTED = {
     "results/report/config_used.html": "text/html",
     "results/tables/judge.csv": "text/csv",
     "results/plots/judge_winner_rate.png": "image/png",
+    "results/tables/judge_bias.csv": "text/csv",
+    "results/plots/judge_bias.png": "image/png",
+    "results/tables/mitigation.md": "text/markdown",
 }
 SCREENSHOT_DIR_ENV = "DIVPREF_REPORT_SCREENSHOTS"  # set it to keep the screenshots for a look
 
@@ -83,8 +87,10 @@ def test_table2_has_every_condition_and_subset(ci_run):
     for spec in config["conditions"].values():
         if spec["method"] in METRICS:
             for dataset in spec.get("datasets", datasets):
+                # The flag dataset's rows add the unflagged test pairs (the mitigation, re-evaluated).
+                extra = (UNFLAGGED,) if dataset == config["flag"]["dataset"] else ()
                 for seed in config["training"]["seeds"]:
-                    for subset in SUBSETS:
+                    for subset in (*SUBSETS, *extra):
                         for metric in METRICS[spec["method"]]:
                             expected.add((dataset, spec["method"], spec["labels"], str(seed), subset, metric))
     found = set(table.select("dataset", "method", "labels", "seed", "subset", "metric").iter_rows())

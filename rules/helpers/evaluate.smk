@@ -78,6 +78,12 @@ def get_table2_inputs(wildcards):
     }
 
 
+def get_table2_table_inputs(wildcards):
+    """Rule table2's inputs: those of get_table2_inputs and, with a flag model, its threshold and test scores
+    (the `unflagged` rows)."""
+    return get_table2_inputs(wildcards) | flag_test_inputs()
+
+
 def get_evaluation_outputs():
     tables = [f"results/tables/table2.{ext}" for ext in ("csv", "md", "tex", "html")]
     tables += ["results/tables/divergence.csv", "results/tables/divergence.html"]

@@ -53,6 +53,16 @@ def flag_wildcards():
     )
 
 
+def flag_test_inputs():
+    """The flag model's threshold and test scores (the `unflagged` test pairs), when one is configured."""
+    if not FLAG:
+        return {}
+    return {
+        "flag_threshold": FLAG_THRESHOLD,
+        "flag_scores": flag_model_path("results/scores") + ".parquet",
+    }
+
+
 def get_flag_set_path(wildcards):
     return os.path.expanduser(FLAG_SETS[wildcards.flag_set])
 
@@ -96,10 +106,34 @@ def get_flag_max_length(wildcards):
     return get_score_max_length(flag_wildcards())
 
 
+def flag_clean_file(name):
+    """`results/flags/<name>.clean.<ext>`, `<ext>` the set file's own (jsonl, parquet or csv)."""
+    suffix = os.path.splitext(FLAG_SETS[name])[1].lower().lstrip(".")
+    if suffix not in ("jsonl", "parquet", "csv"):
+        raise ValueError(
+            f"config key flag.sets.{name}: {FLAG_SETS[name]!r} is not a .jsonl, .parquet or .csv file"
+        )
+    return f"results/flags/{name}.clean.{suffix}"
+
+
+def get_mitigation_inputs(wildcards):
+    """The flag dataset's test pairs and the flag model's flags on them, the tables re-evaluated on the
+    unflagged ones (table2.csv; judge.csv with judges), and every flag set's summary."""
+    inputs = {
+        "test": get_flag_test_pairs(wildcards),
+        "table2": "results/tables/table2.csv",
+        "summaries": [f"results/flags/{name}.json" for name in FLAG_SETS],
+    }
+    if JUDGES:
+        inputs["judge"] = "results/tables/judge.csv"
+    return inputs | flag_test_inputs()
+
+
 def get_flag_outputs():
     if not FLAG:
         return []
-    outputs = [FLAG_THRESHOLD]
+    outputs = [FLAG_THRESHOLD, "results/tables/mitigation.md"]
     for name in FLAG_SETS:
         outputs += [f"results/flags/{name}.parquet", f"results/flags/{name}.json"]
+        outputs.append(flag_clean_file(name))
     return outputs

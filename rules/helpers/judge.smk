@@ -39,10 +39,7 @@ def get_judge_table_inputs(wildcards):
         ],
         "tests": [f"results/{dataset}/test.parquet" for dataset in judge_datasets()],
     }
-    if FLAG:
-        inputs["flag_threshold"] = FLAG_THRESHOLD
-        inputs["flag_scores"] = flag_model_path("results/scores") + ".parquet"
-    return inputs
+    return inputs | flag_test_inputs()
 
 
 def get_judge_outputs():
@@ -50,3 +47,61 @@ def get_judge_outputs():
         return []
     tables = [f"results/tables/judge.{ext}" for ext in ("csv", "md")]
     return tables + [f"results/plots/judge_winner_rate.{ext}" for ext in ("png", "pdf")]
+
+
+# --- what judges favour (rule judge_bias) ---
+
+
+def judge_bias_runs():
+    """One record per judge and per bt/mse/pretrained reward model on each dataset, judges first.
+
+    A reward model is its condition's run of the first training seed (a pretrained one: its only scoring),
+    as the flag model is. Its file is a verdict file (`kind: judge`) or a score file (`kind: reward_model`).
+    """
+    runs = [
+        {
+            **run,
+            "kind": "judge",
+            "path": f"results/judge/{run['dataset']}/{run['judge']}.parquet",
+        }
+        for run in judge_runs()
+    ]
+    first_seed = {}
+    for dataset, condition, seed in _table2_keys():
+        first_seed[(dataset, condition)] = min(
+            seed, first_seed.get((dataset, condition), seed)
+        )
+    runs += [
+        {
+            "dataset": dataset,
+            "judge": condition,
+            "kind": "reward_model",
+            "path": score_file(dataset, condition, seed),
+        }
+        for (dataset, condition), seed in first_seed.items()
+    ]
+    return runs
+
+
+def judge_bias_datasets():
+    """The datasets of judge_bias_runs, in config order (their test pairs: input `tests`, same order)."""
+    covered = {run["dataset"] for run in judge_bias_runs()}
+    return [dataset for dataset in DATASETS if dataset in covered]
+
+
+def get_judge_bias_inputs(wildcards):
+    """Every run's verdict or score file (judge_bias_runs order), the test pairs, and the flag model's flags."""
+    return {
+        "runs": [run["path"] for run in judge_bias_runs()],
+        "tests": [
+            f"results/{dataset}/test.parquet" for dataset in judge_bias_datasets()
+        ],
+    } | flag_test_inputs()
+
+
+def get_judge_bias_outputs():
+    if not judge_bias_runs():
+        return []
+    return ["results/tables/judge_bias.csv"] + [
+        f"results/plots/judge_bias.{ext}" for ext in ("png", "pdf")
+    ]

@@ -4,7 +4,7 @@ The metrics and subsets are in :mod:`divpref.evaluation.metrics`; this module bo
 table and lays that out as the paper does (markdown, LaTeX, HTML through :mod:`divpref.common.render`).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import polars as pl
@@ -25,6 +25,7 @@ from divpref.evaluation.metrics import (
     per_pair_metrics,
     subset_masks,
 )
+from divpref.flagging.flags import UNFLAGGED, UNFLAGGED_LABEL
 
 HEADLINE_TITLE = "Table 2: how decisively each reward model picks its own side"
 ANNOTATOR_SIDE_TITLE = "Agreement with the annotators' side (not the paper's Table 2)"
@@ -43,6 +44,14 @@ TABLE2_COLUMNS = (
 )
 
 
+ROW_LABELS = {**SUBSET_LABELS, UNFLAGGED: UNFLAGGED_LABEL}
+
+
+def table_subsets(table: pl.DataFrame) -> list[str]:
+    """The layout's rows: Table 2's subsets, then ``unflagged`` where the table has it."""
+    return [*SUBSETS, *([UNFLAGGED] if (table["subset"] == UNFLAGGED).any() else [])]
+
+
 def _row(run_key: tuple, seed: str, subset: str, n: int, metric: str, estimate) -> dict:
     dataset, method, labels = run_key
     return {
@@ -59,8 +68,18 @@ def _row(run_key: tuple, seed: str, subset: str, n: int, metric: str, estimate) 
     }
 
 
-def table2_long(runs: Iterable[ScoredRun], *, n_samples: int, ci: float, seed: int) -> pl.DataFrame:
+def table2_long(
+    runs: Iterable[ScoredRun],
+    *,
+    n_samples: int,
+    ci: float,
+    seed: int,
+    extra_subsets: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+) -> pl.DataFrame:
     """The long Table 2: one row per (dataset, method, labels, seed, subset, metric).
+
+    ``extra_subsets`` adds subsets after Table 2's for a dataset: ``{dataset: {subset: mask over its test
+    pairs, in test order}}`` (the ``unflagged`` test pairs of the flag dataset).
 
     Each model seed gets its own rows with a bootstrap CI over pairs. A condition with several seeds also gets
     ``seed == "all"`` rows: the mean over seeds with a CI that resamples seeds and pairs (see
@@ -84,12 +103,17 @@ def table2_long(runs: Iterable[ScoredRun], *, n_samples: int, ci: float, seed: i
                     f"{run_key}: seed {run.seed} was scored on different test pairs than seed {seeds[0]}"
                 )
         masks = subset_masks(reference["agreement"].to_numpy(), reference["substantial"].to_numpy())
+        for subset, mask in ((extra_subsets or {}).get(run_key[0]) or {}).items():
+            if len(mask) != reference.height:
+                raise ValueError(
+                    f"{run_key}: subset {subset!r} has {len(mask)} flags for {reference.height} pairs"
+                )
+            masks[subset] = np.asarray(mask, dtype=bool)
         metrics_by_seed = [
             per_pair_metrics(run_key[1], run.pairs["reward_a"], run.pairs["reward_b"], run.pairs["chosen"])
             for run in group
         ]
-        for subset in SUBSETS:
-            mask = masks[subset]
+        for subset, mask in masks.items():
             for metric in METRICS[run_key[1]]:
                 keys = (*run_key, subset, metric)
                 for run, metrics in zip(group, metrics_by_seed, strict=True):
@@ -174,7 +198,12 @@ def paper_layout(table: pl.DataFrame, metric_by_method: dict[str, str]) -> tuple
 
     columns = _layout_columns(table, metric_by_method)
     return render.layout_grid(
-        "Subset", SUBSETS, columns, row_label=SUBSET_LABELS.get, column_label=_column_label, cell=cell
+        "Subset",
+        table_subsets(table),
+        columns,
+        row_label=ROW_LABELS.get,
+        column_label=_column_label,
+        cell=cell,
     )
 
 
@@ -198,13 +227,18 @@ def paper_reference_layout(table: pl.DataFrame) -> tuple[list[str], list[list[st
 
     def cell(subset: str, column: tuple) -> str:
         dataset, method, labels = column
-        if method is None:
+        if method is None or subset not in SUBSETS:
             return EN_DASH
         return render.format_number(paper_numbers.table2_value(dataset, method, labels, subset))
 
     columns = _layout_columns(table, HEADLINE_METRIC)
     return render.layout_grid(
-        "Subset", SUBSETS, columns, row_label=SUBSET_LABELS.get, column_label=_column_label, cell=cell
+        "Subset",
+        table_subsets(table),
+        columns,
+        row_label=ROW_LABELS.get,
+        column_label=_column_label,
+        cell=cell,
     )
 
 

@@ -29,6 +29,9 @@ from divpref.detection import tuning
 PAIR_COLUMNS = ("pair_id", "prompt", "response_a", "response_b")
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
 FORMATS = (".jsonl", ".parquet", ".csv")
+UNFLAGGED = "unflagged"
+"""Subset value of the rows on the flag dataset's test pairs that the flag model leaves in (stable)."""
+UNFLAGGED_LABEL = "Unflagged (mitigation)"
 THRESHOLD_RULE = (
     "youden: max TPR - FPR on the dev ROC (diverging vs all other dev pairs); ties: larger threshold"
 )
@@ -205,6 +208,74 @@ def flag_scores(record: Mapping[str, Any], scores: pl.DataFrame, source: str) ->
         pl.Series("flagged", flag(score, threshold_value(record)), dtype=pl.Boolean),
         *columns,
     )
+
+
+def unflagged_test_mask(record: Mapping[str, Any], scores: pl.DataFrame, source: str, test: pl.DataFrame):
+    """``~flagged`` per test pair (test order) from the flag model's test scores: the ``unflagged`` subset.
+
+    These are the flags a flag set holding exactly the test pairs gets (same model, score and threshold).
+    """
+    flags = flag_scores(record, scores, source)
+    by_id = dict(zip(flags["pair_id"].to_list(), flags["flagged"].to_list(), strict=True))
+    missing = [pair_id for pair_id in test["pair_id"].to_list() if pair_id not in by_id]
+    if missing:
+        raise ValueError(f"{source}: test pair_id {missing[0]!r} has no score")
+    return ~np.array([by_id[pair_id] for pair_id in test["pair_id"].to_list()], dtype=bool)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The cleaned set: the unflagged rows of a pair file, in its own format
+
+
+def clean_extension(path: str | Path) -> str:
+    """The extension of a set's cleaned file (``jsonl``, ``parquet`` or ``csv``): the set's own."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: unsupported pair-file format {suffix!r}; use one of {FORMATS}")
+    return suffix[1:]
+
+
+def check_clean_count(summary: Mapping[str, Any], n_written: int, source: str) -> None:
+    """ValueError unless the cleaned file's ``n_written`` rows plus the set's flagged rows are its rows."""
+    if n_written != summary["n_clean"] or n_written + summary["n_flagged"] != summary["n_pairs"]:
+        raise ValueError(
+            f"{source}: the cleaned file has {n_written} rows, but the set has {summary['n_pairs']} pairs of "
+            f"which {summary['n_flagged']} are flagged (n_clean {summary['n_clean']})"
+        )
+
+
+def write_clean_set(path: str | Path, flagged: Sequence[bool], target: str | Path) -> int:
+    """Write the rows of pair file ``path`` whose ``flagged`` (one per row, file order) is false to
+    ``target``, in ``path``'s format, with all of its columns in their order; returns the rows written.
+
+    jsonl: the kept lines byte for byte (blank lines dropped); parquet: the kept rows with the file's schema;
+    csv: the kept rows as read (every value a string, an empty field stays empty).
+    """
+    path, target = Path(path), Path(target)
+    flagged = np.asarray(flagged, dtype=bool)
+    suffix = "." + clean_extension(path)
+    if suffix == ".jsonl":
+        with path.open(encoding="utf-8", newline="") as stream:
+            lines = [line if line.endswith(("\n", "\r")) else line + "\n" for line in stream if line.strip()]
+        _check_rows(path, len(lines), flagged)
+        kept = [line for line, flag_row in zip(lines, flagged, strict=True) if not flag_row]
+        target.write_text("".join(kept), encoding="utf-8")
+        return len(kept)
+    frame = pl.read_parquet(path) if suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
+    _check_rows(path, frame.height, flagged)
+    kept = frame.filter(pl.Series(~flagged))
+    if suffix == ".parquet":
+        kept.write_parquet(target)
+    else:
+        kept.write_csv(target)
+    return kept.height
+
+
+def _check_rows(path: Path, n_rows: int, flagged: np.ndarray) -> None:
+    if n_rows != flagged.size:
+        raise ValueError(
+            f"{path}: {n_rows} rows but {flagged.size} flags (the file changed since it was flagged?)"
+        )
 
 
 def labelled_evaluation(flags: pl.DataFrame, set_pairs: pl.DataFrame, test: pl.DataFrame) -> dict[str, Any]:

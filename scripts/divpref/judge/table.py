@@ -16,7 +16,7 @@ measured).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from divpref.common.figures import pyplot, save_figure
 from divpref.common.paper_numbers import JUDGE_WINNER_RATE, PAPER_DATASETS
 from divpref.common.render import HYPHEN, Section
 from divpref.evaluation.metrics import SUBSET_LABELS, subset_masks
+from divpref.flagging.flags import UNFLAGGED, UNFLAGGED_LABEL
 
 JUDGE_COLUMNS = (
     "dataset",
@@ -52,9 +53,7 @@ JUDGE_SCHEMA = {
     "tie_rate": pl.Float64,
     "order_consistency": pl.Float64,
 }
-UNFLAGGED = "unflagged"
-"""Subset value of the rows on the test pairs the flag model leaves in (stable)."""
-ALL_SUBSET_LABELS = {**SUBSET_LABELS, UNFLAGGED: "Unflagged (mitigation)"}
+ALL_SUBSET_LABELS = {**SUBSET_LABELS, UNFLAGGED: UNFLAGGED_LABEL}
 VERDICT_COLUMNS = ("pair_id", "verdict", "verdict_ab", "verdict_ba", "order_consistent")
 
 
@@ -221,11 +220,3 @@ def plot_winner_rates(table: pl.DataFrame, png: str | Path, pdf: str | Path) -> 
     figure.tight_layout()
     save_figure(figure, png, pdf)
     plt.close(figure)
-
-
-def flag_masks(test: pl.DataFrame, flags: Mapping[str, bool]) -> np.ndarray:
-    """``~flagged`` per test pair (test order) from ``{pair_id: flagged}``; every test pair needs a flag."""
-    missing = [pair_id for pair_id in test["pair_id"].to_list() if pair_id not in flags]
-    if missing:
-        raise ValueError(f"test pair_id {missing[0]!r} has no flag")
-    return ~np.array([flags[pair_id] for pair_id in test["pair_id"].to_list()], dtype=bool)
