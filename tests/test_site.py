@@ -139,17 +139,19 @@ def test_job_resources_reads_a_dry_run_block():
     ]
 
 
+# An off-the-shelf reward model beside the paper's grid, so that rule score_pretrained is planned too.
+PRETRAINED = {
+    "conditions": {"skywork": {"method": "pretrained", "model": {"name_or_path": "Skywork/Skywork-RM"}}}
+}
+
+
 def dry_run(tmp_path: Path, cluster: dict) -> list[tuple[str, dict[str, str]]]:
-    site_file = tmp_path / "site.yaml"
+    site_file, pretrained = tmp_path / "site.yaml", tmp_path / "pretrained.yaml"
     site_file.write_text(yaml.safe_dump({"cluster": cluster}))
+    pretrained.write_text(yaml.safe_dump(PRETRAINED))
+    command = ["-n", "--configfile", "config.yaml", str(pretrained), str(site_file)]
     proc = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("snakemake")),
-            "-n",
-            "--configfile",
-            "config.yaml",
-            str(site_file),
-        ],
+        [str(Path(sys.executable).with_name("snakemake")), *command],
         cwd=REPO,
         capture_output=True,
         text=True,

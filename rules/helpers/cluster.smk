@@ -69,18 +69,18 @@ def gpu_job_resources(gpus, cpus_per_gpu, mem_mb, runtime_per_attempt=None):
     }
 
 
-def train_job_resources(gpus=get_data_parallel):
+def train_job_resources(gpus=get_data_parallel, runtime_per_attempt=None):
     """The resources of a training job (train, and any job that must run where training runs), namely
     one GPU per data-parallel process (`gpus`, default the run's training.data_parallel), 8 CPUs and 64 GB of
-    host memory per GPU (each process loads the 8-bit model, about twice the weights), and the site's whole
-    time limit: up to 10 epochs with evaluation every 0.25 epoch, resumed from checkpoints when it is not
-    enough.
+    host memory per GPU (each process loads the 8-bit model, about twice the weights), and by default the
+    site's whole time limit: up to 10 epochs with evaluation every 0.25 epoch, resumed from checkpoints when it
+    is not enough. A short job on the same GPUs passes its own `runtime_per_attempt`.
     """
     return gpu_job_resources(
         gpus,
         cpus_per_gpu=8,
         mem_mb=lambda wildcards: 64000 * _per_job(gpus, wildcards),
-        runtime_per_attempt=None,
+        runtime_per_attempt=runtime_per_attempt,
     )
 
 
