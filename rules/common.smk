@@ -20,11 +20,15 @@ from divpref.common.constants import (
     PRETRAINED,
 )
 from divpref.data.formats import dataset_format, dataset_has_scores
+from divpref.training.tracking import check_backend_installed
 from divpref.models.methods import get_method, load_method_modules, method_names
 
 # --- config lookups and the condition grid ---
 
 DATASETS = list(config["datasets"])
+# A tracker that is not installed fails now, not in the first training job.
+TRACKING = lookup(dpath="tracking", within=config, default={})
+check_backend_installed(TRACKING)
 CONDITIONS = config["conditions"]
 SEEDS = config["training"]["seeds"]
 
