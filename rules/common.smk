@@ -243,7 +243,8 @@ def get_method_modules(wildcards):
 def get_final_outputs():
     targets = [f"results/{dataset}/divergence_summary.csv" for dataset in DATASETS]
     targets += ["results/tables/divergence.csv"]
-    targets += expand_runs("results/models/{dataset}/{condition}/seed{seed}/best.json")
+    targets += get_selection_outputs()
+    targets += get_share_outputs()
     targets += get_evaluation_outputs()
     targets += get_detection_outputs()
     targets += get_taxonomy_outputs()
@@ -257,8 +258,10 @@ def get_final_outputs():
 
 include: "helpers/data.smk"
 include: "helpers/train.smk"
+include: "helpers/select.smk"
 include: "helpers/evaluate.smk"
 include: "helpers/detection.smk"
 include: "helpers/taxonomy.smk"
 include: "helpers/judge.smk"
 include: "helpers/flag.smk"
+include: "helpers/share.smk"
