@@ -22,9 +22,7 @@ def main(smk) -> None:
     adapter = Path(smk.input.adapter)
     train_log = json.loads(Path(smk.input.train_log).read_text())
     run = dict(smk.params.run)
-    results = table_rows(
-        read_rows(smk.input.get("table2")), read_rows(smk.input.get("detection")), run
-    )
+    results = table_rows(read_rows(smk.input.get("table2")), read_rows(smk.input.get("detection")), run)
     card = card_text(
         run=run,
         best=json.loads(Path(smk.input.best).read_text()),

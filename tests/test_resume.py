@@ -71,7 +71,6 @@ def checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*/step*") if (p / "trainer_state.json").is_file())
 
 
-
 @pytest.mark.slow
 def test_sigkilled_run_resumes_to_identical_result(tmp_path):
     train, dev = write_trainset(tmp_path / "data", n_train=400, n_dev=48)

@@ -1,4 +1,4 @@
-"""Live tracking: real TensorBoard event files (read back with TensorBoard's reader), W&B offline, MLflow files."""
+"""Live tracking: TensorBoard event files (read back with its own reader), W&B offline, MLflow file store."""
 
 import json
 import logging

@@ -1,4 +1,4 @@
-"""Reading a run's TensorBoard event files back with TensorBoard's own reader (shared by the tracking tests)."""
+"""A run's TensorBoard event files read back with TensorBoard's own reader (shared by tracking tests)."""
 
 import math
 from pathlib import Path
@@ -9,7 +9,7 @@ from divpref.training import tracking
 
 
 def event_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar tag of the event files in ``folder``: (step, value) in file order (TensorBoard's reader)."""
+    """Every scalar tag of the event files in ``folder``: (step, value) in file order."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})

@@ -1,8 +1,8 @@
-"""The training-curve figure: the dev selection metric against epoch for every run, selected checkpoints marked.
+"""The training-curve figure: the dev selection metric against epoch for every run, selections marked.
 
-One panel per dataset x method; one line per run (condition, seed); the point :mod:`divpref.training.selection`
-chose (``best.json``'s step) is marked with a star. Each marker's ``gid`` is ``{dataset}/{condition}/seed{seed}``,
-so tests can find it.
+One panel per dataset x method; one line per run (condition, seed); the point that
+:mod:`divpref.training.selection` chose (``best.json``'s step) is marked with a star. Each marker's ``gid``
+is ``{dataset}/{condition}/seed{seed}``, so tests can find it.
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ def plot_training_curves(runs: Sequence[Mapping[str, Any]], bests: Sequence[Mapp
                 linestyle="none",
                 gid=f"{run['dataset']}/{run['condition']}/seed{run['seed']}",
             )
-        same = [b for r, b in zip(runs, bests, strict=True) if (r["dataset"], r["method"]) == (dataset, method)]
+        same = [
+            b for r, b in zip(runs, bests, strict=True) if (r["dataset"], r["method"]) == (dataset, method)
+        ]
         direction = "higher is better" if same[0]["greater_is_better"] else "lower is better"
         axis.set_title(f"{dataset} \N{EN DASH} {method}")
         axis.set_xlabel("epoch")

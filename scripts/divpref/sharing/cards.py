@@ -19,6 +19,8 @@ from divpref.common.render import format_number, markdown_table
 
 CARD_FILE = "README.md"
 TAGS = ("reward-model", "divpref", "peft", "lora")
+DETECTION_SUBSETS = {"accuracy": "high-agreement preferences", "auroc": "diverging vs high agreement"}
+"""The test pairs each divergence_detection.csv metric is computed on."""
 BODY_METRICS = 4
 """Decimals of the card's numbers."""
 
@@ -34,7 +36,7 @@ def base_model_license(base_folder: str | Path) -> str | None:
 
 
 def dataset_reference(name: str, spec: Mapping[str, Any]) -> str:
-    """The ``datasets`` entry of a card: the hub repo id of a ``source: hub`` dataset, else the config name."""
+    """A card's ``datasets`` entry: the hub repo id of a ``source: hub`` dataset, else the config name."""
     if spec.get("source") == "hub":
         return str(spec["hub"]["repo_id"])
     return name
@@ -64,7 +66,10 @@ def loading_snippet(load_path: str, head: Mapping[str, Any], max_length: int) ->
             "def head_outputs(prompt: str, response: str) -> list[float]:",
             f'    """The reward head\'s outputs for one response (inputs of at most {max_length} tokens)."""',
             "    if tokenizer.chat_template:",
-            '        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]',
+            "        messages = [",
+            '            {"role": "user", "content": prompt},',
+            '            {"role": "assistant", "content": response},',
+            "        ]",
             "        ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)",
             "    else:",
             '        ids = tokenizer(prompt, response)["input_ids"]',
@@ -75,7 +80,7 @@ def loading_snippet(load_path: str, head: Mapping[str, Any], max_length: int) ->
 
 
 def curve_table(best: Mapping[str, Any]) -> list[str]:
-    """The dev curve as a markdown table: step, epoch, mean train loss, the selection metric; selected row marked."""
+    """The dev curve as markdown: step, epoch, mean train loss, the selection metric; the selection marked."""
     metric = best["metric"]
     body = []
     for entry in sorted(best["curve"], key=lambda e: int(e["step"])):
@@ -208,7 +213,7 @@ def table_rows(
         == (run["dataset"], run["method"], run["labels"], seed)
     ]
     rows += [
-        {**row, "table": "divergence_detection"}
+        {**row, "table": "divergence_detection", "subset": DETECTION_SUBSETS.get(row["metric"])}
         for row in detection
         if (row["dataset"], row["condition"], str(row["seed"])) == (run["dataset"], run["condition"], seed)
     ]

@@ -30,8 +30,10 @@ def require_hub(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return hub
 
 
-def upload_plan(hub: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], folders: Sequence[str | Path]) -> list[dict]:
-    """One entry per run: ``repo_id``, ``private``, ``folder`` and the ``files`` (relative, sorted) it uploads."""
+def upload_plan(
+    hub: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], folders: Sequence[str | Path]
+) -> list[dict]:
+    """Per run: ``repo_id``, ``private``, ``folder`` and the ``files`` it uploads (relative, sorted)."""
     if len(runs) != len(folders):
         raise ValueError(f"{len(runs)} runs but {len(folders)} shareable folders")
     plan = []

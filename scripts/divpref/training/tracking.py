@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 BACKENDS = ("tensorboard", "wandb", "mlflow", "none")
 DEFAULT_BACKEND = "tensorboard"
 BACKEND_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
-"""The package each backend imports (wandb and mlflow are optional extras: ``pip install wandb`` etc.)."""
+"""The package each backend imports (wandb and mlflow are optional extras)."""
+PIP_NAMES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow-skinny"}
 TENSORBOARD_DIR = "tensorboard"
 """Folder of a run's event files, inside ``results/train/{dataset}/{condition}/seed{seed}/``."""
 LOSS_TAG, LR_TAG = "train/loss", "train/lr"
@@ -60,7 +61,7 @@ def check_backend_installed(tracking: Mapping[str, Any], key: str = "tracking.ba
     if package is not None and importlib.util.find_spec(package) is None:
         raise ValueError(
             f"config key {key}: {backend!r} needs the Python package {package!r}, which is not installed "
-            f"(pip install {package}, or choose another backend)"
+            f"(pip install {PIP_NAMES[backend]}, or choose another backend)"
         )
     return backend
 
@@ -89,7 +90,7 @@ def dev_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
 
 
 def flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as ``{"a.b": value}`` (lists as JSON text), for MLflow params and TensorBoard hparams."""
+    """Nested settings as ``{"a.b": value}`` (lists as JSON text), for MLflow params."""
     flat: dict[str, Any] = {}
     for key, value in settings.items():
         name = f"{prefix}{key}"
@@ -148,7 +149,7 @@ class TensorBoardBackend(Backend):
 
 
 def last_logged_step(folder: Path, tag: str) -> int:
-    """The highest step of ``tag`` in the event files of ``folder``, read with TensorBoard's reader (0: none)."""
+    """The highest step of ``tag`` in the event files of ``folder`` (TensorBoard's reader; 0: none)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
@@ -164,7 +165,7 @@ def tracker_run_id(spec: Mapping[str, Any], fingerprint: str) -> str:
 
 
 class WandbBackend(Backend):
-    """A W&B run (``project``, ``entity``, ``mode``: ``offline`` by default, since compute nodes are offline)."""
+    """A W&B run (``project``, ``entity``, ``mode``: ``offline`` by default: compute nodes are offline)."""
 
     def __init__(self, spec: Mapping[str, Any], fingerprint: str, resumed: bool, settings: Mapping) -> None:
         import wandb
@@ -181,7 +182,7 @@ class WandbBackend(Backend):
             resume="allow",
             config=dict(settings),
         )
-        # Online, a resumed run starts after its last step; offline, W&B's sync keeps the first point of a step.
+        # Online, a resumed run starts after its last step; offline, W&B's sync keeps a step's first point.
         self.logged_through = max(int(getattr(self.run, "starting_step", 0) or 0) - 1, 0)
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
@@ -251,7 +252,7 @@ def open_backend(
 
 def format_duration(seconds: float) -> str:
     """``1h02m03s`` / ``2m03s`` / ``3s``."""
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -335,7 +336,7 @@ def open_monitor(
     ids_a: Sequence[Sequence[int]],
     ids_b: Sequence[Sequence[int]],
 ) -> RunMonitor:
-    """The loop's :class:`RunMonitor`; only rank 0 tracks (the other ranks get a backend that writes nothing)."""
+    """The loop's :class:`RunMonitor`; only rank 0 tracks (other ranks get a backend that writes nothing)."""
     backend = open_backend(spec, fingerprint, resumed_from is not None, settings) if is_main else Backend()
     tokens = [len(a) + len(b) for a, b in zip(ids_a, ids_b, strict=True)]
     return RunMonitor(backend, selection_metric, total_steps, tokens, start_step=resumed_from or 0)
