@@ -33,7 +33,7 @@ rule push:
     conda:
         "../envs/train.yaml"
     params:
-        hub=lambda wildcards: get_push_hub(),
+        hub=get_push_hub,
         runs=get_curve_runs(),
     script:
         "../scripts/push.py"

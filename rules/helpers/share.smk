@@ -56,7 +56,7 @@ def get_share_outputs():
     return expand_runs(SHARE_FOLDER)
 
 
-def get_push_hub():
+def get_push_hub(wildcards):
     """Config `hub` (target push only: without it, a config error naming the key)."""
     from divpref.sharing.hub import require_hub
 
