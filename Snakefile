@@ -22,6 +22,7 @@ include: "rules/detection.smk"
 include: "rules/taxonomy.smk"
 include: "rules/judge.smk"
 include: "rules/flag.smk"
+include: "rules/share.smk"
 
 
 rule all:

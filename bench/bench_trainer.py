@@ -1,6 +1,6 @@
 """Benchmark: our reward trainer vs TRL's RewardTrainer (trl 1.16), same model, data, batch, length and steps.
 
-    .venv/bin/python bench/bench_trainer.py [--steps 20] [--rounds 3] [--threads 1] [--bf16]
+    .venv/bin/python bench/bench_trainer.py [--steps 20] [--rounds 3] [--threads 1] [--bf16] [--tracking]
 
 Runs alternate (ours, TRL, ours, TRL, ...), each in a fresh process; the medians of pairs/s are compared.
 Both trainers get the SAME LoRA-wrapped model (our ``load_backbone``) and the SAME token ids. TRL's traps are
@@ -9,7 +9,8 @@ sequence already ends with EOS (TRL appends one to raw text), gradient checkpoin
 and bf16 (a TRL default) is off on both sides, or with ``--bf16`` also on on both sides. Dropout is off on
 both (LoRA dropout 0; TRL's ``disable_dropout``). Timed: the training steps only (tokenization and model
 loading excluded on both sides); our time also includes one final dev evaluation of 16 pairs and one
-checkpoint write, which TRL does not do.
+checkpoint write, which TRL does not do. ``--tracking`` adds our trainer with live TensorBoard tracking
+(``ours-tracked``: loss and learning rate every step, divpref.training.tracking) beside it without.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def load(backbone: str, args: argparse.Namespace):
     )
 
 
-def run_ours(backbone: str, train: str, dev: str, args: argparse.Namespace, bf16: bool) -> float:
+def run_ours(
+    backbone: str, train: str, dev: str, args: argparse.Namespace, bf16: bool, tracked: bool = False
+) -> float:
     import polars as pl
 
     from divpref.common.constants import BT
@@ -104,9 +107,22 @@ def run_ours(backbone: str, train: str, dev: str, args: argparse.Namespace, bf16
         dev=encode_pairs(frames["dev"], tokenizer, args.max_length),
         dev_targets=method.encode_targets(frames["dev"], dev),
     )
+    from divpref.training.tracking import resolve_tracking
+
     with tempfile.TemporaryDirectory() as run_dir:
+        spec = resolve_tracking({}, "bench", "bt", 0, run_dir) if tracked else None
+        (Path(run_dir) / "ck").mkdir()
         started = time.perf_counter()
-        train_loop(model, method, inputs, params, Path(run_dir), tokenizer.pad_token_id, progress=False)
+        train_loop(
+            model,
+            method,
+            inputs,
+            params,
+            Path(run_dir) / "ck",
+            tokenizer.pad_token_id,
+            progress=False,
+            tracking_spec=spec,
+        )
         return args.steps * args.batch_size / (time.perf_counter() - started)
 
 
@@ -162,7 +178,14 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker.startswith("trl"):
         speed = run_trl(args.backbone, args.train, args, bf16=args.worker == "trl-bf16")
     else:
-        speed = run_ours(args.backbone, args.train, args.dev, args, bf16=args.worker == "ours-bf16")
+        speed = run_ours(
+            args.backbone,
+            args.train,
+            args.dev,
+            args,
+            bf16=args.worker == "ours-bf16",
+            tracked=args.worker == "ours-tracked",
+        )
     print(json.dumps({"trainer": args.worker, "pairs_per_second": speed}))
 
 
@@ -177,7 +200,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bf16", action="store_true", help="also time both trainers with bf16 autocast")
     parser.add_argument("--backbone", help="model folder (default: build the demo backbone in a temp dir)")
-    parser.add_argument("--worker", choices=["ours", "trl", "ours-bf16", "trl-bf16"], help=argparse.SUPPRESS)
+    parser.add_argument("--tracking", action="store_true", help="also time ours with TensorBoard tracking")
+    parser.add_argument(
+        "--worker", choices=["ours", "trl", "ours-bf16", "trl-bf16", "ours-tracked"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--train", help=argparse.SUPPRESS)
     parser.add_argument("--dev", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -192,6 +218,7 @@ def main() -> None:
         backbone = args.backbone or str(build_backbone({"seed": 0}, scratch / "tiny-llama"))
         train, dev = write_data(scratch, n_rows=args.steps * args.batch_size, seed=0)
         trainers = ["ours", "trl"] + (["ours-bf16", "trl-bf16"] if args.bf16 else [])
+        trainers += ["ours-tracked"] if args.tracking else []
         speeds: dict[str, list[float]] = {name: [] for name in trainers}
         for round_index in range(args.rounds):
             for name in trainers:
@@ -228,6 +255,10 @@ def main() -> None:
     for name, value in medians.items():
         print(f"{name:9s} median {value:7.1f} pairs/s")
     print(f"ratio ours / trl: {medians['ours'] / medians['trl']:.2f}x")
+    if args.tracking:
+        cost = 1 - medians["ours-tracked"] / medians["ours"]
+        print(f"ratio ours-tracked / trl: {medians['ours-tracked'] / medians['trl']:.2f}x")
+        print(f"tracking cost (1 - ours-tracked / ours): {100 * cost:.1f}%")
     if args.bf16:
         print(f"ratio ours-bf16 / trl-bf16: {medians['ours-bf16'] / medians['trl-bf16']:.2f}x")
         print(f"ratio ours-bf16 / trl (fp32): {medians['ours-bf16'] / medians['trl']:.2f}x")

@@ -26,11 +26,15 @@ from divpref.common.constants import (
     PRETRAINED,
 )
 from divpref.data.formats import dataset_format, dataset_has_scores
+from divpref.training.tracking import check_backend_installed
 from divpref.models.methods import get_method, load_method_modules, method_names
 
 # --- config lookups and the condition grid ---
 
 DATASETS = list(config["datasets"])
+# A tracker that is not installed fails now, not in the first training job.
+TRACKING = lookup(dpath="tracking", within=config, default={})
+check_backend_installed(TRACKING)
 CONDITIONS = config["conditions"]
 SEEDS = config["training"]["seeds"]
 
@@ -245,7 +249,8 @@ def get_method_modules(wildcards):
 def get_final_outputs():
     targets = [f"results/{dataset}/divergence_summary.csv" for dataset in DATASETS]
     targets += ["results/tables/divergence.csv"]
-    targets += expand_runs("results/models/{dataset}/{condition}/seed{seed}/best.json")
+    targets += get_selection_outputs()
+    targets += get_share_outputs()
     targets += get_evaluation_outputs()
     targets += get_detection_outputs()
     targets += get_taxonomy_outputs()
@@ -266,8 +271,10 @@ onstart:
 include: "helpers/cluster.smk"
 include: "helpers/data.smk"
 include: "helpers/train.smk"
+include: "helpers/select.smk"
 include: "helpers/evaluate.smk"
 include: "helpers/detection.smk"
 include: "helpers/taxonomy.smk"
 include: "helpers/judge.smk"
 include: "helpers/flag.smk"
+include: "helpers/share.smk"

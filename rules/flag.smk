@@ -117,6 +117,8 @@ rule flag_clean:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         library=library_fingerprint("flag_clean"),
     script:
@@ -138,6 +140,8 @@ rule mitigation_table:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         dataset=lookup(dpath="flag/dataset", within=config, default=None),
         evaluation=config["evaluation"],

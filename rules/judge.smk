@@ -102,6 +102,8 @@ rule judge_bias:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         runs=judge_bias_runs(),
         test_datasets=judge_bias_datasets(),
@@ -128,6 +130,8 @@ rule plot_judge_bias:
     localrule: True
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **cpu_job_resources(),
     params:
         library=library_fingerprint("plot_judge_bias"),
     script:

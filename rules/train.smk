@@ -1,6 +1,7 @@
 # Training stage: the backbone (built offline for the demo/CI, or downloaded once from the hub), then one
 # reward model per (dataset, condition, seed).
-# Checkpoints go to checkpoints/ (not a declared output), so a failed or killed job resumes on rerun.
+# Checkpoints go to checkpoints/ (not a declared output), so a failed or killed job resumes on rerun; the
+# tracker's files (results/train/.../tensorboard/) are written live and are not declared either.
 
 
 rule build_backbone:

@@ -32,8 +32,12 @@ def main(smk) -> None:
     require_visible_gpus(requested_gpus(smk.resources))
     device = compute_device()
     torch.set_num_threads(max(1, int(smk.threads)))
+    train_log = json.loads(Path(smk.input.train_log).read_text())
     model, tokenizer = load_for_inference(
-        smk.input.adapter, device, **inference_load_kwargs(smk.params.model, device)
+        smk.input.adapter,
+        device,
+        base_model=train_log["base_model"],  # the folder training loaded (the adapter names the hub id)
+        **inference_load_kwargs(smk.params.model, device),
     )
     scores = score_test_pairs(
         model,
@@ -43,7 +47,7 @@ def main(smk) -> None:
         max_length=int(smk.params.max_length),
         batch_size=int(smk.params.batch_size),
         device=device,
-        method_options=json.loads(Path(smk.input.train_log).read_text()).get("method_options") or None,
+        method_options=train_log.get("method_options") or None,
         bf16=scores_in_bf16(smk.input.adapter),
     )
     with atomic_path(smk.output.scores) as tmp:

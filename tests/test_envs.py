@@ -28,9 +28,10 @@ TOOLING = {"python", "pip"}
 # Importable inside a rule script without being in its env: the project's own package, and snakemake, whose
 # script preamble puts its own installation on sys.path.
 PROVIDED_MODULES = {"divpref", "snakemake"}
-# Imported only where installed, never pinned: the judge's optional vLLM backend (divpref.judge.vllm_backend,
-# README).
-OPTIONAL_MODULES = {"vllm"}
+# Imported only where installed, never pinned in an env: the judge's optional vLLM backend
+# (divpref.judge.vllm_backend, README) and the optional trackers (divpref.training.tracking; the config check
+# names the package when one is configured but missing).
+OPTIONAL_MODULES = {"vllm", "wandb", "mlflow"}
 PIN_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<op>==|=)?\s*(?P<version>\S*)$")
 
 

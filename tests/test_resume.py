@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from reward_fixtures import model_cfg, write_trainset
+from tracking_reader import assert_matches_curve, event_scalars
 
 from divpref.training.selection import select_best
 
@@ -33,9 +34,13 @@ DRIVER = textwrap.dedent("""
     from divpref.training.params import TrainingParams
 
     torch.set_num_threads(1)
+    from divpref.training.tracking import resolve_tracking
+
     train, dev, cfg, params, root, out = sys.argv[1:]
+    spec = resolve_tracking({}, "multipref", "bt-agg", 5, root + "/run")  # TensorBoard, in <root>/run/
     result = train_reward_model(train, dev, get_method("bt"), json.loads(cfg),
-                                TrainingParams.from_mapping(json.loads(params)), root, progress=False)
+                                TrainingParams.from_mapping(json.loads(params)), root, progress=False,
+                                tracking_spec=spec)
     open(out, "w").write(json.dumps(result))
     """)
 
@@ -89,10 +94,15 @@ def test_sigkilled_run_resumes_to_identical_result(tmp_path):
     killed_at = int(saved[-1].name.removeprefix("step"))
     assert killed_at < total, "the run finished before it could be killed; make it longer"
     assert not out.exists()
+    killed_logged = event_scalars(root / "run" / "tensorboard")["train/loss"]  # flushed at each evaluation
+    assert killed_logged and killed_logged[-1][0] >= killed_at
 
     finish(start(tmp_path, train, dev, cfg, root, out))
     resumed = json.loads(out.read_text())
     assert resumed["resumed_from_step"] == killed_at
     assert json.dumps(resumed["curve"]) == json.dumps(reference["curve"])  # bit-identical dev metrics
+    # The tracker continued the killed run: one loss point per step, the dev scalars equal the curve.
+    assert_matches_curve(event_scalars(root / "run" / "tensorboard"), resumed)
+    assert_matches_curve(event_scalars(tmp_path / "reference" / "run" / "tensorboard"), reference)
     best = select_best(resumed["curve"], "accuracy", True)
     assert best == select_best(reference["curve"], "accuracy", True)

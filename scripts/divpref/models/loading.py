@@ -179,12 +179,16 @@ def scores_in_bf16(adapter_dir: str | Path) -> bool:
     return info.get("compute_dtype", "float32") == "bfloat16"
 
 
-def load_for_inference(adapter_dir: str | Path, device: str = "cpu", **kwargs: Any) -> tuple[Any, Any]:
+def load_for_inference(
+    adapter_dir: str | Path, device: str = "cpu", base_model: str | Path | None = None, **kwargs: Any
+) -> tuple[Any, Any]:
     """Load an exported adapter folder for scoring: ``(model in eval mode on device, tokenizer)``.
 
     Plain ``AutoPeftModelForSequenceClassification.from_pretrained(adapter_dir, num_labels=n,
     pad_token_id=p)`` does the same; ``n`` and ``p`` come from ``reward_head.json`` in the folder.
-    ``kwargs`` go to ``from_pretrained`` (e.g. ``dtype`` or ``quantization_config``).
+    ``kwargs`` go to ``from_pretrained`` (e.g. ``dtype`` or ``quantization_config``). ``base_model``: load
+    the base from this folder instead of the adapter's ``base_model_name_or_path`` (a hub id: the workflow's
+    jobs load the downloaded copy with the hub offline).
     """
     from peft import AutoPeftModelForSequenceClassification
     from transformers import AutoTokenizer
@@ -193,9 +197,15 @@ def load_for_inference(adapter_dir: str | Path, device: str = "cpu", **kwargs: A
     adapter_dir = Path(adapter_dir)
     info = json.loads((adapter_dir / HEAD_INFO_FILE).read_text())
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(adapter_dir))
-    model = AutoPeftModelForSequenceClassification.from_pretrained(
-        str(adapter_dir), num_labels=info["num_labels"], pad_token_id=info["pad_token_id"], **kwargs
-    )
+    head = {"num_labels": info["num_labels"], "pad_token_id": info["pad_token_id"]}
+    if base_model is None:
+        model = AutoPeftModelForSequenceClassification.from_pretrained(str(adapter_dir), **head, **kwargs)
+    else:
+        from peft import PeftModel
+        from transformers import AutoModelForSequenceClassification
+
+        base = AutoModelForSequenceClassification.from_pretrained(str(base_model), **head, **kwargs)
+        model = PeftModel.from_pretrained(base, str(adapter_dir))
     model.config.pad_token_id = info["pad_token_id"]
     model.config.use_cache = False
     return model.to(device).eval(), tokenizer

@@ -50,6 +50,7 @@ class TrainJob:
     )
     method_settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # divpref.models.method_options
     method_modules: list[str] = dataclasses.field(default_factory=list)  # config `method_modules`
+    tracking: dict[str, Any] = dataclasses.field(default_factory=dict)  # divpref.training.tracking spec
 
     def params(self) -> Any:
         """The resolved :class:`divpref.training.params.TrainingParams`, with the retry's micro-batch size."""
@@ -105,7 +106,13 @@ def train_in_this_process(job: TrainJob) -> None:
     train_table = pl.read_parquet(job.train) if job.method_settings else None
     options = resolve(job.method, job.method_settings, train_table)
     result = train_reward_model(
-        job.train, job.dev, get_method(job.method, options), job.model, params, job.checkpoint_root
+        job.train,
+        job.dev,
+        get_method(job.method, options),
+        job.model,
+        params,
+        job.checkpoint_root,
+        tracking_spec=job.tracking or None,
     )
     if parallel.is_main:
         result["method_options"] = options
@@ -191,6 +198,22 @@ def job_from_snakemake(smk: Any) -> TrainJob:
         micro_batch_halvings=int(resources.get("micro_batch_halvings", 0) or 0),
         method_settings=dict(smk.params.method_settings),
         method_modules=[str(path) for path in smk.params.method_modules],
+        tracking=tracking_from_snakemake(smk),
+    )
+
+
+def tracking_from_snakemake(smk: Any) -> dict[str, Any]:
+    """The run's tracking spec from config ``tracking`` (read from the config, not a param: changing the
+    tracker must not rerun training)."""
+    from divpref.training.tracking import resolve_tracking
+
+    wildcards = smk.wildcards
+    return resolve_tracking(
+        smk.config.get("tracking") or {},
+        wildcards.dataset,
+        wildcards.condition,
+        wildcards.seed,
+        str(Path(smk.output.train_log).parent),
     )
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from divpref.common.atomic_io import atomic_path
 from divpref.common.devices import compute_device
 from divpref.models.methods import RewardMethod
-from divpref.training import distributed
+from divpref.training import distributed, tracking
 from divpref.training.batching import TrainInputs, encode_pairs, epoch_batches, read_trainset
 from divpref.training.checkpoints import (
     TOKENIZER_DIR,
@@ -77,13 +77,16 @@ def train_loop(
     progress: bool = True,
     parallel: Parallel = SINGLE_PROCESS,
     bf16: bool | None = None,
+    tracking_spec: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` (already seeded and wrapped) and return the log: schedule, curve, checkpoint folder.
 
     Resumes from the latest complete checkpoint in ``run_dir``. The curve holds one entry per evaluation:
     step, epoch, mean train loss since the previous evaluation, the dev metrics, and the checkpoint folder.
     With ``params.early_stopping_patience`` the run stops after that many evaluations without improvement.
-    Only rank 0 writes checkpoints; every process returns the same log.
+    Only rank 0 writes checkpoints and logs to the tracker (``tracking_spec``, with the run's ``settings``;
+    :mod:`divpref.training.tracking`); every process returns the same log.
     """
     import torch
     from tqdm.auto import tqdm
@@ -114,6 +117,17 @@ def train_loop(
         resumed_from = state["step"]
         log.info("resuming from %s (step %d of %d)", latest, state["step"], schedule.total_steps)
     trained = distributed.wrap_model(model, parallel)
+    monitor = tracking.open_monitor(
+        tracking_spec,
+        is_main=parallel.is_main,
+        fingerprint=run_dir.name,
+        resumed_from=resumed_from,
+        settings=settings or {"params": dataclasses.asdict(params), "method": method.name},
+        selection_metric=method.selection_metric,
+        total_steps=schedule.total_steps,
+        ids_a=inputs.train.ids_a,
+        ids_b=inputs.train.ids_b,
+    )
 
     lengths = inputs.train.lengths
     loss_sum, loss_count, pairs_done = 0.0, 0, 0
@@ -152,6 +166,7 @@ def train_loop(
         if params.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable_parameters(model), params.max_grad_norm)
         optimizer.step()
+        lr = scheduler.get_last_lr()[0]
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         loss_sum += loss
@@ -159,6 +174,7 @@ def train_loop(
         pairs_done += len(rows)
         bar.update(1)
         done = step + 1
+        monitor.on_step(done, loss, lr, rows)
         if done in eval_steps:
             metrics = evaluate(
                 model, method, inputs.dev, inputs.dev_targets, eval_batch, pad_id, device, bf16, parallel
@@ -175,6 +191,7 @@ def train_loop(
             if parallel.is_main:
                 save_checkpoint(run_dir, done, model, optimizer, scheduler, state, rng_states)
                 log.info("eval %s", json.dumps(entry))
+                monitor.on_eval(entry)
             distributed.barrier(parallel)
             bar.set_postfix({method.selection_metric: f"{metrics[method.selection_metric]:.4f}"})
             loss_sum, loss_count = 0.0, 0
@@ -187,6 +204,7 @@ def train_loop(
                     method.selection_metric,
                 )
     bar.close()
+    monitor.close()
     elapsed = time.perf_counter() - started
     return {
         "method": method.name,
@@ -216,11 +234,13 @@ def train_reward_model(
     params: TrainingParams,
     checkpoint_root: str | Path,
     progress: bool = True,
+    tracking_spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything between the trainset files and the training log (see :func:`train_loop`).
 
     Under torchrun (``WORLD_SIZE > 1``) this process joins the process group and trains its share; only
-    rank 0 writes into the run folder.
+    rank 0 writes into the run folder. ``tracking_spec`` (:func:`divpref.training.tracking.resolve_tracking`)
+    names the run's tracker; without it nothing is tracked.
     """
     import torch
 
@@ -282,8 +302,25 @@ def train_reward_model(
         dev_frame.height,
         run_dir,
     )
+    settings = {
+        "method": method.name,
+        "method_options": dict(method.options),
+        "model": dict(model_cfg),
+        "params": dataclasses.asdict(params),
+        "data": [str(train_path), str(dev_path)],
+        "fingerprint": fingerprint,
+    }
     result = train_loop(
-        model, method, inputs, params, run_dir, tokenizer.pad_token_id, progress=progress, parallel=parallel
+        model,
+        method,
+        inputs,
+        params,
+        run_dir,
+        tokenizer.pad_token_id,
+        progress=progress,
+        parallel=parallel,
+        tracking_spec=tracking_spec,
+        settings=settings,
     )
     result["fingerprint"] = fingerprint
     result["tokenizer_dir"] = str(run_dir / TOKENIZER_DIR)

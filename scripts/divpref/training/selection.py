@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,8 @@ from divpref.models.loading import write_head_info
 from divpref.training.checkpoints import ADAPTER_DIR
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ADAPTER_CONFIG = "adapter_config.json"
+PROVENANCE_FILE = "download_provenance.json"  # divpref.data.sources: a downloaded backbone's resolved commit
 
 
 def _metric_value(entry: Mapping[str, Any], metric: str, source: str) -> float:
@@ -61,6 +64,37 @@ def best_record(log_data: Mapping[str, Any], source: str = "training log") -> di
     }
 
 
+def base_model_reference(configured: str, loaded_from: str | Path) -> tuple[str, str | None]:
+    """``(base_model_name_or_path, revision)`` of an exported adapter.
+
+    ``configured`` is config ``model.name_or_path`` (a hub id, or a local folder as configured);
+    ``loaded_from`` is the folder training loaded. A downloaded backbone's folder holds
+    ``download_provenance.json``: then the revision is the commit it resolved to. The download folder itself
+    is never named.
+    """
+    provenance = Path(loaded_from) / PROVENANCE_FILE
+    if provenance.is_file():
+        record = json.loads(provenance.read_text())
+        return configured, record.get("resolved_commit") or record.get("revision")
+    return configured, None
+
+
+def write_adapter_config(folder: Path, base_model: str, revision: str | None) -> None:
+    """Rewrite ``adapter_config.json``: the base model as configured, its revision, sorted target modules.
+
+    peft writes ``target_modules`` from a set (order depends on the hash seed); sorted, with sorted keys, the
+    file is the same bytes in every run.
+    """
+    path = folder / ADAPTER_CONFIG
+    settings = json.loads(path.read_text())
+    settings["base_model_name_or_path"] = base_model
+    settings["revision"] = revision
+    for key in ("target_modules", "modules_to_save"):
+        if isinstance(settings.get(key), list):
+            settings[key] = sorted(settings[key])
+    path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
 def export_adapter(
     checkpoint: str | Path,
     tokenizer_dir: str | Path,
@@ -68,12 +102,15 @@ def export_adapter(
     head_outputs: int,
     pad_token_id: int,
     compute_dtype: str = "float32",
+    base_model: str | None = None,
+    revision: str | None = None,
 ) -> Path:
     """Copy a checkpoint's PEFT adapter plus the tokenizer into ``out_dir`` and record the head kwargs.
 
     The result loads with
     ``peft.AutoPeftModelForSequenceClassification.from_pretrained(out_dir, num_labels=...)``
-    (or :func:`divpref.models.loading.load_for_inference`); ``adapter_config.json`` names the base model.
+    (or :func:`divpref.models.loading.load_for_inference`); ``adapter_config.json`` names ``base_model``
+    (default: the base the checkpoint recorded) at ``revision`` (:func:`base_model_reference`).
     """
     source = Path(checkpoint) / ADAPTER_DIR
     missing = [name for name in ADAPTER_FILES if not (source / name).is_file()]
@@ -82,9 +119,12 @@ def export_adapter(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ADAPTER_FILES:
-        shutil.copy2(source / name, out_dir / name)
+        shutil.copyfile(source / name, out_dir / name)
+    if base_model is None:
+        base_model = json.loads((source / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+    write_adapter_config(out_dir, base_model, revision)
     for item in Path(tokenizer_dir).iterdir():
         if item.is_file():
-            shutil.copy2(item, out_dir / item.name)
+            shutil.copyfile(item, out_dir / item.name)
     write_head_info(out_dir, head_outputs, pad_token_id, compute_dtype)
     return out_dir
