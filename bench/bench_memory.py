@@ -20,7 +20,8 @@ bitsandbytes runs ``MatMul8bitFp`` on CPU, whose output follows bf16 autocast; C
 ``MatMul8bitLt``, whose output has its input's dtype (fp32 after 8-bit preparation, unless outlier columns
 exist). The measurement therefore computes the CPU kernel's output in its input's dtype too
 (:func:`cuda_int8_output_dtype`): the worst case of the CUDA kernel, about 2 bytes more per element of every
-int8 matmul's output that autograd keeps. The measured model uses the offline 30,522-token vocabulary (the activations do not depend on it); the full
+int8 matmul's output that autograd keeps.
+The measured model uses the offline 30,522-token vocabulary (the activations do not depend on it); the full
 vocabulary's fp32 embedding is added to the resident weights. CPU kernels differ from CUDA's (bitsandbytes
 dequantizes on CPU; SDPA on CUDA never materialises the attention matrix), so bench/gpu_smoke.py checks the
 prediction on a real GPU. Usage: ``PYTHONPATH=scripts python bench/bench_memory.py [--config config.yaml]``.
@@ -91,14 +92,17 @@ def build_reduced(architecture: dict, layers: int, folder: Path) -> Path:
 
 @contextlib.contextmanager
 def cuda_int8_output_dtype():
-    """bitsandbytes' CPU training matmul with CUDA's output dtype: the input's (autocast off inside it)."""
+    """bitsandbytes' CPU training matmul with CUDA's output dtype: its result cast to the input's dtype.
+
+    The CPU kernel's own buffers (the dequantized weight and its bf16 autocast copy) stay, so the measurement
+    keeps the CPU's step buffers and adds the fp32 outputs: an upper bound of both kernels.
+    """
     from bitsandbytes.autograd import _functions
 
     original = _functions.MatMul8bitFp.forward
 
-    def forward(ctx, A, B, out=None, bias=None, state=None):
-        with torch.autocast("cpu", enabled=False):
-            return original(ctx, A, B, out, bias, state)
+    def forward(ctx, A, B, out=None, bias=None, state=None):  # noqa: N803 (bitsandbytes' names)
+        return original(ctx, A, B, out, bias, state).to(A.dtype)
 
     _functions.MatMul8bitFp.forward = staticmethod(forward)
     try:

@@ -16,7 +16,7 @@ rule score:
     wildcard_constraints:
         condition=_alternatives(TRAINED_CONDITIONS),
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     threads: 2
     resources:
         # Runs on GPU where one is visible; profiles/slurm may ask for one (gpu=1) for this rule.
@@ -207,7 +207,7 @@ rule score_pretrained:
     wildcard_constraints:
         condition=_alternatives(PRETRAINED_CONDITIONS),
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     threads: 2
     resources:
         # Runs on GPU where one is visible; profiles/slurm asks for one (a 27B model in 8 bits fits 48 GB).

@@ -50,7 +50,7 @@ rule flag_score:
     benchmark:
         "benchmarks/flag_score/{flag_set}.tsv"
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     threads: 2
     resources:
         # As rule score: runs on GPU where one is visible; profiles/slurm asks for one.

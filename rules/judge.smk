@@ -13,7 +13,7 @@ rule judge:
     benchmark:
         "benchmarks/judge/{dataset}/{judge}.tsv"
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     threads: 2
     resources:
         # Runs on GPU where one is visible; profiles/slurm asks for one for this rule.

@@ -5,9 +5,7 @@ import os
 from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])
-os.environ.setdefault(
-    "HF_HUB_OFFLINE", "1"
-)  # before transformers loads: a hub model was downloaded beforehand
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers loads: hub models are downloaded first
 
 import polars as pl
 import torch

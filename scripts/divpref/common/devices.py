@@ -55,7 +55,7 @@ CUBLAS_WORKSPACE = ":4096:8"
 
 
 def set_deterministic(enabled: bool) -> bool:
-    """In a job that sees a GPU and has ``training.deterministic``: deterministic algorithms; returns whether set.
+    """With a visible GPU and ``enabled`` (``training.deterministic``): deterministic algorithms; True if set.
 
     Sets ``CUBLAS_WORKSPACE_CONFIG`` (unless the environment has one) before cuBLAS starts, and
     ``torch.use_deterministic_algorithms(True, warn_only=True)``: an op without a deterministic CUDA kernel

@@ -5,7 +5,7 @@ It records (``results/gpu_check.json``, :data:`divpref.training.memory.GPU_CHECK
 * ``device`` (``cuda`` or ``cpu``), ``gpu_name``, ``gpu_memory_gib``, ``torch_cuda`` (torch's CUDA build),
   ``driver`` (the NVIDIA driver, from ``nvidia-smi``);
 * ``int8_ok``: bitsandbytes' CUDA int8 matmul (``MatMul8bitLt``), forward and backward, against fp32;
-* ``nccl_ok``: with ``training.data_parallel > 1``, an NCCL all-reduce across the job's GPUs (``null`` with 1);
+* ``nccl_ok``: with ``training.data_parallel > 1``, an NCCL all-reduce over the job's GPUs (``null`` with 1);
 * a few optimisation steps of the configured backbone, loaded exactly as training loads it
   (:func:`divpref.models.loading.load_backbone`: 8 bit, LoRA, checkpointing), at ``micro_batch_size`` with
   every sequence padded to ``max_length`` (the worst case): ``peak_memory_gib`` (``allocated`` and
@@ -43,7 +43,8 @@ CUDA_MIN_DRIVER = {13: 580, 12: 525}
 
 CUDA12_OPTION = (
     "use the CUDA 12 build of the same torch version: run with `--sdm conda` and config `cuda_build: cu126` "
-    "(envs/train-cu126.yaml), or `pip install torch==<version> --index-url https://download.pytorch.org/whl/cu126` "
+    "(envs/train-cu126.yaml), or `pip install torch==<version> "
+    "--index-url https://download.pytorch.org/whl/cu126` "
     "(README, CUDA builds)"
 )
 
@@ -58,8 +59,8 @@ GPU_ONLY_FIELDS = (
 )
 
 INT8_TOLERANCE = 0.05
-"""Largest relative error (Frobenius norm) of the int8 matmul's output and input gradient against fp32; LLM.int8
-with outlier decomposition measures about 1% on random normal data."""
+"""Largest relative error (Frobenius norm) of the int8 matmul's output and input gradient against fp32;
+LLM.int8 with outlier decomposition measures about 1% on random normal data."""
 
 
 class GpuCheckError(RuntimeError):
@@ -89,14 +90,15 @@ def no_gpu_message(requested: int, torch_version: str, torch_cuda: str | None, d
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if torch_cuda is None:
         return (
-            f"gpu_check: this job was given {requested} GPU(s) but torch {torch_version} is a CPU-only build: "
-            "install a CUDA build of torch (the conda envs under envs/ pull one from PyPI; README, CUDA builds)"
+            f"gpu_check: this job was given {requested} GPU(s) but torch {torch_version} is a CPU-only "
+            "build: install a CUDA build of torch (the conda envs under envs/ pull one from PyPI; README, "
+            "CUDA builds)"
         )
     if driver is None:
         return (
-            f"gpu_check: this job was given {requested} GPU(s) but none is visible and nvidia-smi was not found "
-            f"(CUDA_VISIBLE_DEVICES={visible!r}): check that the job runs on a GPU node and the SLURM request "
-            "names a GPU (profiles/slurm, rule gpu_check)"
+            f"gpu_check: this job was given {requested} GPU(s) but none is visible and nvidia-smi was not "
+            f"found (CUDA_VISIBLE_DEVICES={visible!r}): check that the job runs on a GPU node and the SLURM "
+            "request names a GPU (profiles/slurm, rule gpu_check)"
         )
     major = int(str(torch_cuda).split(".")[0])
     needed = CUDA_MIN_DRIVER.get(major)
@@ -111,9 +113,9 @@ def no_gpu_message(requested: int, torch_version: str, torch_cuda: str | None, d
             f"driver, or {CUDA12_OPTION}"
         )
     return (
-        f"gpu_check: this job was given {requested} GPU(s) but torch {torch_version} (CUDA {torch_cuda}) sees "
-        f"none with driver {driver} (CUDA_VISIBLE_DEVICES={visible!r}): check the driver against torch's CUDA "
-        f"build, or {CUDA12_OPTION}"
+        f"gpu_check: this job was given {requested} GPU(s) but torch {torch_version} (CUDA {torch_cuda}) "
+        f"sees none with driver {driver} (CUDA_VISIBLE_DEVICES={visible!r}): check the driver against "
+        f"torch's CUDA build, or {CUDA12_OPTION}"
     )
 
 
@@ -184,7 +186,7 @@ def check_all_reduce(world: int, backend: str = "nccl") -> bool:
 
 
 def random_pairs(vocab: int, rows: int, length: int, seed: int) -> Any:
-    """``rows`` pairs of random token ids, every response exactly ``length`` tokens (the padded worst case)."""
+    """``rows`` pairs of random token ids, every response ``length`` tokens long (the padded worst case)."""
     from divpref.training.batching import EncodedPairs
 
     rng = np.random.default_rng(seed)
@@ -288,7 +290,6 @@ def measure_training(
             "allocated": torch.cuda.max_memory_allocated(torch_device) / GIB,
             "reserved": torch.cuda.max_memory_reserved(torch_device) / GIB,
         }
-    del model, optimizer
     return measured, tokenizer
 
 
@@ -365,7 +366,8 @@ def run_gpu_check(
         result["int8_ok"] = check_int8("cuda")
         if not result["int8_ok"]:
             raise GpuCheckError(
-                f"gpu_check: bitsandbytes' int8 matmul on {properties.name} (CUDA {torch_cuda}, driver {driver}) "
+                f"gpu_check: bitsandbytes' int8 matmul on {properties.name} (CUDA {torch_cuda}, driver "
+                f"{driver}) "
                 f"differs from fp32 by more than {INT8_TOLERANCE:.0%} or failed (the log has the errors): "
                 "check that the installed bitsandbytes has kernels for this GPU and CUDA build, or set "
                 "model.load_in_8bit: false"
@@ -392,8 +394,8 @@ def run_gpu_check(
         total = result["gpu_memory_gib"] * memory.GIB
         if peak > total:
             raise GpuCheckError(
-                f"gpu_check: measured peak {peak / memory.GIB:.1f} GiB exceeds the GPU's {total / memory.GIB:.1f} "
-                f"GiB: {memory_advice(params)}"
+                f"gpu_check: measured peak {peak / memory.GIB:.1f} GiB exceeds the GPU's "
+                f"{total / memory.GIB:.1f} GiB: {memory_advice(params)}"
             )
     return result
 

@@ -1,4 +1,4 @@
-"""GPU-hours of training runs from their trainsets' tokens and a throughput (bench/bench_gpu_hours.py, gpu_check).
+"""GPU-hours of training runs from their trainsets' tokens and a throughput (bench_gpu_hours, gpu_check).
 
 A run's tokens are those the trainer pushes through the model: both responses of every pair, truncated to
 ``max_length``, in length-grouped batches padded to their longest sequence (:mod:`divpref.training.batching`),
@@ -30,7 +30,7 @@ def padded_tokens(frame: pl.DataFrame, tokenizer: Any, params: TrainingParams, e
 
 @dataclasses.dataclass(frozen=True)
 class RunCost:
-    """One run's padded tokens per epoch and the cost-weighted tokens of one epoch (training + evaluations)."""
+    """One run's padded tokens per epoch and the cost-weighted tokens of one epoch (training, evaluations)."""
 
     train_tokens: float
     dev_tokens: float
@@ -50,7 +50,7 @@ def run_cost(
 
 
 def hours(cost: RunCost, epochs: float, seeds: int, tokens_per_second: float) -> float:
-    """GPU-hours of ``seeds`` runs of ``epochs`` epochs at ``tokens_per_second`` (no-checkpointing tokens/s)."""
+    """GPU-hours of ``seeds`` runs of ``epochs`` epochs at ``tokens_per_second`` (no checkpointing)."""
     return seeds * epochs * cost.cost_per_epoch / tokens_per_second / 3600
 
 

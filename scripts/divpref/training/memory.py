@@ -13,8 +13,8 @@ architecture are :data:`LLAMA3_8B_FIT`; GPU jobs use them before loading the mod
 On a GPU, CUDA's context and the caching allocator add :data:`CUDA_CONTEXT_BYTES` and
 :data:`ALLOCATOR_MARGIN` on top (assumptions).
 
-The fit is the worst case of bitsandbytes' CUDA training kernel: on CUDA, ``MatMul8bitLt`` returns its output in
-its input's dtype (fp32 after 8-bit preparation, unless outlier columns exist), while on CPU bitsandbytes runs
+The fit is the worst case of bitsandbytes' CUDA training kernel: on CUDA, ``MatMul8bitLt`` returns its output
+in its input's dtype (fp32 after 8-bit preparation, unless outlier columns exist); on CPU bitsandbytes runs
 ``MatMul8bitFp``, whose output follows bf16 autocast. bench_memory therefore measures with the int8 matmuls'
 outputs in their input's dtype, as on CUDA. Once rule gpu_check has measured a real training step on a GPU
 (:data:`GPU_CHECK_FILE`), :func:`training_peak` takes that measurement where it is higher.
@@ -220,7 +220,7 @@ def predicted_peak(model_cfg: Mapping[str, Any], params: Any) -> float | None:
 def measured_peak(
     model_cfg: Mapping[str, Any], params: Any, path: str | Path = GPU_CHECK_FILE
 ) -> float | None:
-    """Peak reserved bytes that gpu_check measured on a GPU for this backbone and these settings, else None."""
+    """Peak reserved bytes gpu_check measured on a GPU for this backbone and these settings, else None."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -240,7 +240,7 @@ def measured_peak(
 def training_peak(
     model_cfg: Mapping[str, Any], params: Any, check_file: str | Path = GPU_CHECK_FILE
 ) -> tuple[float | None, str]:
-    """The peak bytes GPU jobs plan for, and where it comes from: the model, or gpu_check's higher measurement."""
+    """The peak bytes GPU jobs plan for, and its source: the model, or gpu_check's higher measurement."""
     predicted = predicted_peak(model_cfg, params)
     measured = measured_peak(model_cfg, params, check_file)
     if measured is not None and (predicted is None or measured > predicted):
@@ -263,7 +263,7 @@ def preflight(
     peak, source = training_peak(model_cfg, params, check_file)
     if peak is None:
         return None
-    architecture, config_source = architecture_config(model_cfg)
+    _, config_source = architecture_config(model_cfg)
     _, total = torch.cuda.mem_get_info()
     log.info(
         "memory pre-flight (%s, method %s): peak %.1f GiB (%s), GPU has %.1f GiB (config from %s)",
