@@ -101,7 +101,7 @@ def cuda_int8_output_dtype():
 
     original = _functions.MatMul8bitFp.forward
 
-    def forward(ctx, A, B, out=None, bias=None, state=None):  # noqa: N803 (bitsandbytes' names)
+    def forward(ctx, A, B, out=None, bias=None, state=None):
         return original(ctx, A, B, out, bias, state).to(A.dtype)
 
     _functions.MatMul8bitFp.forward = staticmethod(forward)

@@ -97,8 +97,8 @@ def public_version(version: str) -> str:
 
 
 def pin_mismatches(env_pins: dict[str, str], requirement_pins: dict[str, str]) -> list[str]:
-    """Every env package that is not tooling and does not carry exactly the requirements.txt pin (a local build
-    tag such as torch's `+cu126` aside)."""
+    """Every env package that is not tooling and does not carry exactly the requirements.txt pin (a local
+    build tag such as torch's `+cu126` aside)."""
     problems = []
     for name, pinned in sorted(env_pins.items()):
         version = public_version(pinned)
