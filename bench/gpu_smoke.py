@@ -3,7 +3,7 @@
 Llama-3-8B's architecture (bench_memory's builder: the configured config.json, or the published values) with
 random weights and ``--layers`` decoder layers, checked exactly as rule gpu_check checks the configured
 backbone (driver, int8 matmul, a few training steps at the config's micro_batch_size padded to max_length);
-prints the record as JSON. The rule itself checks the real backbone. Without CUDA it exits with status 2 and says so.
+prints the record as JSON. The rule itself checks the real backbone. Without CUDA it exits with status 2.
 Usage: ``PYTHONPATH=scripts python bench/gpu_smoke.py [--config config.yaml] [--layers 4]``
 """
 
