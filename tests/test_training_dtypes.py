@@ -65,25 +65,40 @@ def test_training_and_scoring_load_the_same_dtypes_and_rewards(bf16_backbone, tm
     scoring_dtypes = {name: p.dtype for name, p in scorer.named_parameters()}
     assert scoring_dtypes == training_dtypes
 
-    # The dev evaluation's forward pass (divpref.training.steps) and score_dev's (scoring.score_test_pairs).
+    # The same inputs through both: the dev evaluation's forward pass (divpref.training.steps).
     dev = planted_frame(12, seed=3)
     encoded = encode_pairs(dev, tokenizer, 48)
     model.eval()
     with torch.inference_mode():
         batch, _ = collate(encoded, np.arange(dev.height), {}, tokenizer.pad_token_id)
-        out_a, out_b = forward_pairs(model, batch, bf16=False)
-    scores = score_test_pairs(
-        scorer,
-        tokenizer,
-        dev.select(pl.exclude("chosen")),
-        method="bt",
-        max_length=48,
-        batch_size=5,
-        device="cpu",
-    )
-    assert scores["reward_a"].to_numpy() == pytest.approx(out_a[:, 0].numpy(), abs=1e-5)
-    assert scores["reward_b"].to_numpy() == pytest.approx(out_b[:, 0].numpy(), abs=1e-5)
-    assert np.std(scores["reward_a"].to_numpy()) > 1e-3  # the rewards differ between pairs
+        train_a, train_b = forward_pairs(model, batch, bf16=False)
+        score_a, score_b = forward_pairs(scorer, batch, bf16=False)
+    assert score_a.numpy() == pytest.approx(train_a.numpy(), abs=1e-5)
+    assert score_b.numpy() == pytest.approx(train_b.numpy(), abs=1e-5)
+    assert np.std(train_a.numpy()) > 1e-3  # the rewards differ between pairs
+
+    # score_dev's own path (scoring.score_test_pairs: distinct texts, length-sorted batches) against the dev
+    # evaluation's pair batches. With 8 bit every float weight is fp32 and the int8 matmul quantizes row by
+    # row, so batching does not matter; a bf16 backbone rounds differently for different batch shapes, so
+    # there both sides score each text alone.
+    frame = dev.select(pl.exclude("chosen"))
+    if load_in_8bit:
+        scores = score_test_pairs(
+            scorer, tokenizer, frame, method="bt", max_length=48, batch_size=5, device="cpu"
+        )
+        expected_a, expected_b = train_a[:, 0].numpy(), train_b[:, 0].numpy()
+    else:
+        scores = score_test_pairs(
+            scorer, tokenizer, frame, method="bt", max_length=48, batch_size=1, device="cpu"
+        )
+        with torch.inference_mode():
+            alone = [
+                [float(model(input_ids=torch.tensor([ids])).logits[0, 0]) for ids in side]
+                for side in (encoded.ids_a, encoded.ids_b)
+            ]
+        expected_a, expected_b = np.array(alone[0]), np.array(alone[1])
+    assert scores["reward_a"].to_numpy() == pytest.approx(expected_a, abs=1e-5)
+    assert scores["reward_b"].to_numpy() == pytest.approx(expected_b, abs=1e-5)
 
 
 def test_a_bf16_head_moves_at_a_small_learning_rate_once_trained_in_fp32(bf16_backbone):

@@ -172,6 +172,21 @@ def match_training_dtypes(model: Any, quantized: bool) -> Any:
     return model
 
 
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+"""The trained weights of a PEFT adapter folder (LoRA matrices and the trained head)."""
+
+
+def reload_adapter_weights(model: Any, adapter_dir: str | Path) -> None:
+    """Copy an adapter folder's saved weights into ``model`` (a PeftModel), unchanged by any earlier cast."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    result = set_peft_model_state_dict(model, load_file(str(Path(adapter_dir) / ADAPTER_WEIGHTS_FILE)))
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise ValueError(f"{adapter_dir}: adapter has unexpected keys {unexpected[:5]}")
+
+
 def _inputs_to_fp32(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
     """Forward pre-hook: floating-point tensor inputs to fp32 (a no-op for fp32 inputs)."""
     import torch
@@ -246,6 +261,9 @@ def load_for_inference(adapter_dir: str | Path, device: str = "cpu", **kwargs: A
     model.config.use_cache = False
     quantized = bool(getattr(model, "is_loaded_in_8bit", False) or "quantization_config" in kwargs)
     match_training_dtypes(model, quantized=quantized)
+    # peft loaded the trained weights into parameters of the checkpoint's dtype (bf16 for hub Llama-3), which
+    # rounds them; load them again into the fp32 parameters, exactly as they were saved.
+    reload_adapter_weights(model, adapter_dir)
     if not quantized:  # a quantized model sits where its device_map put it
         model = model.to(device)
     return model.eval(), tokenizer

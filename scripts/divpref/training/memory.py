@@ -87,24 +87,25 @@ class MemoryFit:
 
 LLAMA3_8B_FIT: dict[bool, MemoryFit] = {
     # gradient_checkpointing -> fit (bytes), measured by bench/bench_memory.py on this project's CPU machine
-    # (bf16 autocast, 8 bit + LoRA r=16 on q/k/v/o, AdamW; 1 and 2 layers x 128 and 384 tokens; the measured
-    # model has the offline 30,522-token vocabulary, the full vocabulary's embedding is added by
-    # embedding_correction). Rerun the bench after changing the load path and paste its coefficients here.
+    # (bf16 autocast, 8 bit + LoRA r=16 on q/k/v/o, AdamW; 1 and 2 layers x 128 and 384 tokens; the int8
+    # matmuls' outputs in their input's dtype, CUDA's MatMul8bitLt worst case; the measured model has the
+    # offline 30,522-token vocabulary, the full vocabulary's embedding is added by embedding_correction).
+    # Rerun the bench after changing the load path and paste its coefficients here.
     False: MemoryFit(
         static_base=476.9536 * MIB,
         static_per_layer=209.6563 * MIB,
-        step_base=559.6563 * MIB,
+        step_base=336.2985 * MIB,
         step_per_layer=0.8125 * MIB,
-        per_token=-0.0542 * MIB,
-        per_token_per_layer=0.2854 * MIB,
+        per_token=-0.0267 * MIB,
+        per_token_per_layer=0.3948 * MIB,
     ),
     True: MemoryFit(
         static_base=476.9536 * MIB,
         static_per_layer=209.6563 * MIB,
-        step_base=559.1172 * MIB,
-        step_per_layer=0.9189 * MIB,
-        per_token=0.0263 * MIB,
-        per_token_per_layer=0.0797 * MIB,
+        step_base=337.1315 * MIB,
+        step_per_layer=0.0049 * MIB,
+        per_token=0.3759 * MIB,
+        per_token_per_layer=0.1094 * MIB,
     ),
 }
 
