@@ -5,6 +5,7 @@ and by the CPU forms of the same calls; results/gpu_check.json of a real GPU run
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,52 @@ def test_every_train_job_waits_for_gpu_check_unless_it_is_off():
     assert train_jobs and all("results/gpu_check.json" in block for block in train_jobs)
     off = dry_run("gpu_check=False")
     assert "rule gpu_check:" not in off and "results/gpu_check.json" not in off
+
+
+def test_deterministic_is_off_on_cpu_and_sets_both_settings_where_a_gpu_is_visible(monkeypatch):
+    import torch
+
+    from divpref.common import devices
+    from divpref.training.checkpoints import run_fingerprint
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert devices.set_deterministic(True) is False  # CPU: nothing to set
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    # Where a GPU is visible (faked here: none can be lent), the real torch settings are switched on.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert devices.set_deterministic(False) is False
+    try:
+        assert devices.set_deterministic(True) is True
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    # Not part of the run fingerprint: switching it resumes the same run.
+    cfg = {"name_or_path": "m/x"}
+    on, off = TrainingParams(deterministic=True), TrainingParams(deterministic=False)
+    assert run_fingerprint(on, cfg, "bt", []) == run_fingerprint(off, cfg, "bt", [])
+
+
+def test_optimizer_state_resumes_onto_the_models_own_device(tmp_path, monkeypatch):
+    """torch.load gets map_location = the device of the rank's model (a spy around the real torch.load)."""
+    import torch
+
+    from divpref.models.loading import load_backbone
+    from divpref.training import checkpoints
+    from divpref.training.params import linear_schedule
+
+    model, _ = load_backbone(model_cfg(), 1)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(10, 0.0))
+    folder = checkpoints.save_checkpoint(tmp_path, 1, model, optimizer, scheduler, {"step": 1, "curve": []})
+    seen = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        seen.append((Path(args[0]).name, kwargs.get("map_location")))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    assert checkpoints.load_checkpoint(folder, model, optimizer, scheduler)["step"] == 1
+    assert dict(seen) == {checkpoints.OPTIMIZER_FILE: torch.device("cpu"), checkpoints.RNG_FILE: "cpu"}
