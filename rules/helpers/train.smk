@@ -157,7 +157,12 @@ def get_gpu_check_runs(wildcards):
                 "dataset": dataset,
                 "condition": condition,
                 **get_trainset(run),
-                "training": get_training_params(run),
+                # Only what the hours depend on: a learning-rate change does not rerun the check.
+                "training": {
+                    key: value
+                    for key, value in get_training_params(run).items()
+                    if key in COST_KEYS
+                },
                 "seeds": len(SEEDS),
             }
         )

@@ -62,6 +62,17 @@ class TrainingParams:
         return self.micro_batch_size or self.batch_size
 
 
+COST_KEYS = (
+    "batch_size",
+    "max_length",
+    "max_epochs",
+    "eval_every_epochs",
+    "eval_batch_size",
+    "gradient_checkpointing",
+    "seed",
+)
+"""The settings a run's tokens and GPU-hours depend on (divpref.training.gpu_hours): rule gpu_check's grid."""
+
 EXECUTION_ONLY = ("micro_batch_size", "gradient_checkpointing", "data_parallel", "deterministic")
 """Settings that change how a step is computed, not what it computes: not part of the run fingerprint."""
 
