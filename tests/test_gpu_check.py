@@ -213,3 +213,9 @@ def test_optimizer_state_resumes_onto_the_models_own_device(tmp_path, monkeypatc
     monkeypatch.setattr(torch, "load", spy)
     assert checkpoints.load_checkpoint(folder, model, optimizer, scheduler)["step"] == 1
     assert dict(seen) == {checkpoints.OPTIMIZER_FILE: torch.device("cpu"), checkpoints.RNG_FILE: "cpu"}
+
+
+@pytest.mark.slow
+def test_the_all_reduce_check_passes_over_two_processes():
+    """check_all_reduce's NCCL form needs GPUs; its gloo form spawns the same processes on CPU."""
+    assert gpu_check.check_all_reduce(2, backend="gloo") is True

@@ -170,6 +170,9 @@ def check_all_reduce(world: int, backend: str = "nccl") -> bool:
     """An all-reduce over ``world`` processes (one per GPU with ``nccl``; ``gloo`` runs on CPU)."""
     import torch.multiprocessing as mp
 
+    # Spawned processes import this module anew: give them the package (a rule script's sys.path is its own).
+    package_root = str(Path(__file__).resolve().parents[2])
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
         try:
             mp.start_processes(
