@@ -8,7 +8,7 @@ checkpointing, which recomputes the forward pass) plus the dev evaluations (forw
 token). Tokens / throughput = hours.
 
 * Throughput: ``--tokens-per-second`` training tokens per second on one A6000 in 8 bit (default 1,000, the
-  issue's figure; an assumption until bench/gpu_smoke.py measures it on a real GPU).
+  assumed figure; rule gpu_check measures it on the cluster's GPU and records `grid_gpu_hours`).
 * Early stopping: a run stops ``patience`` evaluations after its best dev evaluation; the best epoch is an
   assumption (``--best-epoch``, default 1: reward models are commonly trained for a single epoch because they
   overfit after it, e.g. InstructGPT, Ouyang et al. 2022, "Training language models to follow instructions").
@@ -23,7 +23,6 @@ sample, not MultiPref or HelpSteer2; ``--scale-pairs`` rescales each dataset's r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -35,13 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from divpref.models.methods import get_method  # noqa: E402
-from divpref.training.batching import encode_pairs, epoch_batches  # noqa: E402
+from divpref.training.gpu_hours import hours, run_cost  # noqa: E402
 from divpref.training.params import TrainingParams  # noqa: E402
 
 PAPER_PAIRS = {"multipref": 10_461, "helpsteer2": 11_826}
 """Pairs of the published datasets (as bench/bench_divergence.py); ``--scale-pairs`` uses them."""
-CHECKPOINTING_COST = 4 / 3  # one extra forward pass per training token
-EVAL_COST = 1 / 3  # a forward pass costs about a third of forward + backward
 
 
 def load_tokenizer(model_cfg: dict):
@@ -55,13 +52,6 @@ def load_tokenizer(model_cfg: dict):
         return prepare_tokenizer(tokenizer), "configured"
     except Exception:
         return prepare_tokenizer(build_tokenizer()), "offline WordPiece proxy"
-
-
-def padded_tokens(frame: pl.DataFrame, tokenizer, params: TrainingParams, epoch: int) -> int:
-    """Tokens the trainer pushes through the model in one epoch (both responses, padded per batch)."""
-    lengths = encode_pairs(frame, tokenizer, params.max_length).lengths
-    batches = epoch_batches(lengths, params.batch_size, params.seed, epoch)
-    return int(sum(2 * len(rows) * int(lengths[rows].max()) for rows in batches))
 
 
 def grid(config: dict) -> list[tuple[str, str, dict, TrainingParams]]:
@@ -111,23 +101,19 @@ def main() -> None:
         scale = 1.0
         if args.scale_pairs:
             scale = PAPER_PAIRS[dataset] / (train["pair_id"].n_unique() + dev["pair_id"].n_unique())
-        train_tokens = scale * padded_tokens(train, tokenizer, params, 0)
-        eval_params = dataclasses.replace(params, batch_size=params.eval_batch_size or 2 * params.batch_size)
-        dev_tokens = scale * padded_tokens(dev, tokenizer, eval_params, 0)
-        evals_per_epoch = 1.0 / params.eval_every_epochs
-        cost_per_epoch = train_tokens * (CHECKPOINTING_COST if params.gradient_checkpointing else 1.0)
-        cost_per_epoch += evals_per_epoch * dev_tokens * EVAL_COST
+        cost = run_cost(train, dev, tokenizer, params, scale)
+        train_tokens = cost.train_tokens
         patience = args.patience or params.early_stopping_patience or 4
         epochs = params.max_epochs
         early = min(epochs, args.best_epoch + patience * params.eval_every_epochs)
-        hours = seeds * epochs * cost_per_epoch / args.tokens_per_second / 3600
-        hours_early = seeds * early * cost_per_epoch / args.tokens_per_second / 3600
-        total += hours
+        run_hours = hours(cost, epochs, seeds, args.tokens_per_second)
+        hours_early = hours(cost, early, seeds, args.tokens_per_second)
+        total += run_hours
         total_early += hours_early
         print(
             f"| {dataset} | {condition} | {math.ceil(scale * train.height):,} | {train_tokens / 1e6:.2f} | "
             f"{epochs:g} | "
-            f"{hours:.1f} | {early:g} | {hours_early:.1f} |"
+            f"{run_hours:.1f} | {early:g} | {hours_early:.1f} |"
         )
     print(
         f"grid: {total:.0f} GPU-hours without early stopping, {total_early:.0f} with it (patience "

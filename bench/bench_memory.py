@@ -16,6 +16,11 @@ with the line other tools read:
 
     paper config: predicted peak <X> GiB on a <Y> GiB GPU (micro_batch_size <m>, gradient_checkpointing <b>)
 
+bitsandbytes runs ``MatMul8bitFp`` on CPU, whose output follows bf16 autocast; CUDA training runs
+``MatMul8bitLt``, whose output has its input's dtype (fp32 after 8-bit preparation, unless outlier columns
+exist). The measurement therefore computes the CPU kernel's output in its input's dtype too
+(:func:`cuda_int8_output_dtype`): the worst case of the CUDA kernel, about 2 bytes more per element of every
+int8 matmul's output that autograd keeps.
 The measured model uses the offline 30,522-token vocabulary (the activations do not depend on it); the full
 vocabulary's fp32 embedding is added to the resident weights. CPU kernels differ from CUDA's (bitsandbytes
 dequantizes on CPU; SDPA on CUDA never materialises the attention matrix), so bench/gpu_smoke.py checks the
@@ -25,6 +30,7 @@ prediction on a real GPU. Usage: ``PYTHONPATH=scripts python bench/bench_memory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import json
@@ -84,6 +90,27 @@ def build_reduced(architecture: dict, layers: int, folder: Path) -> Path:
     return folder
 
 
+@contextlib.contextmanager
+def cuda_int8_output_dtype():
+    """bitsandbytes' CPU training matmul with CUDA's output dtype: its result cast to the input's dtype.
+
+    The CPU kernel's own buffers (the dequantized weight and its bf16 autocast copy) stay, so the measurement
+    keeps the CPU's step buffers and adds the fp32 outputs: an upper bound of both kernels.
+    """
+    from bitsandbytes.autograd import _functions
+
+    original = _functions.MatMul8bitFp.forward
+
+    def forward(ctx, A, B, out=None, bias=None, state=None):
+        return original(ctx, A, B, out, bias, state).to(A.dtype)
+
+    _functions.MatMul8bitFp.forward = staticmethod(forward)
+    try:
+        yield
+    finally:
+        _functions.MatMul8bitFp.forward = staticmethod(original)
+
+
 def resident_bytes(model: torch.nn.Module) -> int:
     """Bytes of all parameters and buffers (shared storages counted once)."""
     seen, total = set(), 0
@@ -131,10 +158,12 @@ def measure(
             model.train()
             optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-5)
             resident = resident_bytes(model)
-            step_peak(model, optimizer, seq_lens[0], len(tokenizer))  # warm-up: Adam state, kernels
+            with cuda_int8_output_dtype():
+                step_peak(model, optimizer, seq_lens[0], len(tokenizer))  # warm-up: Adam state, kernels
             for seq_len in seq_lens:
                 started = time.perf_counter()
-                peak = step_peak(model, optimizer, seq_len, len(tokenizer))
+                with cuda_int8_output_dtype():
+                    peak = step_peak(model, optimizer, seq_len, len(tokenizer))
                 results[checkpointing].append((n_layers, 2 * seq_len, resident, peak))
                 print(
                     f"  measured: layers {n_layers}, checkpointing {str(checkpointing).lower():5s}, "

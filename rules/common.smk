@@ -28,6 +28,7 @@ from divpref.common.constants import (
 from divpref.data.formats import dataset_format, dataset_has_scores
 from divpref.training.tracking import check_backend_installed
 from divpref.models.methods import get_method, load_method_modules, method_names
+from divpref.training.params import COST_KEYS
 
 # --- config lookups and the condition grid ---
 

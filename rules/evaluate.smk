@@ -16,7 +16,7 @@ rule score:
     wildcard_constraints:
         condition=_alternatives(TRAINED_CONDITIONS),
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     threads: 2
     resources:
         # Scoring the test pairs with the selected adapter: one GPU.
@@ -223,7 +223,7 @@ rule score_pretrained:
     wildcard_constraints:
         condition=_alternatives(PRETRAINED_CONDITIONS),
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     threads: 2
     resources:
         # An off-the-shelf reward model on `model.gpus` GPUs (default 1): a 27B model in 8 bits

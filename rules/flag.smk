@@ -58,7 +58,7 @@ rule flag_score:
     benchmark:
         "benchmarks/flag_score/{flag_set}.tsv"
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     threads: 2
     resources:
         # As rule score: one GPU.

@@ -14,7 +14,7 @@ rule judge:
     benchmark:
         "benchmarks/judge/{dataset}/{judge}.tsv"
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     threads: 2
     resources:
         # A causal LM judging every test pair twice (a bf16 8B model: about 16 GB of GPU memory).

@@ -11,7 +11,7 @@ rule select_checkpoint:
         "logs/select_checkpoint/{dataset}/{condition}/seed{seed}.log",
     localrule: True
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     resources:
         **cpu_job_resources(),
     params:

@@ -1,5 +1,5 @@
-# Training stage: the backbone (built offline for the demo/CI, or downloaded once from the hub), then one
-# reward model per (dataset, condition, seed).
+# Training stage: the backbone (built offline for the demo/CI, or downloaded once from the hub), a short check
+# of the training hardware (gpu_check), then one reward model per (dataset, condition, seed).
 # Checkpoints go to checkpoints/ (not a declared output), so a failed or killed job resumes on rerun; the
 # tracker's files (results/train/.../tensorboard/) are written live and are not declared either.
 
@@ -10,7 +10,7 @@ rule build_backbone:
     log:
         "logs/build_backbone/{backbone}.log",
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     resources:
         **cpu_job_resources(),
     params:
@@ -25,18 +25,50 @@ rule download_backbone:
         folder=directory("resources/models/{model_dir}"),
     log:
         "logs/download_backbone/{model_dir}.log",
-    # Compute nodes often have no internet; the login node does. Train and score jobs run with the hub offline.
+    # Every configured hub model (the backbone, pretrained conditions' models, judges), once each. Compute nodes
+    # often have no internet; the login node does. Train, score, score_pretrained and judge jobs run with the
+    # hub offline and load this folder.
     localrule: True
     conda:
         "../envs/data.yaml"
     resources:
         **cpu_job_resources(),
     params:
-        repo_id=config["model"]["name_or_path"],
-        revision=lambda wildcards: config["model"].get("revision") or "main",
+        repo_id=lambda wildcards: downloaded_model_dir(wildcards)["repo_id"],
+        revision=lambda wildcards: downloaded_model_dir(wildcards)["revision"],
         library=library_fingerprint("download_backbone"),
     script:
         "../scripts/download_backbone.py"
+
+
+rule gpu_check:
+    input:
+        trainsets=get_grid_trainsets,
+        backbone=get_backbone_input,
+    output:
+        check=GPU_CHECK_FILE,
+    log:
+        "logs/gpu_check.log",
+    benchmark:
+        "benchmarks/gpu_check.tsv"
+    conda:
+        TRAIN_ENV
+    # As a training job (training.data_parallel processes, a GPU each on one node), for minutes.
+    threads: get_gpu_check_processes
+    resources:
+        **gpu_job_resources(
+            get_gpu_check_processes,
+            cpus_per_gpu=8,
+            mem_mb=lambda wildcards: 64000 * get_gpu_check_processes(wildcards),
+            runtime_per_attempt=60,
+        ),
+    params:
+        model=get_train_model,
+        training=get_gpu_check_training,
+        runs=get_gpu_check_runs,
+        library=library_fingerprint("gpu_check"),
+    script:
+        "../scripts/gpu_check.py"
 
 
 rule train:
@@ -44,6 +76,7 @@ rule train:
         unpack(get_trainset),
         backbone=get_backbone_input,
         method_modules=get_method_modules,
+        gpu_check=get_gpu_check_input,
     output:
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
     log:
@@ -51,7 +84,7 @@ rule train:
     benchmark:
         "benchmarks/train/{dataset}/{condition}/seed{seed}.tsv"
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     # One thread per training process (training.data_parallel processes): on small CPU hosts two
     # single-thread jobs beat one two-thread job, and torch's thread spin-waits make a shared CPU up to 15x
     # slower (measured). On a cluster each process gets a GPU (train_job_resources).

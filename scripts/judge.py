@@ -3,9 +3,12 @@
 See divpref.judge.verdicts.
 """
 
+import os
+
 from divpref.common.job_log import log_to_file
 
 log_to_file(snakemake.log[0])
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers loads: hub models are downloaded first
 
 import polars as pl
 import torch

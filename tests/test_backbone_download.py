@@ -6,6 +6,7 @@ tests/test_sources.py; everything around them (atomic folder, provenance, the wo
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from conftest import copy_workflow, run_snakemake
@@ -80,3 +81,48 @@ def test_paper_plan_downloads_the_backbone_once_and_trains_from_the_folder(tmp_p
     assert f"output: {folder}" in proc.stdout
     train_block = proc.stdout[proc.stdout.index("rule train:") :]
     assert folder in train_block.split("\n\n")[0]  # the train job's input is the downloaded folder
+
+
+def test_hub_models_of_pretrained_conditions_and_judges_are_downloaded_once_on_the_submit_node(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    overlay = workdir / "hub_models.yaml"
+    overlay.write_text(
+        "conditions:\n"
+        "  hub-rm: {method: pretrained, model: {name_or_path: org/reward-model, revision: r1}}\n"
+        "  folder-rm: {method: pretrained, model: {name_or_path: resources/backbones/tiny-reward-model}}\n"
+        "judges:\n"
+        "  hub-judge: {name_or_path: org/judge-lm, revision: main}\n"
+        "  same-judge: {name_or_path: org/reward-model, revision: r1}\n"
+    )
+    targets = [
+        "results/scores/multipref/hub-rm/seed0.parquet",
+        "results/scores/multipref/folder-rm/seed0.parquet",
+        "results/judge/multipref/hub-judge.parquet",
+        "results/judge/multipref/same-judge.parquet",
+    ]
+    proc = run_snakemake(workdir, "--configfile", "tests/config/ci.yaml", str(overlay), "-n", "--", *targets)
+    plan = proc.stdout
+    blocks = [block for block in plan.split("\n\n") if "rule " in block]
+    downloads = sorted(
+        line.split("output: ", 1)[1]
+        for block in blocks
+        if "rule download_backbone:" in block
+        for line in block.splitlines()
+        if "output: " in line
+    )
+    # One download per repo id and revision (the judge that names the reward model shares its folder).
+    assert downloads == ["resources/models/org/judge-lm@main", "resources/models/org/reward-model@r1"]
+    for rule, folder in (
+        ("rule score_pretrained:", "resources/models/org/reward-model@r1"),
+        ("rule judge:", "resources/models/org/judge-lm@main"),
+    ):
+        assert any(rule in block and folder in block for block in blocks), rule
+    # A local folder is built or used as it is: no download for it.
+    assert "tiny-reward-model@" not in plan
+
+
+def test_score_pretrained_and_judge_run_with_the_hub_offline():
+    for script in ("score_pretrained.py", "judge.py"):
+        source = (Path(__file__).resolve().parents[1] / "scripts" / script).read_text()
+        offline = source.index('os.environ.setdefault("HF_HUB_OFFLINE", "1")')
+        assert offline < source.index("\nimport torch"), script

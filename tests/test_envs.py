@@ -4,7 +4,10 @@ conda cannot run here (no conda, no conda channel reachable), so these tests che
 - every rule with an action names an env file under envs/ that exists (the linter does not check existence);
 - every env uses conda-forge + nodefaults and pins every package exactly;
 - every pin equals requirements.txt, the project's single source of truth;
-- every third-party module a rule's script imports (following divpref imports) is installed by its env.
+- every third-party module a rule's script imports (following divpref imports) is installed by its env,
+  including packages loaded only as package data (`importlib.resources.files("pkg")`);
+- an env variant (envs/<env>-<variant>.yaml, e.g. train-cu126.yaml: torch's CUDA 12 build) pins exactly what
+  its base env pins; only torch's local build tag (`+cu126`) and pip index options differ.
 """
 
 import ast
@@ -32,6 +35,8 @@ PROVIDED_MODULES = {"divpref", "snakemake"}
 # (divpref.judge.vllm_backend, README) and the optional trackers (divpref.training.tracking; the config check
 # names the package when one is configured but missing).
 OPTIONAL_MODULES = {"vllm", "wandb", "mlflow"}
+# Env variants (selected by config, so the CI config's rules do not use them) -> their base env.
+ENV_VARIANTS = {"train-cu126.yaml": "train.yaml"}
 PIN_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<op>==|=)?\s*(?P<version>\S*)$")
 
 
@@ -63,6 +68,8 @@ def parse_env(env: dict, source: str) -> dict[str, str]:
     pip_sections = 0
 
     def add(spec: object, section: str) -> None:
+        if section == "pip" and isinstance(spec, str) and spec.startswith("--"):
+            return  # a pip option (`--extra-index-url ...`), not a package
         match = PIN_PATTERN.match(spec) if isinstance(spec, str) else None
         if match is None or not match["op"] or not match["version"]:
             raise ValueError(f"{source}: {section} entry {spec!r} is not pinned (`name==version`)")
@@ -85,22 +92,35 @@ def parse_env(env: dict, source: str) -> dict[str, str]:
     return pins
 
 
+def public_version(version: str) -> str:
+    """A version without its local build tag: `2.13.0+cu126` -> `2.13.0`."""
+    return version.split("+", 1)[0]
+
+
 def pin_mismatches(env_pins: dict[str, str], requirement_pins: dict[str, str]) -> list[str]:
-    """Every env package that is not tooling and does not carry exactly the requirements.txt pin."""
+    """Every env package that is not tooling and does not carry exactly the requirements.txt pin (a local
+    build tag such as torch's `+cu126` aside)."""
     problems = []
-    for name, version in sorted(env_pins.items()):
+    for name, pinned in sorted(env_pins.items()):
+        version = public_version(pinned)
         if name in TOOLING:
             continue
         if name not in requirement_pins:
             problems.append(f"{name}=={version} is not in requirements.txt")
         elif requirement_pins[name] != version:
-            problems.append(f"{name}=={version} but requirements.txt pins {requirement_pins[name]}")
+            problems.append(f"{name}=={pinned} but requirements.txt pins {requirement_pins[name]}")
     return problems
+
+
+RESOURCE_CALLS = ("files", "import_module")
+"""`importlib.resources.files("pkg")` and `importlib.import_module("pkg")`: a package used by name only."""
 
 
 def imported_modules(source: str) -> set[str]:
     """Absolute module names imported anywhere in `source` (including inside functions), except in
-    `if TYPE_CHECKING:` blocks. Relative imports come back with their leading dots, e.g. `.losses`."""
+    `if TYPE_CHECKING:` blocks. Relative imports come back with their leading dots, e.g. `.losses`. A package
+    named by a string constant in `importlib.resources.files(...)` or `importlib.import_module(...)` counts as
+    imported: its data is loaded from the installed package."""
     tree = ast.parse(source)
     type_checking_nodes = set()
     for node in ast.walk(tree):
@@ -110,6 +130,10 @@ def imported_modules(source: str) -> set[str]:
     for node in ast.walk(tree):
         if id(node) in type_checking_nodes:
             continue
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            name = ast.unparse(node.func).rsplit(".", 1)[-1]
+            if name in RESOURCE_CALLS and isinstance(node.args[0].value, str):
+                modules.add(node.args[0].value)
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -234,6 +258,11 @@ def test_external_imports_follow_the_own_package_and_skip_stdlib(tmp_path):
     script = tmp_path / "scripts" / "train.py"
     script.write_text("import os\nfrom pkg.model import build\nfrom polars import DataFrame\n")
     assert external_imports(script, tmp_path / "scripts") == {"torch", "numpy", "polars"}
+    (package / "data.py").write_text(
+        "import importlib.resources\n\ndef vocab():\n    return importlib.resources.files('tokpkg')\n"
+    )
+    script.write_text("from pkg.data import vocab\n")
+    assert external_imports(script, tmp_path / "scripts") == {"tokpkg"}
 
 
 # --- the real workflow ---
@@ -285,8 +314,55 @@ def test_every_rule_that_runs_code_declares_an_existing_env(rules):
 
 def test_every_env_file_is_used_by_some_rule(rules):
     used = {Path(rule["conda"]) for rule in rules if rule["conda"]}
-    unused = [path.name for path in env_files() if path not in used]
+    unused = [path.name for path in env_files() if path not in used and path.name not in ENV_VARIANTS]
     assert not unused, f"env files no rule uses: {unused}"
+
+
+@pytest.mark.parametrize(("variant", "base"), sorted(ENV_VARIANTS.items()))
+def test_env_variant_pins_what_its_base_env_pins(variant, base):
+    variant_pins = parse_env(yaml.safe_load((ENV_DIR / variant).read_text()), variant)
+    base_pins = parse_env(yaml.safe_load((ENV_DIR / base).read_text()), base)
+    assert {name: public_version(v) for name, v in variant_pins.items()} == base_pins
+    assert variant_pins["torch"] == f"{base_pins['torch']}+cu126"
+    pip = next(
+        entry["pip"]
+        for entry in yaml.safe_load((ENV_DIR / variant).read_text())["dependencies"]
+        if isinstance(entry, dict)
+    )
+    assert "--extra-index-url https://download.pytorch.org/whl/cu126" in pip
+
+
+def test_cuda_build_cu126_makes_the_torch_rules_use_the_variant():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "rule_inventory.py"),
+            "--configfile",
+            "tests/config/ci.yaml",
+            "--configfile",
+            "tests/config/cuda_build_cu126.yaml",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    envs = {rule["name"]: Path(rule["conda"]).name for rule in json.loads(proc.stdout) if rule["conda"]}
+    torch_rules = {
+        "build_backbone",
+        "gpu_check",
+        "train",
+        "select_checkpoint",
+        "score",
+        "score_dev",
+        "score_pretrained",
+        "judge",
+        "flag_score",
+    }
+    assert {name: envs[name] for name in torch_rules} == dict.fromkeys(torch_rules, "train-cu126.yaml")
+    assert envs["normalize"] == "data.yaml"
 
 
 @pytest.mark.parametrize("env_path", env_files(), ids=lambda path: path.name)

@@ -26,7 +26,7 @@ SITE = {
     # Below score's 120 minutes per attempt, so the cap shows at the first attempt already.
     "max_runtime_minutes": 100,
 }
-GPU_RULES = {"train", "score", "score_dev", "score_pretrained", "judge", "flag_score"}
+GPU_RULES = {"gpu_check", "train", "score", "score_dev", "score_pretrained", "judge", "flag_score"}
 DATA_RULES = {"download", "normalize", "classify", "split", "trainset"}
 
 

@@ -10,13 +10,16 @@ def get_score_max_length(wildcards):
 
 
 def get_pretrained_model(wildcards):
-    """A pretrained condition's `model` block (name_or_path, revision, load_in_8bit, ...)."""
-    return CONDITIONS[wildcards.condition]["model"]
+    """A pretrained condition's `model` block (name_or_path, revision, load_in_8bit, ...); a hub id is
+    replaced by its downloaded folder (rule download_backbone), loaded with the hub offline.
+    """
+    return with_downloaded_folder(CONDITIONS[wildcards.condition]["model"])
 
 
 def get_pretrained_backbone(wildcards):
-    """The built model folder of a pretrained condition (demo/CI), else nothing."""
-    return built_backbone(get_pretrained_model(wildcards)["name_or_path"])
+    """The model folder of a pretrained condition: built (demo/CI), downloaded, or nothing (a local folder)."""
+    spec = CONDITIONS[wildcards.condition]["model"]
+    return built_backbone(spec["name_or_path"]) or hub_model_dir(spec) or []
 
 
 def get_pretrained_gpus(wildcards):

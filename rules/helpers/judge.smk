@@ -8,14 +8,15 @@ wildcard_constraints:
 
 
 def get_judge_config(wildcards):
-    """The judge's config block (name_or_path, revision, load_in_8bit)."""
-    return JUDGES[wildcards.judge]
+    """The judge's config block (name_or_path, revision, load_in_8bit); a hub id is replaced by its downloaded
+    folder (rule download_backbone), loaded with the hub offline."""
+    return with_downloaded_folder(JUDGES[wildcards.judge])
 
 
 def get_judge_model_input(wildcards):
-    """The judge's folder when it is built offline under resources/backbones/ (rule build_backbone), else nothing."""
-    path = JUDGES[wildcards.judge]["name_or_path"]
-    return path.rstrip("/") if path.startswith(BUILT_BACKBONES) else []
+    """The judge's folder: built offline (rule build_backbone), downloaded (rule download_backbone), or nothing."""
+    spec = JUDGES[wildcards.judge]
+    return built_backbone(spec["name_or_path"]) or hub_model_dir(spec) or []
 
 
 def judge_runs():

@@ -48,3 +48,25 @@ def compute_device(local_rank: int | None = None) -> str:
     if not torch.cuda.is_available():
         return "cpu"
     return "cuda" if local_rank is None else f"cuda:{local_rank}"
+
+
+CUBLAS_WORKSPACE = ":4096:8"
+"""cuBLAS' workspace setting for reproducible results (CUDA's documentation: ``:4096:8`` or ``:16:8``)."""
+
+
+def set_deterministic(enabled: bool) -> bool:
+    """With a visible GPU and ``enabled`` (``training.deterministic``): deterministic algorithms; True if set.
+
+    Sets ``CUBLAS_WORKSPACE_CONFIG`` (unless the environment has one) before cuBLAS starts, and
+    ``torch.use_deterministic_algorithms(True, warn_only=True)``: an op without a deterministic CUDA kernel
+    warns once instead of failing. Call it before the first CUDA computation. CPU kernels are deterministic
+    already, so on CPU this does nothing.
+    """
+    import torch
+
+    if not enabled or not torch.cuda.is_available():
+        return False
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    return True

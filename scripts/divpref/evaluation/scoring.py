@@ -72,13 +72,14 @@ def score_test_pairs(
 
 
 def inference_load_kwargs(model_cfg: Mapping[str, Any], device: str) -> dict[str, Any]:
-    """``from_pretrained`` kwargs for scoring: the training quantization on GPU; full precision on CPU.
+    """``from_pretrained`` kwargs for scoring: training's quantization, on the scoring device.
 
-    bitsandbytes 8-bit kernels need CUDA, so on CPU the adapter is applied to the unquantized backbone.
+    bitsandbytes quantizes while loading, so an 8-bit backbone is placed by its device map (CPU or the first
+    GPU), as in training; :func:`divpref.models.loading.load_for_inference` then casts training's dtypes.
     """
-    if device != "cuda":
-        return {}
     from divpref.models.loading import quantization_config
 
     quantization = quantization_config(model_cfg)
-    return {} if quantization is None else {"quantization_config": quantization, "device_map": {"": 0}}
+    if quantization is None:
+        return {}
+    return {"quantization_config": quantization, "device_map": {"": 0 if device == "cuda" else device}}

@@ -133,7 +133,67 @@ def load_backbone(
     from peft import get_peft_model
 
     model = get_peft_model(model, lora_config(model_cfg, head_module_name(model)))
+    match_training_dtypes(model, quantized=quantization is not None)
     return model, tokenizer
+
+
+TRAINED_PARAMETER_MARKERS = ("lora_", "modules_to_save")
+"""Name parts of the parameters LoRA training updates: the adapters and the trained copy of the head."""
+
+
+def match_training_dtypes(model: Any, quantized: bool) -> Any:
+    """Cast ``model``'s parameters to the dtypes training uses, in place; training and scoring both call it.
+
+    * 8 bit: every parameter that is not int8 goes to fp32 (embeddings, norms, the head), exactly the cast of
+      peft's ``prepare_model_for_kbit_training``;
+    * otherwise: the trained parameters (LoRA adapters, the head's trained copy) go to fp32; the frozen
+      backbone keeps the checkpoint's dtype. A bf16 head would not move at small learning rates: most
+      AdamW updates of a bf16 weight are below its rounding step.
+    """
+    import torch
+
+    for name, param in model.named_parameters():
+        if param.dtype not in (torch.float16, torch.bfloat16):
+            continue
+        if quantized or any(marker in name for marker in TRAINED_PARAMETER_MARKERS):
+            param.data = param.data.to(torch.float32)
+    for name, module in model.named_modules():
+        own = list(module.parameters(recurse=False))
+        if (
+            "modules_to_save" in name
+            and own
+            and own[0].dtype == torch.float32
+            and not getattr(module, "_divpref_fp32_inputs", False)
+        ):
+            # The fp32 head copy reads the frozen bf16 backbone's hidden states: cast them (LoRA's own layers
+            # cast their inputs already).
+            module.register_forward_pre_hook(_inputs_to_fp32)
+            module._divpref_fp32_inputs = True
+    return model
+
+
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+"""The trained weights of a PEFT adapter folder (LoRA matrices and the trained head)."""
+
+
+def reload_adapter_weights(model: Any, adapter_dir: str | Path) -> None:
+    """Copy an adapter folder's saved weights into ``model`` (a PeftModel), unchanged by any earlier cast."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    result = set_peft_model_state_dict(model, load_file(str(Path(adapter_dir) / ADAPTER_WEIGHTS_FILE)))
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise ValueError(f"{adapter_dir}: adapter has unexpected keys {unexpected[:5]}")
+
+
+def _inputs_to_fp32(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Forward pre-hook: floating-point tensor inputs to fp32 (a no-op for fp32 inputs)."""
+    import torch
+
+    return tuple(
+        arg.float() if isinstance(arg, torch.Tensor) and arg.is_floating_point() else arg for arg in args
+    )
 
 
 class _OncePerMessage(logging.Filter):
@@ -186,9 +246,10 @@ def load_for_inference(
 
     Plain ``AutoPeftModelForSequenceClassification.from_pretrained(adapter_dir, num_labels=n,
     pad_token_id=p)`` does the same; ``n`` and ``p`` come from ``reward_head.json`` in the folder.
-    ``kwargs`` go to ``from_pretrained`` (e.g. ``dtype`` or ``quantization_config``). ``base_model``: load
-    the base from this folder instead of the adapter's ``base_model_name_or_path`` (a hub id: the workflow's
-    jobs load the downloaded copy with the hub offline).
+    ``kwargs`` go to ``from_pretrained`` (e.g. ``quantization_config``). ``base_model``: load the base from
+    this folder instead of the adapter's ``base_model_name_or_path`` (a hub id: the workflow's jobs load the
+    downloaded copy with the hub offline). The parameters get training's dtypes
+    (:func:`match_training_dtypes`), so a model scores as it was evaluated on dev.
     """
     from peft import AutoPeftModelForSequenceClassification
     from transformers import AutoTokenizer
@@ -208,4 +269,11 @@ def load_for_inference(
         model = PeftModel.from_pretrained(base, str(adapter_dir))
     model.config.pad_token_id = info["pad_token_id"]
     model.config.use_cache = False
-    return model.to(device).eval(), tokenizer
+    quantized = bool(getattr(model, "is_loaded_in_8bit", False) or "quantization_config" in kwargs)
+    match_training_dtypes(model, quantized=quantized)
+    # peft loaded the trained weights into parameters of the checkpoint's dtype (bf16 for hub Llama-3), which
+    # rounds them; load them again into the fp32 parameters, exactly as they were saved.
+    reload_adapter_weights(model, adapter_dir)
+    if not quantized:  # a quantized model sits where its device_map put it
+        model = model.to(device)
+    return model.eval(), tokenizer

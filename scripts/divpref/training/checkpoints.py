@@ -159,11 +159,16 @@ def load_checkpoint(
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
         raise ValueError(f"{checkpoint}: adapter has unexpected keys {unexpected[:5]}")
-    states = torch.load(checkpoint / OPTIMIZER_FILE, weights_only=False)
+    # Onto this rank's own device: without map_location every rank would first materialise the state on the
+    # GPU it was saved from (GPU 0), which the memory pre-flight does not count.
+    device = next(model.parameters()).device
+    states = torch.load(checkpoint / OPTIMIZER_FILE, map_location=device, weights_only=False)
     optimizer.load_state_dict(states["optimizer"])
     scheduler.load_state_dict(states["scheduler"])
     rng_path = checkpoint / rng_file(rank)
     restore_rng_state(
-        torch.load(rng_path if rng_path.exists() else checkpoint / RNG_FILE, weights_only=False)
+        torch.load(
+            rng_path if rng_path.exists() else checkpoint / RNG_FILE, map_location="cpu", weights_only=False
+        )
     )
     return json.loads((checkpoint / STATE_FILE).read_text())

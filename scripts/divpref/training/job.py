@@ -89,6 +89,7 @@ def train_in_this_process(job: TrainJob) -> None:
     import torch
 
     from divpref.common.atomic_io import atomic_path
+    from divpref.common.devices import set_deterministic
     from divpref.models.method_options import resolve
     from divpref.models.methods import get_method, load_method_modules
     from divpref.training import distributed
@@ -96,6 +97,7 @@ def train_in_this_process(job: TrainJob) -> None:
     from divpref.training.memory import preflight
 
     load_method_modules(job.method_modules)  # in every worker: the registry is per process
+    set_deterministic(bool(job.training.get("deterministic", True)))  # before CUDA computes anything
     parallel = distributed.from_environment()
     distributed.init_process_group(parallel)  # first: it selects this process's GPU for the pre-flight
     torch.set_num_threads(max(1, job.threads // parallel.world_size))

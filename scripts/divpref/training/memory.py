@@ -11,7 +11,13 @@ with ``T = 2 * micro_batch_size * max_length`` (both responses of every pair, pa
 worst case) and ``L`` the backbone's decoder layers. The coefficients it measured for Llama-3-8B's
 architecture are :data:`LLAMA3_8B_FIT`; GPU jobs use them before loading the model (:func:`preflight`).
 On a GPU, CUDA's context and the caching allocator add :data:`CUDA_CONTEXT_BYTES` and
-:data:`ALLOCATOR_MARGIN` on top (assumptions, checked by ``bench/gpu_smoke.py`` where a GPU exists).
+:data:`ALLOCATOR_MARGIN` on top (assumptions).
+
+The fit is the worst case of bitsandbytes' CUDA training kernel: on CUDA, ``MatMul8bitLt`` returns its output
+in its input's dtype (fp32 after 8-bit preparation, unless outlier columns exist); on CPU bitsandbytes runs
+``MatMul8bitFp``, whose output follows bf16 autocast. bench_memory therefore measures with the int8 matmuls'
+outputs in their input's dtype, as on CUDA. Once rule gpu_check has measured a real training step on a GPU
+(:data:`GPU_CHECK_FILE`), :func:`training_peak` takes that measurement where it is higher.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ log = logging.getLogger(__name__)
 
 GIB = 1024**3
 MIB = 1024**2
+
+GPU_CHECK_FILE = "results/gpu_check.json"
+"""Rule gpu_check's record (divpref.training.gpu_check), relative to the workflow's working directory."""
 
 LLAMA3_8B_CONFIG: dict[str, Any] = {
     "architectures": ["LlamaForCausalLM"],
@@ -78,24 +87,25 @@ class MemoryFit:
 
 LLAMA3_8B_FIT: dict[bool, MemoryFit] = {
     # gradient_checkpointing -> fit (bytes), measured by bench/bench_memory.py on this project's CPU machine
-    # (bf16 autocast, 8 bit + LoRA r=16 on q/k/v/o, AdamW; 1 and 2 layers x 128 and 384 tokens; the measured
-    # model has the offline 30,522-token vocabulary, the full vocabulary's embedding is added by
-    # embedding_correction). Rerun the bench after changing the load path and paste its coefficients here.
+    # (bf16 autocast, 8 bit + LoRA r=16 on q/k/v/o, AdamW; 1 and 2 layers x 128 and 384 tokens; the int8
+    # matmuls' outputs in their input's dtype, CUDA's MatMul8bitLt worst case; the measured model has the
+    # offline 30,522-token vocabulary, the full vocabulary's embedding is added by embedding_correction).
+    # Rerun the bench after changing the load path and paste its coefficients here.
     False: MemoryFit(
         static_base=476.9536 * MIB,
         static_per_layer=209.6563 * MIB,
-        step_base=559.6563 * MIB,
+        step_base=336.2985 * MIB,
         step_per_layer=0.8125 * MIB,
-        per_token=-0.0542 * MIB,
-        per_token_per_layer=0.2854 * MIB,
+        per_token=-0.0267 * MIB,
+        per_token_per_layer=0.3948 * MIB,
     ),
     True: MemoryFit(
         static_base=476.9536 * MIB,
         static_per_layer=209.6563 * MIB,
-        step_base=559.1172 * MIB,
-        step_per_layer=0.9189 * MIB,
-        per_token=0.0263 * MIB,
-        per_token_per_layer=0.0797 * MIB,
+        step_base=337.1315 * MIB,
+        step_per_layer=0.0049 * MIB,
+        per_token=0.3759 * MIB,
+        per_token_per_layer=0.1094 * MIB,
     ),
 }
 
@@ -198,27 +208,72 @@ def check_fits(
     )
 
 
-def preflight(model_cfg: Mapping[str, Any], params: Any, method: str) -> float | None:
-    """Before a GPU job loads the model: compare the predicted peak with the visible GPU's memory.
+def predicted_peak(model_cfg: Mapping[str, Any], params: Any) -> float | None:
+    """The memory model's peak bytes of the configured run (8-bit backbones only, the path it measured)."""
+    if not model_cfg.get("load_in_8bit", False):
+        return None
+    architecture, _ = architecture_config(model_cfg)
+    return predict_training_peak(
+        architecture, params.pairs_per_micro_batch, params.max_length, params.gradient_checkpointing
+    )
 
-    Only for 8-bit backbones on CUDA (the path the fit measured); returns the prediction in bytes or None.
+
+def measured_peak(
+    model_cfg: Mapping[str, Any], params: Any, path: str | Path = GPU_CHECK_FILE
+) -> float | None:
+    """Peak reserved bytes gpu_check measured on a GPU for this backbone and these settings, else None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    check = json.loads(path.read_text())
+    same_setup = (
+        check.get("device") == "cuda"
+        and check.get("peak_memory_gib")
+        and check.get("model") == str(model_cfg["name_or_path"])
+        and check.get("load_in_8bit") == bool(model_cfg.get("load_in_8bit", False))
+        and check.get("micro_batch_size") == params.pairs_per_micro_batch
+        and check.get("max_length") == params.max_length
+        and check.get("gradient_checkpointing") == bool(params.gradient_checkpointing)
+    )
+    return float(check["peak_memory_gib"]["reserved"]) * GIB if same_setup else None
+
+
+def training_peak(
+    model_cfg: Mapping[str, Any], params: Any, check_file: str | Path = GPU_CHECK_FILE
+) -> tuple[float | None, str]:
+    """The peak bytes GPU jobs plan for, and its source: the model, or gpu_check's higher measurement."""
+    predicted = predicted_peak(model_cfg, params)
+    measured = measured_peak(model_cfg, params, check_file)
+    if measured is not None and (predicted is None or measured > predicted):
+        return measured, f"measured by gpu_check ({check_file})"
+    return predicted, "memory model (worst case of the int8 kernels)"
+
+
+def preflight(
+    model_cfg: Mapping[str, Any], params: Any, method: str, check_file: str | Path = GPU_CHECK_FILE
+) -> float | None:
+    """Before a GPU job loads the model: compare the planned peak with the visible GPU's memory.
+
+    Only for 8-bit backbones on CUDA (the path the fit measured) unless gpu_check measured the setup; returns
+    the planned peak in bytes or None.
     """
     import torch
 
-    if not torch.cuda.is_available() or not model_cfg.get("load_in_8bit", False):
+    if not torch.cuda.is_available():
         return None
-    architecture, source = architecture_config(model_cfg)
-    predicted = predict_training_peak(
-        architecture, params.pairs_per_micro_batch, params.max_length, params.gradient_checkpointing
-    )
+    peak, source = training_peak(model_cfg, params, check_file)
+    if peak is None:
+        return None
+    _, config_source = architecture_config(model_cfg)
     _, total = torch.cuda.mem_get_info()
     log.info(
-        "memory pre-flight (%s, method %s): predicted peak %.1f GiB, GPU has %.1f GiB (config from %s)",
+        "memory pre-flight (%s, method %s): peak %.1f GiB (%s), GPU has %.1f GiB (config from %s)",
         model_cfg["name_or_path"],
         method,
-        predicted / GIB,
-        total / GIB,
+        peak / GIB,
         source,
+        total / GIB,
+        config_source,
     )
-    check_fits(predicted, total, params.pairs_per_micro_batch, params.gradient_checkpointing)
-    return predicted
+    check_fits(peak, total, params.pairs_per_micro_batch, params.gradient_checkpointing)
+    return peak

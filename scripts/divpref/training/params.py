@@ -31,6 +31,7 @@ class TrainingParams:
     gradient_checkpointing: bool = False  # non-reentrant activation checkpointing (recompute in backward)
     data_parallel: int = 1  # data-parallel processes (one per GPU, or gloo processes on CPU)
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping; None = off
+    deterministic: bool = True  # GPU jobs: deterministic algorithms (warn_only) and CUBLAS_WORKSPACE_CONFIG
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainingParams:
@@ -61,7 +62,18 @@ class TrainingParams:
         return self.micro_batch_size or self.batch_size
 
 
-EXECUTION_ONLY = ("micro_batch_size", "gradient_checkpointing", "data_parallel")
+COST_KEYS = (
+    "batch_size",
+    "max_length",
+    "max_epochs",
+    "eval_every_epochs",
+    "eval_batch_size",
+    "gradient_checkpointing",
+    "seed",
+)
+"""The settings a run's tokens and GPU-hours depend on (divpref.training.gpu_hours): rule gpu_check's grid."""
+
+EXECUTION_ONLY = ("micro_batch_size", "gradient_checkpointing", "data_parallel", "deterministic")
 """Settings that change how a step is computed, not what it computes: not part of the run fingerprint."""
 
 
