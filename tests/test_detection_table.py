@@ -265,7 +265,10 @@ def test_pooled_row_lists_each_seeds_classification_score_and_markdown_names_the
     assert by_seed["all"]["score_name"] == "opposite_mass,entropy"
     assert by_seed["all"]["score"] == "; ".join(detection_scores.CLASSIFICATION_SCORES.values())
     markdown = det.render_markdown(table.filter(pl.col("seed") == "1"), ci=0.95)
-    assert "Scores chosen on dev: Pairwise classification (KL) on MultiPref: entropy." in markdown
+    assert (
+        "Scores used (chosen on dev, or fixed by config): Pairwise classification (KL) on MultiPref: entropy."
+        in markdown
+    )
 
 
 # --- ROC plot ---

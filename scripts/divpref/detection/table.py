@@ -375,7 +375,10 @@ def render_markdown(table: pl.DataFrame, *, ci: float) -> str:
 
 
 def _classification_choices(table: pl.DataFrame) -> str:
-    """`` Scores chosen on dev: Pairwise classification (KL) on MultiPref: entropy; ...`` or ``""``."""
+    """`` Scores used: Pairwise classification (KL) on MultiPref: entropy; ...`` or ``""``.
+
+    Chosen on dev, or fixed by ``detection.classification_score`` (Classification (KL)).
+    """
     rows = (
         _summary(table)
         .filter(pl.col("method").is_in(list(CANDIDATE_SCORES)), pl.col("metric") == "auroc")
@@ -388,4 +391,4 @@ def _classification_choices(table: pl.DataFrame) -> str:
         f"{row['label']} on {PAPER_DATASETS.get(row['dataset'], row['dataset'])}: {row['score_name']}"
         for row in rows.iter_rows(named=True)
     ]
-    return " Scores chosen on dev: " + "; ".join(choices) + "."
+    return " Scores used (chosen on dev, or fixed by config): " + "; ".join(choices) + "."
