@@ -9,9 +9,7 @@ conda cannot run here (no conda, no conda channel reachable), so these tests che
 
 import ast
 import importlib.metadata
-import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -239,18 +237,9 @@ def test_external_imports_follow_the_own_package_and_skip_stdlib(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def rules() -> list[dict]:
+def rules(rule_inventory) -> list[dict]:
     """Every rule of the workflow (CI config), with its env and script resolved to absolute paths."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "rule_inventory.py"), "--configfile", "tests/config/ci.yaml"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout)
+    return rule_inventory
 
 
 @pytest.fixture(scope="module")
