@@ -8,6 +8,7 @@ conda cannot run here (no conda, no conda channel reachable), so these tests che
 """
 
 import ast
+import functools
 import importlib.metadata
 import re
 import sys
@@ -164,10 +165,17 @@ def _own_module_file(parts: tuple[str, ...], package_root: Path) -> Path | None:
     return None
 
 
+@functools.cache
+def installed_providers() -> dict[str, list[str]]:
+    """{top-level module: the installed distributions that provide it}, read once per test session (it
+    scans every installed distribution's metadata)."""
+    return importlib.metadata.packages_distributions()
+
+
 def distributions_of(modules: set[str]) -> dict[str, set[str]]:
     """Map each importable top-level module to the normalized names of the installed distributions that
     provide it (empty when none does)."""
-    providers = importlib.metadata.packages_distributions()
+    providers = installed_providers()
     return {module: {normalize(name) for name in providers.get(module, [])} for module in modules}
 
 
