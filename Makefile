@@ -7,7 +7,7 @@ CORES ?= 2
 # Everything runs offline: the hub is only contacted by `source: hub` on a real run.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: demo test venv lint format bench docs rulegraph clean
+.PHONY: demo test test-fast venv lint format bench docs rulegraph clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: venv
 
 test: venv
 	$(OFFLINE) $(BIN)/pytest
+
+# The loop while changing code: every test not marked slow (snakemake runs, training) or slurm.
+test-fast: venv
+	$(OFFLINE) $(BIN)/pytest -m "not slow and not slurm"
 
 # The same checks as .pre-commit-config.yaml and tests/test_lint.py.
 lint: venv

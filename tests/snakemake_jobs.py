@@ -110,13 +110,17 @@ def snakemake_command() -> list[str]:
     return [str(Path(sys.executable).with_name("snakemake"))]
 
 
+def timed_snakemake_command(timeout: int, *args: str) -> list[str]:
+    """snakemake with `args` under `timeout -k 10` (a hung run is killed, and says so by exit 124 or 137)."""
+    return ["timeout", "-k", "10", str(timeout), *snakemake_command(), *args]
+
+
 def run_snakemake(
     workdir: Path, *args: str, timeout: int = 900, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     """Run snakemake in `workdir` under `timeout -k 10`, offline, capturing stdout and stderr together."""
-    command = ["timeout", "-k", "10", str(timeout), *snakemake_command(), *args]
     return subprocess.run(
-        command,
+        timed_snakemake_command(timeout, *args),
         cwd=workdir,
         env={**os.environ, **OFFLINE_ENV, **(env or {})},
         stdout=subprocess.PIPE,
@@ -124,6 +128,19 @@ def run_snakemake(
         text=True,
         check=False,
     )
+
+
+def start_snakemake(workdir: Path, *args: str, log: Path, timeout: int = 900) -> subprocess.Popen:
+    """Start snakemake in `workdir` like `run_snakemake`, without waiting: stdout and stderr go to `log`."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            timed_snakemake_command(timeout, *args),
+            cwd=workdir,
+            env={**os.environ, **OFFLINE_ENV},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 def describe_failure(proc: subprocess.CompletedProcess, tail: int = 6000) -> str:

@@ -4,6 +4,8 @@ import pytest
 import yaml
 from conftest import copy_workflow, run_snakemake
 
+pytestmark = pytest.mark.slow  # every test here dry-runs snakemake
+
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):

@@ -65,6 +65,7 @@ def measurement() -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_dry_run_plans_the_whole_paper_grid_without_data(measurement):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     jobs = measurement["planned_jobs"]
@@ -77,6 +78,7 @@ def test_dry_run_plans_the_whole_paper_grid_without_data(measurement):
     assert set(measurement["files_created"]) <= {".snakemake"}
 
 
+@pytest.mark.slow
 def test_dry_run_imports_no_model_libraries(measurement):
     assert measurement["heavy_modules_imported"] == []
 
@@ -116,6 +118,7 @@ def test_rulegraph_readers_agree_on_a_hand_drawn_graph():
     assert rulegraph_edges_from_dot(dot) == rulegraph_edges_from_svg(svg) == expected
 
 
+@pytest.mark.slow
 def test_readme_rulegraph_image_is_current():
     # docs/rulegraph.svg is drawn by `make rulegraph`; it must show the rules and edges the Snakefile has now.
     proc = subprocess.run(

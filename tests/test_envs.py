@@ -11,10 +11,9 @@ conda cannot run here (no conda, no conda channel reachable), so these tests che
 """
 
 import ast
+import functools
 import importlib.metadata
-import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -191,10 +190,17 @@ def _own_module_file(parts: tuple[str, ...], package_root: Path) -> Path | None:
     return None
 
 
+@functools.cache
+def installed_providers() -> dict[str, list[str]]:
+    """{top-level module: the installed distributions that provide it}, read once per test session (it
+    scans every installed distribution's metadata)."""
+    return importlib.metadata.packages_distributions()
+
+
 def distributions_of(modules: set[str]) -> dict[str, set[str]]:
     """Map each importable top-level module to the normalized names of the installed distributions that
     provide it (empty when none does)."""
-    providers = importlib.metadata.packages_distributions()
+    providers = installed_providers()
     return {module: {normalize(name) for name in providers.get(module, [])} for module in modules}
 
 
@@ -269,18 +275,9 @@ def test_external_imports_follow_the_own_package_and_skip_stdlib(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def rules() -> list[dict]:
+def rules(rule_inventory) -> list[dict]:
     """Every rule of the workflow (CI config), with its env and script resolved to absolute paths."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "rule_inventory.py"), "--configfile", "tests/config/ci.yaml"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout)
+    return rule_inventory
 
 
 @pytest.fixture(scope="module")

@@ -186,6 +186,7 @@ def test_labelled_evaluation_counts_only_identical_test_pairs():
 # --- the demo's example file corresponds to the demo's test split -----------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_flag_example_is_the_demo_multipref_test_split(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     proc = run_snakemake(
@@ -245,6 +246,7 @@ def test_ci_dag_flags_the_test_pairs_with_the_mean_var_model(ci_run: Path):
     assert example.height == sum(1 for _ in (REPO / "demo/flag_example.jsonl").open())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flag", "message"),
     [

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from test_envs import parse_requirements
 
@@ -21,6 +22,7 @@ def run(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_snakemake_lint_is_clean():
     proc = run(str(BIN / "snakemake"), "--lint")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

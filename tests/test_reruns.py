@@ -8,17 +8,14 @@ changed, closed under "reads an output of" in the full job graph (`snakemake -n 
 
 import ast
 import gzip
-import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CI_CONFIG, REPO
+from conftest import CI_CONFIG, copy_of_ci_run
 from snakemake_jobs import (
     NOTHING_TO_BE_DONE,
     Job,
@@ -91,18 +88,15 @@ def test_parse_jobs_reads_rule_wildcards_and_reason():
 
 
 @pytest.fixture
-def workdir(ci_run, tmp_path) -> Path:
+def workdir(ci_run_copy) -> Path:
     """A private copy of the completed CI run (modification times preserved)."""
-    copy = tmp_path / "run"
-    shutil.copytree(ci_run, copy, symlinks=True)
-    return copy
+    return ci_run_copy
 
 
 @pytest.fixture(scope="module")
 def job_graph(ci_run, tmp_path_factory) -> list[Job]:
     """Every job of the CI-config DAG with its inputs and outputs (a forced dry-run of a copy)."""
-    copy = tmp_path_factory.mktemp("graph") / "run"
-    shutil.copytree(ci_run, copy, symlinks=True)
+    copy = copy_of_ci_run(ci_run, tmp_path_factory.mktemp("graph") / "run")
     proc = run_snakemake(copy, "--configfile", CI_CONFIG, "-n", "--forceall")
     assert proc.returncode == 0, describe_failure(proc)
     return parse_jobs(proc.stdout)
@@ -247,18 +241,9 @@ def test_training_script_change_reruns_training_and_downstream_only(workdir, job
 
 
 @pytest.fixture(scope="module")
-def rule_scripts() -> dict[str, Path]:
+def rule_scripts(rule_inventory) -> dict[str, Path]:
     """{rule: the script it runs} (tests/rule_inventory.py; `use rule` variants included)."""
-    proc = subprocess.run(
-        [sys.executable, "tests/rule_inventory.py", "--configfile", CI_CONFIG],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return {record["name"]: Path(record["script"]) for record in json.loads(proc.stdout) if record["script"]}
+    return {record["name"]: Path(record["script"]) for record in rule_inventory if record["script"]}
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -6,7 +6,6 @@ import json
 import polars as pl
 import pytest
 from agreement_reference import chosen_side
-from conftest import copy_workflow, run_snakemake
 
 from divpref.data.agreement import classify_pairs
 from divpref.data.helpsteer2 import normalize_helpsteer2
@@ -137,12 +136,14 @@ def test_annotators_side_with_the_sound_response(generate):
 
 
 @pytest.mark.slow
-def test_data_stages_write_the_contract_files(tmp_path):
-    """A real snakemake run of the data stages on the CI config (sample -> normalize -> ... -> trainsets)."""
-    workdir = copy_workflow(tmp_path / "wf")
-    targets = [f"results/{d}/trainsets/bt-all/train.parquet" for d in ("multipref", "helpsteer2")]
-    targets += ["results/helpsteer2/trainsets/mse-agg/dev.parquet", "results/multipref/test.parquet"]
-    run_snakemake(workdir, "--cores", "2", "--", *targets)
+def test_data_stages_write_the_contract_files(ci_run):
+    """The data stages of the real CI-config DAG run (sample -> normalize -> ... -> trainsets)."""
+    workdir = ci_run
+    for path in [f"results/{d}/trainsets/bt-all/train.parquet" for d in ("multipref", "helpsteer2")] + [
+        "results/helpsteer2/trainsets/mse-agg/dev.parquet",
+        "results/multipref/test.parquet",
+    ]:
+        assert (workdir / path).is_file(), path
     for dataset in ("multipref", "helpsteer2"):
         results = workdir / "results" / dataset
         quality = json.loads((results / "data_quality.json").read_text())
