@@ -11,7 +11,7 @@ rule share_adapter:
         "logs/share_adapter/{dataset}/{condition}/seed{seed}.log",
     localrule: True
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     resources:
         **cpu_job_resources(),
     params:
@@ -33,7 +33,7 @@ rule push:
         "logs/push.log",
     localrule: True
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
     resources:
         **cpu_job_resources(),
     params:
