@@ -16,6 +16,7 @@ import json
 import torch
 
 from divpref.common.atomic_io import atomic_path
+from divpref.common.gpu_request import requested_gpus
 from divpref.training.gpu_check import run_gpu_check
 
 
@@ -25,7 +26,7 @@ def main(smk) -> None:
         dict(smk.params.model),
         dict(smk.params.training),
         runs=list(smk.params.runs),
-        gpus_requested=int(smk.resources.get("gpu", 0) or 0),
+        gpus_requested=requested_gpus(smk.resources),
     )
     with atomic_path(smk.output.check) as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")

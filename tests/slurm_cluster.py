@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 SLURM_DIR = REPO / "tests" / "slurm"
 PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 TEST_PROFILE = "profiles/slurm-testcluster"
-GPU_RULES = ("train", "score", "score_dev", "judge", "flag_score")
+GPU_RULES = ("gpu_check", "train", "score", "score_dev", "judge", "flag_score")
 FAKE_GPUS = 2
 # Every partition's MaxTime on the test cluster (2 days, a common GPU partition limit).
 MAX_TIME = "2-00:00:00"
