@@ -12,8 +12,8 @@ conda cannot run here (no conda, no conda channel reachable), so these tests che
 
 import ast
 import functools
-import json
 import importlib.metadata
+import json
 import re
 import subprocess
 import sys
