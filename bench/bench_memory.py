@@ -23,8 +23,9 @@ exist). The measurement therefore computes the CPU kernel's output in its input'
 int8 matmul's output that autograd keeps.
 The measured model uses the offline 30,522-token vocabulary (the activations do not depend on it); the full
 vocabulary's fp32 embedding is added to the resident weights. CPU kernels differ from CUDA's (bitsandbytes
-dequantizes on CPU; SDPA on CUDA never materialises the attention matrix), so bench/gpu_smoke.py checks the
-prediction on a real GPU. Usage: ``PYTHONPATH=scripts python bench/bench_memory.py [--config config.yaml]``.
+dequantizes on CPU; SDPA on CUDA never materialises the attention matrix), so rule gpu_check measures a real
+step on the training GPU (bench/gpu_smoke.py does the same by hand).
+Usage: ``PYTHONPATH=scripts python bench/bench_memory.py [--config config.yaml]``.
 """
 
 from __future__ import annotations
