@@ -235,3 +235,53 @@ def test_push_is_planned_by_the_dry_run_and_needs_hub(tmp_path):
     planned = run_snakemake(workdir, "-n", "push", "--config", 'hub={"namespace": "someone"}')
     assert re.search(r"^push\s+1$", planned.stdout, flags=re.M)
     assert re.search(r"^share_adapter\s+15$", planned.stdout, flags=re.M)
+
+
+def test_card_front_matter_license_dataset_and_curve_from_hand_made_records(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from divpref.sharing.cards import base_model_license, card_text, dataset_reference, table_rows
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "README.md").write_text("---\nlicense: llama3\n---\n# a base model\n")
+    curve = [
+        {"step": 5, "epoch": 0.25, "train_loss": 0.7, "accuracy": 0.6},
+        {"step": 10, "epoch": 0.5, "train_loss": 0.6, "accuracy": 0.8},
+    ]
+    best = {"step": 10, "epoch": 0.5, "metric": "accuracy", "value": 0.8, "greater_is_better": True}
+    run = {"dataset": "multipref", "condition": "bt-agg", "method": "bt", "labels": "agg", "seed": 1}
+    table2 = [
+        {"dataset": "multipref", "method": "bt", "labels": "agg", "seed": "1", "subset": "all", "n": "9",
+         "metric": "p_model_chosen", "value": "0.61234", "ci_low": "0.5", "ci_high": "0.7"},
+        {"dataset": "multipref", "method": "bt", "labels": "agg", "seed": "2", "subset": "all", "n": "9",
+         "metric": "p_model_chosen", "value": "0.9", "ci_low": "0.8", "ci_high": "1.0"},
+    ]  # fmt: skip
+    spec = {"source": "hub", "hub": {"repo_id": "allenai/multipref", "revision": "abc"}}
+    text = card_text(
+        run=run,
+        best={**best, "curve": curve},
+        train_log={"params": {"max_length": 512}, "method_options": {}},
+        adapter_config={"base_model_name_or_path": "meta-llama/Meta-Llama-3-8B-Instruct", "revision": "5f0b"},
+        head={"num_labels": 1, "pad_token_id": 7},
+        dataset_ref=dataset_reference("multipref", spec),
+        dataset_revision="abc",
+        license_name=base_model_license(base),
+        results=table_rows(table2, [], run),
+        load_path="someone/divpref-multipref-bt-agg-seed1",
+    )
+    card = ModelCard(text)
+    assert card.data.to_dict() == {
+        "base_model": "meta-llama/Meta-Llama-3-8B-Instruct",
+        "datasets": ["allenai/multipref"],
+        "library_name": "peft",
+        "license": "llama3",
+        "pipeline_tag": "text-classification",
+        "tags": ["reward-model", "divpref", "peft", "lora"],
+    }
+    assert "| 10 | 0.50 | 0.6000 | 0.8000 | \N{BLACK STAR} selected |" in text
+    assert "| 5 | 0.25 | 0.7000 | 0.6000 |  |" in text
+    assert "| table2 | all | p_model_chosen | 9 | 0.6123 | [0.5000, 0.7000] |" in text
+    assert "0.9000" not in text  # seed 2's row is another run's
+    assert "meta-llama/Meta-Llama-3-8B-Instruct at revision `5f0b`" in text
+    assert "path = 'someone/divpref-multipref-bt-agg-seed1'" in text and "pad_token_id=7" in text
