@@ -22,6 +22,9 @@ from divpref.common.constants import (
 from divpref.data.formats import dataset_format, dataset_has_scores
 from divpref.models.methods import get_method, load_method_modules, method_names
 
+# What each parsed library file yields for the fingerprints below, kept by content in snakemake's own folder.
+code_fingerprint.use_disk_cache(Path(".snakemake") / "divpref-code-facts.json")
+
 # --- config lookups and the condition grid ---
 
 DATASETS = list(config["datasets"])
@@ -90,12 +93,17 @@ METHOD_SETTING_KEYS = tuple(
 )
 
 
+_CONDITION_DATASETS = {}  # condition -> its datasets (the config is fixed once parsed; asked for per job)
+
+
 def condition_datasets(condition):
     """Datasets a condition runs on: its `datasets` list, or every configured dataset that supports it."""
-    default = [dataset for dataset in DATASETS if supports(condition, dataset)]
-    return lookup(
-        dpath=f"conditions/{condition}/datasets", within=config, default=default
-    )
+    if condition not in _CONDITION_DATASETS:
+        default = [dataset for dataset in DATASETS if supports(condition, dataset)]
+        _CONDITION_DATASETS[condition] = lookup(
+            dpath=f"conditions/{condition}/datasets", within=config, default=default
+        )
+    return list(_CONDITION_DATASETS[condition])
 
 
 def _check_condition_grid():
