@@ -101,7 +101,7 @@ _CACHE_SALT = hashlib.sha256(f"{sys.version}\0".encode() + Path(__file__).read_b
 
 
 def use_disk_cache(path: Path) -> None:
-    """Keep the facts of parsed files in ``path`` (JSON, keyed by the sha256 of a file's bytes), written at exit.
+    """Keep the facts of parsed files in ``path`` (JSON, keyed by the sha256 of a file's bytes), saved at exit.
 
     Only the entries this process used are written back, atomically, so the file holds the current code and
     concurrent writers (cluster jobs parsing the Snakefile) each leave a complete, correct file.
@@ -158,7 +158,8 @@ def imported_modules(package: Path, path: Path) -> frozenset[str]:
 @functools.cache
 def _imported_modules(package: Path, path: Path, version: tuple[int, int]) -> frozenset[str]:
     found = set()
-    for module in filter(None, (library_module(package, name) for name in _file_facts(path, version)["names"])):
+    names = _file_facts(path, version)["names"]
+    for module in filter(None, (library_module(package, name) for name in names)):
         found.add(module)
         if "/" in module:
             found.add(module.split("/")[0] + "/__init__")
