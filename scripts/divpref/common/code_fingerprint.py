@@ -101,7 +101,7 @@ _CACHE_SALT = hashlib.sha256(f"{sys.version}\0".encode() + Path(__file__).read_b
 
 
 def use_disk_cache(path: Path) -> None:
-    """Keep the facts of parsed files in ``path`` (JSON, keyed by the sha256 of a file's bytes), saved at exit.
+    """Keep parsed files' facts in ``path`` (JSON, keyed by the sha256 of a file's bytes), saved at exit.
 
     Only the entries this process used are written back, atomically, so the file holds the current code and
     concurrent writers (cluster jobs parsing the Snakefile) each leave a complete, correct file.
