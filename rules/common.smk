@@ -192,18 +192,19 @@ def get_method_settings(wildcards):
     return {key: spec[key] for key in METHOD_SETTING_KEYS if key in spec}
 
 
+_CONDITION_TRAINING = {}  # condition -> its merged training settings (asked for by several rules per job)
+
+
 def get_training_params(wildcards):
     """The condition's training settings: config `training` overridden by `conditions.<name>.training`."""
-    params = {k: v for k, v in config["training"].items() if k != "seeds"}
-    params.update(
-        lookup(
-            dpath=f"conditions/{wildcards.condition}/training",
-            within=config,
-            default={},
+    condition = wildcards.condition
+    if condition not in _CONDITION_TRAINING:
+        merged = {k: v for k, v in config["training"].items() if k != "seeds"}
+        merged.update(
+            lookup(dpath=f"conditions/{condition}/training", within=config, default={})
         )
-    )
-    params["seed"] = int(wildcards.seed)
-    return params
+        _CONDITION_TRAINING[condition] = merged
+    return {**_CONDITION_TRAINING[condition], "seed": int(wildcards.seed)}
 
 
 def get_data_parallel(wildcards):
