@@ -8,8 +8,10 @@ otherwise only the offline variables are set, and the report says so). Side by s
 `snakemake --version` start-up, which no workflow can avoid, and the full dry-run (parse the Snakefile,
 validate the config, build the whole DAG, print the plan).
 Wall time depends on what else the machine runs, so the CPU time (user + sys) of the process is reported too;
-on an idle machine the two agree. The budget is 2 s: parsing must not import torch or transformers, which the
-`-X importtime` pass checks.
+on an idle machine the two agree. The budgets: 2 s of CPU, and at most 1.5x the CPU time of the start-up;
+parsing must not import torch or transformers, which the `-X importtime` pass checks. The runs share one
+copy, as repeated dry runs in one checkout do, so runs 2-5 find the parse cache of the library fingerprints
+(.snakemake/divpref-code-facts.json) that run 1 wrote; the report gives run 1's figure too.
 """
 
 import argparse
@@ -30,6 +32,7 @@ WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "schemas", "envs", "report", 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 HEAVY_MODULES = ("torch", "transformers", "peft", "bitsandbytes", "trl", "datasets")
 BUDGET_SECONDS = 2.0
+BUDGET_RATIO = 1.5
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -150,6 +153,11 @@ def report(result: dict) -> str:
         (
             f"budget {result['budget_s']:.1f} s: {'met' if dry_cpu < result['budget_s'] else 'MISSED'} "
             f"(cpu time; wall median {median_wall:.2f} s on this machine's current load)"
+        ),
+        (
+            f"budget {BUDGET_RATIO:.1f}x start-up: "
+            f"{'met' if dry_cpu <= BUDGET_RATIO * startup_cpu else 'MISSED'} (cpu time, best of {rounds}; "
+            f"first run, parse cache cold: {result['dryrun_cpu_s'][0]:.2f} s)"
         ),
     ]
     return "\n".join(lines)

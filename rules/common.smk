@@ -30,6 +30,9 @@ from divpref.training.tracking import check_backend_installed
 from divpref.models.methods import get_method, load_method_modules, method_names
 from divpref.training.params import COST_KEYS
 
+# What each parsed library file yields for the fingerprints below, kept by content in snakemake's own folder.
+code_fingerprint.use_disk_cache(Path(".snakemake") / "divpref-code-facts.json")
+
 # --- config lookups and the condition grid ---
 
 DATASETS = list(config["datasets"])
@@ -101,12 +104,17 @@ METHOD_SETTING_KEYS = tuple(
 )
 
 
+_CONDITION_DATASETS = {}  # condition -> its datasets (the config is fixed once parsed; asked for per job)
+
+
 def condition_datasets(condition):
     """Datasets a condition runs on: its `datasets` list, or every configured dataset that supports it."""
-    default = [dataset for dataset in DATASETS if supports(condition, dataset)]
-    return lookup(
-        dpath=f"conditions/{condition}/datasets", within=config, default=default
-    )
+    if condition not in _CONDITION_DATASETS:
+        default = [dataset for dataset in DATASETS if supports(condition, dataset)]
+        _CONDITION_DATASETS[condition] = lookup(
+            dpath=f"conditions/{condition}/datasets", within=config, default=default
+        )
+    return list(_CONDITION_DATASETS[condition])
 
 
 def _check_condition_grid():
@@ -195,18 +203,19 @@ def get_method_settings(wildcards):
     return {key: spec[key] for key in METHOD_SETTING_KEYS if key in spec}
 
 
+_CONDITION_TRAINING = {}  # condition -> its merged training settings (asked for by several rules per job)
+
+
 def get_training_params(wildcards):
     """The condition's training settings: config `training` overridden by `conditions.<name>.training`."""
-    params = {k: v for k, v in config["training"].items() if k != "seeds"}
-    params.update(
-        lookup(
-            dpath=f"conditions/{wildcards.condition}/training",
-            within=config,
-            default={},
+    condition = wildcards.condition
+    if condition not in _CONDITION_TRAINING:
+        merged = {k: v for k, v in config["training"].items() if k != "seeds"}
+        merged.update(
+            lookup(dpath=f"conditions/{condition}/training", within=config, default={})
         )
-    )
-    params["seed"] = int(wildcards.seed)
-    return params
+        _CONDITION_TRAINING[condition] = merged
+    return {**_CONDITION_TRAINING[condition], "seed": int(wildcards.seed)}
 
 
 def get_data_parallel(wildcards):

@@ -3,7 +3,10 @@
 tests/test_reruns.py checks the same with snakemake on a completed run; these are the fast unit checks.
 """
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,43 @@ def test_a_module_named_only_in_a_docstring_is_not_a_dependency(tmp_path):
 def test_the_default_profile_reruns_on_params_and_code_changes():
     triggers = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())["rerun-triggers"]
     assert {"params", "code"} <= set(triggers)
+
+
+FINGERPRINT_ALL = """
+import json, sys
+from pathlib import Path
+from divpref.common import code_fingerprint
+code_fingerprint.use_disk_cache(Path(sys.argv[1]))
+scripts = Path(sys.argv[2])
+found = {s.stem: code_fingerprint.library_fingerprint(scripts / "divpref", s) for s in scripts.glob("*.py")}
+print(json.dumps(found))
+"""
+
+
+def test_the_disk_cache_gives_the_same_fingerprints_and_follows_edits(tmp_path):
+    scripts = copy_library(tmp_path)
+    cache = tmp_path / "state" / "facts.json"
+
+    def run() -> dict[str, str]:
+        command = [sys.executable, "-c", FINGERPRINT_ALL, str(cache), str(scripts)]
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=True, env={"PYTHONPATH": str(scripts)}
+        )
+        return json.loads(done.stdout)
+
+    uncached = fingerprints(scripts)
+    assert run() == uncached  # the first run parses every file and writes the cache
+    entries = json.loads(cache.read_text())
+    written = cache.stat().st_mtime_ns
+    assert run() == uncached  # every file from the cache: nothing new, nothing written
+    assert cache.stat().st_mtime_ns == written
+    losses = scripts / "divpref" / "models" / "losses.py"
+    losses.write_text(losses.read_text() + "\nUNUSED = 1\n")
+    edited = fingerprints(scripts)
+    assert edited != uncached
+    assert run() == edited  # the edited file's new bytes are parsed afresh
+    after_edit = json.loads(cache.read_text())
+    assert len(after_edit) == len(entries) and len(after_edit.keys() - entries.keys()) == 1  # old entry gone
+    cache.write_text("{not json")
+    assert run() == edited  # a corrupt cache only costs the parsing
+    assert json.loads(cache.read_text()) == after_edit

@@ -4,12 +4,20 @@ A rule's script is seen by snakemake's `code` trigger; the divpref modules it im
 therefore carries ``library_fingerprint(script)`` as a param: a hash over the modules the script uses,
 transitively, of each module's syntax tree without docstrings. Comments and formatting are not in the tree,
 docstrings are taken out, so only a change of the code itself changes the fingerprint and reruns the rule.
-Torch-free and cheap: the Snakefile calls it at parse time.
+Torch-free and cheap: the Snakefile calls it at parse time. Parsing every module is most of a dry run's
+own work, so the Snakefile keeps what a file's code yields (the dotted names it mentions and its hash) in a
+small cache file keyed by the sha256 of the file's bytes (:func:`use_disk_cache`): a file is parsed again
+exactly when its bytes, this module's own code or the Python version change, and a lost or corrupt cache only
+costs the parsing.
 """
 
 import ast
+import atexit
 import functools
 import hashlib
+import json
+import os
+import sys
 from pathlib import Path
 
 PACKAGE = "divpref"
@@ -71,9 +79,74 @@ def _version(path: Path) -> tuple[int, int]:
     return stat.st_mtime_ns, stat.st_size
 
 
+def _mentioned_names(tree: ast.Module) -> list[str]:
+    """Dotted names of :data:`PACKAGE` that ``tree`` imports or names in a string, sorted, each once."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = PACKAGE if node.level else (node.module or "")
+            names += [f"{base}.{node.module}"] if node.level and node.module else []
+            names += [f"{base}.{alias.name}" for alias in node.names]
+            names += [base]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.append(node.value)
+    return sorted({name for name in names if name.startswith(f"{PACKAGE}.")})
+
+
+_DISK_CACHE: dict[str, object] = {"path": None, "entries": {}, "used": set(), "dirty": False}
+_CACHE_SALT = hashlib.sha256(f"{sys.version}\0".encode() + Path(__file__).read_bytes()).digest()
+"""Part of every cache key: an edit of this analysis or another Python (its syntax trees) parses afresh."""
+
+
+def use_disk_cache(path: Path) -> None:
+    """Keep parsed files' facts in ``path`` (JSON, keyed by the sha256 of a file's bytes), saved at exit.
+
+    Only the entries this process used are written back, atomically, so the file holds the current code and
+    concurrent writers (cluster jobs parsing the Snakefile) each leave a complete, correct file.
+    """
+    path = Path(path).absolute()
+    try:
+        entries = json.loads(path.read_text())
+        if not isinstance(entries, dict):
+            entries = {}
+    except (OSError, ValueError):
+        entries = {}
+    first = _DISK_CACHE["path"] is None
+    _DISK_CACHE.update(path=path, entries=entries, used=set(), dirty=False)
+    if first:
+        atexit.register(_save_disk_cache)
+
+
+def _save_disk_cache() -> None:
+    path = _DISK_CACHE["path"]
+    if path is None or not _DISK_CACHE["dirty"]:
+        return
+    entries = {key: value for key, value in _DISK_CACHE["entries"].items() if key in _DISK_CACHE["used"]}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(entries, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:  # a read-only working directory: the cache is only an optimisation
+        tmp.unlink(missing_ok=True)
+
+
 @functools.cache
-def _code_tree_of(path: Path, _version: tuple[int, int]) -> ast.Module:
-    return code_tree(path.read_text(), filename=str(path))
+def _file_facts(path: Path, _version: tuple[int, int]) -> dict[str, object]:
+    """``{"names": [...], "hash": ...}`` of a Python file: the :func:`_mentioned_names` of its code tree and
+    its :func:`code_hash`, from the disk cache when a file with the same bytes was parsed before."""
+    data = path.read_bytes()
+    key = hashlib.sha256(_CACHE_SALT + data).hexdigest()
+    _DISK_CACHE["used"].add(key)
+    facts = _DISK_CACHE["entries"].get(key)
+    if not (isinstance(facts, dict) and isinstance(facts.get("names"), list) and "hash" in facts):
+        tree = code_tree(data.decode(), filename=str(path))
+        facts = {"names": _mentioned_names(tree), "hash": _tree_hash(tree)}
+        _DISK_CACHE["entries"][key] = facts
+        _DISK_CACHE["dirty"] = True
+    return facts
 
 
 def imported_modules(package: Path, path: Path) -> frozenset[str]:
@@ -85,22 +158,11 @@ def imported_modules(package: Path, path: Path) -> frozenset[str]:
 @functools.cache
 def _imported_modules(package: Path, path: Path, version: tuple[int, int]) -> frozenset[str]:
     found = set()
-    for node in ast.walk(_code_tree_of(path, version)):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = PACKAGE if node.level else (node.module or "")
-            names = [f"{base}.{node.module}"] if node.level and node.module else []
-            names += [f"{base}.{alias.name}" for alias in node.names]
-            names += [base]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            names = [node.value]
-        else:
-            continue
-        for module in filter(None, (library_module(package, name) for name in names)):
-            found.add(module)
-            if "/" in module:
-                found.add(module.split("/")[0] + "/__init__")
+    names = _file_facts(path, version)["names"]
+    for module in filter(None, (library_module(package, name) for name in names)):
+        found.add(module)
+        if "/" in module:
+            found.add(module.split("/")[0] + "/__init__")
     return frozenset(found)
 
 
@@ -120,9 +182,8 @@ def module_hash(path: Path) -> str:
     return _module_hash(path, _version(path))
 
 
-@functools.cache
 def _module_hash(path: Path, version: tuple[int, int]) -> str:
-    return _tree_hash(_code_tree_of(path, version))
+    return str(_file_facts(path, version)["hash"])
 
 
 def library_fingerprint(package: Path, script: Path) -> str:

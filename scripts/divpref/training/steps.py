@@ -109,23 +109,61 @@ def accumulate_step_gradients(
     / W``, ``W`` being the total weight of the step's rows on every process, so after DDP's gradient averaging
     the accumulated gradient is that of the whole batch. A process whose share is empty (a short last batch
     over many processes) runs one row with weight 0, because DDP needs every process's backward.
+
+    One process with the whole batch in one micro-batch (the default) is a plain step: one collate, one
+    forward and backward of the batch mean, no gradient-sync context and no collective call.
     """
 
     total_weight = float(row_weight_array(targets, len(data.ids_a))[rows].sum())
     if not total_weight > 0:
         raise ValueError(f"the rows of a step have total weight {total_weight}; weights must not all be 0")
+    if not parallel.distributed and len(rows) <= micro_batch_size:
+        weighted_sum = _backward_chunk(model, method, data, targets, rows, pad_id, device, bf16, total_weight)
+        return float(weighted_sum) / total_weight
     share = distributed.step_share(rows, parallel)
     chunks = distributed.micro_batches(share, micro_batch_size) or [rows[:1]]
     loss_sum = 0.0
     for index, chunk in enumerate(chunks):
-        batch, batch_targets = collate(data, chunk, targets, pad_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        batch_targets = {k: v.to(device) for k, v in batch_targets.items()}
         with distributed.gradient_sync(model, sync=index == len(chunks) - 1):
-            out_a, out_b = forward_pairs(model, batch, bf16)
-            weighted_sum, _ = weighted_loss_sum(method, out_a, out_b, batch_targets)
-            if len(share) == 0:
-                weighted_sum = weighted_sum * 0.0
-            (weighted_sum * parallel.world_size / total_weight).backward()  # 1 process: the batch mean
-        loss_sum += float(weighted_sum.detach())
+            weighted_sum = _backward_chunk(
+                model,
+                method,
+                data,
+                targets,
+                chunk,
+                pad_id,
+                device,
+                bf16,
+                total_weight,
+                parallel,
+                len(share) == 0,
+            )
+        loss_sum += float(weighted_sum)
     return distributed.all_reduce_sum(loss_sum, parallel) / total_weight
+
+
+def _backward_chunk(
+    model: Any,
+    method: RewardMethod,
+    data: EncodedPairs,
+    targets: Mapping[str, np.ndarray],
+    chunk: np.ndarray,
+    pad_id: int,
+    device: Any,
+    bf16: bool,
+    total_weight: float,
+    parallel: Parallel = SINGLE_PROCESS,
+    empty_share: bool = False,
+) -> torch.Tensor:
+    """Backpropagate one micro-batch's ``world_size * sum(w * loss) / total_weight``; return its detached
+    ``sum(w * loss)`` (0 for the stand-in row of an ``empty_share``)."""
+    batch, batch_targets = collate(data, chunk, targets, pad_id)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch_targets = {k: v.to(device) for k, v in batch_targets.items()}
+    out_a, out_b = forward_pairs(model, batch, bf16)
+    weighted_sum, _ = weighted_loss_sum(method, out_a, out_b, batch_targets)
+    if empty_share:
+        weighted_sum = weighted_sum * 0.0
+    scaled = weighted_sum * parallel.world_size if parallel.distributed else weighted_sum
+    (scaled / total_weight).backward()  # 1 process: the batch mean
+    return weighted_sum.detach()
