@@ -104,7 +104,8 @@ METHOD_SETTING_KEYS = tuple(
 )
 
 
-_CONDITION_DATASETS = {}  # condition -> its datasets (the config is fixed once parsed; asked for per job)
+# condition -> its datasets (the config is fixed once parsed; asked for per job)
+_CONDITION_DATASETS = {}
 
 
 def condition_datasets(condition):
@@ -203,7 +204,8 @@ def get_method_settings(wildcards):
     return {key: spec[key] for key in METHOD_SETTING_KEYS if key in spec}
 
 
-_CONDITION_TRAINING = {}  # condition -> its merged training settings (asked for by several rules per job)
+# condition -> its merged training settings (asked for by several rules per job)
+_CONDITION_TRAINING = {}
 
 
 def get_training_params(wildcards):
@@ -259,6 +261,7 @@ def get_method_modules(wildcards):
 def get_final_outputs():
     targets = [f"results/{dataset}/divergence_summary.csv" for dataset in DATASETS]
     targets += ["results/tables/divergence.csv"]
+    targets += get_gpu_check_outputs()
     targets += get_selection_outputs()
     targets += get_share_outputs()
     targets += get_evaluation_outputs()

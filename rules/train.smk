@@ -76,7 +76,6 @@ rule train:
         unpack(get_trainset),
         backbone=get_backbone_input,
         method_modules=get_method_modules,
-        gpu_check=get_gpu_check_input,
     output:
         train_log="results/train/{dataset}/{condition}/seed{seed}/train_log.json",
     log:
