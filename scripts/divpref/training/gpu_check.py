@@ -220,23 +220,13 @@ def measure_training(
     import torch
 
     from divpref.common.constants import BT
-    from divpref.models.loading import load_backbone
     from divpref.models.methods import get_method
-    from divpref.training.checkpoints import seed_everything
+    from divpref.training.loop import load_training_model
     from divpref.training.params import resolve_bf16
     from divpref.training.steps import accumulate_step_gradients, trainable_parameters
 
     method = get_method(BT)
-    seed_everything(params.seed)
-    model, tokenizer = load_backbone(
-        model_cfg,
-        method.head_outputs,
-        for_training=True,
-        gradient_checkpointing=params.gradient_checkpointing,
-        device=device,
-    )
-    if not model_cfg.get("load_in_8bit", False):
-        model.to(device)
+    model, tokenizer = load_training_model(model_cfg, method.head_outputs, params, device)
     torch_device = next(model.parameters()).device
     bf16 = resolve_bf16(params.bf16, torch_device.type)
     optimizer = torch.optim.AdamW(

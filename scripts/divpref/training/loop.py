@@ -51,6 +51,24 @@ from divpref.training.steps import accumulate_step_gradients, evaluate, trainabl
 log = logging.getLogger(__name__)
 
 
+def load_training_model(model_cfg: dict, head_outputs: int, params, device):
+    """The seeded backbone with its reward head, loaded for training (8-bit + LoRA as configured) on
+    `device`: what a training run and the GPU check train."""
+    from divpref.models.loading import load_backbone
+
+    seed_everything(params.seed)
+    model, tokenizer = load_backbone(
+        model_cfg,
+        head_outputs,
+        for_training=True,
+        gradient_checkpointing=params.gradient_checkpointing,
+        device=device,
+    )
+    if not model_cfg.get("load_in_8bit", False):
+        model.to(device)
+    return model, tokenizer
+
+
 def evaluations_without_improvement(curve: Sequence[Mapping[str, Any]], method: RewardMethod) -> int:
     """Evaluations since the best of ``curve`` (by the method's selection metric; 0 if the last is best)."""
     best_index, best_value = None, math.nan
@@ -244,8 +262,6 @@ def train_reward_model(
     """
     import torch
 
-    from divpref.models.loading import load_backbone
-
     parallel = distributed.from_environment()
     distributed.init_process_group(parallel)
     fingerprint = run_fingerprint(params, model_cfg, method.fingerprint_key, [train_path, dev_path])
@@ -267,17 +283,9 @@ def train_reward_model(
             + "\n"
         )
     distributed.barrier(parallel)
-    seed_everything(params.seed)
-    device = compute_device(parallel.local_rank)
-    model, tokenizer = load_backbone(
-        model_cfg,
-        method.head_outputs,
-        for_training=True,
-        gradient_checkpointing=params.gradient_checkpointing,
-        device=device,
+    model, tokenizer = load_training_model(
+        model_cfg, method.head_outputs, params, compute_device(parallel.local_rank)
     )
-    if not model_cfg.get("load_in_8bit", False):
-        model.to(device)
     if parallel.is_main and not (run_dir / TOKENIZER_DIR).is_dir():
         with atomic_path(run_dir / TOKENIZER_DIR) as tmp:
             tokenizer.save_pretrained(tmp)
