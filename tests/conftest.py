@@ -114,6 +114,12 @@ def ci_run(tmp_path_factory) -> Path:
     return CI_RUN.wait(tmp_path_factory)
 
 
+@pytest.fixture(scope="session")
+def ci_run_output(ci_run) -> str:
+    """What the `ci_run` snakemake run printed (its jobs, with rules, wildcards and outputs)."""
+    return CI_RUN.log.read_text()
+
+
 def copy_of_ci_run(ci_run: Path, dest: Path) -> Path:
     """A private copy of the completed CI run at `dest` (modification times and symlinks kept), for a test
     that changes files or runs snakemake in it. Snakemake's locks are left out: they belong to processes

@@ -62,7 +62,9 @@ def cluster_overrides(cpus: int) -> dict:
     }
     for rule in GPU_RULES:
         overrides["set-resources"][rule] = {
-            "cpus_per_gpu": cpus,  # at most the node's CPUs
+            # One CPU per fake GPU, so that both fake GPUs take a job at once. A job's threads do not follow
+            # it: the jobstep runs each job with `--cores all`, as a local run with the node's cores.
+            "cpus_per_gpu": 1,
             "mem_mb": "4000 * attempt",  # still scaled by attempt, as the scoring rules' own memory
         }
     return overrides
@@ -210,11 +212,13 @@ def run_on_cluster(
     *targets: str,
     configfiles: tuple[str, ...] = (CI_CONFIG,),
     site: str = SITE_FILE,
+    forcerun: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
-    """`snakemake --profile <test profile> --configfile <configfiles> <site>` on the test cluster (under
-    `timeout -k`)."""
+    """`snakemake [--forcerun <forcerun>] --profile <test profile> --configfile <configfiles> <site>` on the
+    test cluster (under `timeout -k`)."""
     return run_snakemake(
         workdir,
+        *(("--forcerun", *forcerun) if forcerun else ()),
         "--profile",
         TEST_PROFILE,
         "--configfile",

@@ -1,11 +1,14 @@
 """profiles/slurm on a real single-node SLURM cluster (tests/slurm/cluster.sh), with fake GPUs.
 
 The CI-size config runs through the cluster profile with the test cluster's site file (`TEST_SITE`, as a user
-writes site.yaml), changed only where a one-node test cluster truly differs (`cluster_overrides`). Then:
+writes site.yaml), changed only where a one-node test cluster truly differs (`cluster_overrides`). The cluster
+redoes one job of every rule that runs under sbatch (`cluster_run`) in a copy of the session's local run of
+the whole DAG, and builds the backbone in a fresh workflow. Then:
 - cluster_check compared the site settings with sinfo before the first submission and found them right;
   a wrong partition and a runtime above the partitions' MaxTime each stop a run before any submission, with
   an error quoting sinfo;
-- every job that is not a localrule went through sbatch, and SLURM's own job records say so;
+- every job that is not a localrule went through sbatch, and SLURM's own job records say so; every rule the
+  local run ran under sbatch ran on the cluster;
 - the GPU rules asked for a GPU of the site's model, in the site's GPU partition, training for the site's
   whole time limit;
 - the results equal those of a local run of the same config (`ci_run` in conftest.py);
@@ -15,6 +18,7 @@ writes site.yaml), changed only where a one-node test cluster truly differs (`cl
 Needs root and apt. Elsewhere these tests skip with the reason; under CI=true they fail instead.
 """
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -26,7 +30,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import CI_CONFIG, copy_workflow
+from conftest import CI_CONFIG, copy_of_ci_run, copy_workflow
 from polars.testing import assert_frame_equal
 from slurm_cluster import (
     COMPARED_SUFFIXES,
@@ -60,6 +64,8 @@ from snakemake_jobs import (
 )
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+BACKBONE = "resources/backbones/tiny-llama"  # the CI config's backbone, built by rule build_backbone
 
 
 # --- unit tests of the helpers, on hand-written inputs ---
@@ -123,24 +129,65 @@ def slurm_cluster(tmp_path_factory, slurm_profile):
         yield cluster
 
 
-@pytest.fixture(scope="module")
-def cluster_run(tmp_path_factory, slurm_cluster, slurm_profile):
-    """The whole CI-size DAG run through the cluster profile: workdir, output, parsed jobs, SLURM records."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"))
-    test_profile = write_test_profile(workdir, slurm_profile)
+def merged_config(workdir: Path) -> dict:
+    return deep_merge(
+        yaml.safe_load((workdir / "config.yaml").read_text()),
+        yaml.safe_load((workdir / CI_CONFIG).read_text()),
+    )
+
+
+def jobs_to_redo_on_the_cluster(workdir: Path) -> list[str]:
+    """Outputs to force (`--forcerun`) in a copy of the local CI run so that one job of every rule that runs
+    under sbatch is redone on the cluster, with as few jobs depending on them as possible: the training run
+    that the flag model comes from (its training, scoring, dev scoring and flag scoring are redone), one
+    judge's verdicts and the GPU check. The backbone, upstream of every model, is built in a workflow of its
+    own."""
+    config = merged_config(workdir)
+    flag = config["flag"]
+    run = f"{flag['dataset']}/{flag['condition']}/seed{config['training']['seeds'][0]}"
+    first_judge = sorted((workdir / "results" / "judge").glob("*/*.parquet"))[0]
+    return [
+        f"results/train/{run}/train_log.json",
+        str(first_judge.relative_to(workdir)),
+        "results/gpu_check.json",
+    ]
+
+
+def cluster_invocation(workdir: Path, cluster: dict, *targets: str, forcerun: tuple[str, ...] = ()) -> dict:
     started = time.monotonic()
-    proc = run_on_cluster(workdir, slurm_cluster)
-    wall = time.monotonic() - started
+    proc = run_on_cluster(workdir, cluster, *targets, forcerun=forcerun)
     assert proc.returncode == 0, describe_failure(proc)
-    print(f"cluster run of the CI config: {wall:.0f} s")
     return {
         "workdir": workdir,
         "output": proc.stdout,
         "jobs": parse_jobs(proc.stdout),
-        "records": run_records(job_records(slurm_cluster), proc.stdout),
-        "profile": test_profile,
-        "wall_s": wall,
+        "records": run_records(job_records(cluster), proc.stdout),
+        "wall_s": time.monotonic() - started,
     }
+
+
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory, ci_run, slurm_cluster, slurm_profile):
+    """The CI-size DAG through the cluster profile, in two invocations at once on the test cluster:
+    - "grid": a copy of the completed local run (`ci_run`) run to its default targets with
+      `jobs_to_redo_on_the_cluster` forced, so that one job of every rule that is not local runs under sbatch,
+      and every table, figure and report that depends on them is rebuilt from their outputs;
+    - "backbone": a fresh workflow copy asked for the tiny backbone only.
+    The whole DAG runs locally once per session (`ci_run`); running its 45 sbatch jobs again here would prove
+    nothing more per rule and cost about 11 minutes (each sbatch job waits for the plugin's status polls)."""
+    grid = copy_of_ci_run(ci_run, tmp_path_factory.mktemp("slurm_run") / "run")
+    redone = jobs_to_redo_on_the_cluster(grid)
+    # The redone training starts from scratch, not from the local run's last checkpoint.
+    shutil.rmtree(grid / "checkpoints" / Path(redone[0]).parent.relative_to("results/train"))
+    backbone = copy_workflow(tmp_path_factory.mktemp("slurm_backbone"))
+    test_profile = write_test_profile(grid, slurm_profile)
+    write_test_profile(backbone, slurm_profile)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        grid_run = pool.submit(cluster_invocation, grid, slurm_cluster, forcerun=tuple(redone))
+        backbone_run = pool.submit(cluster_invocation, backbone, slurm_cluster, BACKBONE)
+        runs = {"grid": grid_run.result(), "backbone": backbone_run.result()}
+    print("cluster runs: " + ", ".join(f"{name} {run['wall_s']:.0f} s" for name, run in runs.items()))
+    return {"runs": runs, "workdir": grid, "redone": redone, "profile": test_profile, **runs["grid"]}
 
 
 def local_rule_names(workdir: Path) -> set[str]:
@@ -157,53 +204,69 @@ def local_rule_names(workdir: Path) -> set[str]:
 
 
 def test_every_job_that_is_not_a_localrule_went_through_sbatch(cluster_run):
-    jobs, records = cluster_run["jobs"], cluster_run["records"]
-    submitted = dict(submissions(cluster_run["output"]))
-    remote = [job for job in jobs if not job.local]
-    local = [job for job in jobs if job.local]
-    assert remote, "no job was submitted"
-    # Snakemake printed a SLURM job id for exactly its remote jobs...
-    assert sorted(submitted) == sorted(job.jobid for job in remote)
-    # ...SLURM ran each of them to completion, under the comment naming that job's rule and wildcards...
-    for job in remote:
-        record = records[submitted[job.jobid]]
-        assert record["Comment"] == slurm_comment(job), record
-        assert record["JobState"] == "COMPLETED", record
-    # ...and the jobs that ran locally are exactly those of rules declared local.
-    assert {job.rule for job in local} <= local_rule_names(cluster_run["workdir"])
-    assert set(records) == set(submitted.values()), "SLURM ran jobs of this run that snakemake did not report"
+    local_rules = local_rule_names(cluster_run["workdir"])
+    for name, run in cluster_run["runs"].items():
+        jobs, records = run["jobs"], run["records"]
+        submitted = dict(submissions(run["output"]))
+        remote = [job for job in jobs if not job.local]
+        local = [job for job in jobs if job.local]
+        assert remote, f"{name}: no job was submitted"
+        # Snakemake printed a SLURM job id for exactly its remote jobs...
+        assert sorted(submitted) == sorted(job.jobid for job in remote), name
+        # ...SLURM ran each of them to completion, under the comment naming that job's rule and wildcards...
+        for job in remote:
+            record = records[submitted[job.jobid]]
+            assert record["Comment"] == slurm_comment(job), record
+            assert record["JobState"] == "COMPLETED", record
+        # ...and the jobs that ran locally are exactly those of rules declared local.
+        assert {job.rule for job in local} <= local_rules, name
+        assert set(records) == set(submitted.values()), f"{name}: SLURM ran jobs snakemake did not report"
+
+
+def test_every_rule_the_local_run_ran_under_sbatch_ran_on_the_cluster(cluster_run, ci_run, ci_run_output):
+    local_rules = local_rule_names(cluster_run["workdir"])
+    remote_rules_of_the_dag = {job.rule for job in parse_jobs(ci_run_output)} - local_rules
+    assert {"build_backbone", "gpu_check", "train", "score", "score_dev", "judge"} <= remote_rules_of_the_dag
+    runs = cluster_run["runs"].values()
+    on_the_cluster = {job.rule for run in runs for job in run["jobs"] if not job.local}
+    assert on_the_cluster == remote_rules_of_the_dag
+    # Every forced output was rebuilt by a job of the cluster run.
+    rebuilt = {output for job in cluster_run["jobs"] for output in job.outputs}
+    assert set(cluster_run["redone"]) <= rebuilt
 
 
 def test_jobs_asked_for_the_site_partitions_gpus_and_time_limits(cluster_run, slurm_cluster):
     profile = cluster_run["profile"]
-    submitted = dict(submissions(cluster_run["output"]))
-    gpu_jobs = [job for job in cluster_run["jobs"] if job.rule in GPU_RULES]
-    assert {job.rule for job in gpu_jobs} >= {"train", "score"}
+    jobs = [job for run in cluster_run["runs"].values() for job in run["jobs"]]
+    assert {job.rule for job in jobs if job.rule in GPU_RULES} >= {"train", "score"}
     limit = TEST_SITE["max_runtime_minutes"]
-    for job in cluster_run["jobs"]:
-        if job.local:
-            continue
-        record = cluster_run["records"][submitted[job.jobid]]
-        gpu_request = record.get("TresPerJob", "") + record.get("TresPerNode", "")
-        assert minutes(record["TimeLimit"]) <= limit, record  # no job asks for more than the site allows
-        if job.rule in GPU_RULES:
-            overrides = profile["set-resources"][job.rule]
-            assert f"gpu:{TEST_SITE['gpu_model']}:1" in gpu_request, record
-            assert record["Partition"] == TEST_SITE["gpu_partition"]
-            assert megabytes(record["MinMemoryNode"]) == at_attempt(overrides["mem_mb"], 1)
-            assert int(record["NumCPUs"]) == overrides["cpus_per_gpu"]
-        else:
-            assert "gpu" not in gpu_request, record
-            assert record["Partition"] == TEST_SITE["cpu_partition"]
-        if job.rule == "train":
-            assert minutes(record["TimeLimit"]) == limit, record
+    for run in cluster_run["runs"].values():
+        submitted = dict(submissions(run["output"]))
+        for job in run["jobs"]:
+            if job.local:
+                continue
+            record = run["records"][submitted[job.jobid]]
+            gpu_request = record.get("TresPerJob", "") + record.get("TresPerNode", "")
+            assert minutes(record["TimeLimit"]) <= limit, record  # no job asks for more than the site allows
+            if job.rule in GPU_RULES:
+                overrides = profile["set-resources"][job.rule]
+                assert f"gpu:{TEST_SITE['gpu_model']}:1" in gpu_request, record
+                assert record["Partition"] == TEST_SITE["gpu_partition"]
+                assert megabytes(record["MinMemoryNode"]) == at_attempt(overrides["mem_mb"], 1)
+                assert int(record["NumCPUs"]) == overrides["cpus_per_gpu"]
+            else:
+                assert "gpu" not in gpu_request, record
+                assert record["Partition"] == TEST_SITE["cpu_partition"]
+            if job.rule == "train":
+                assert minutes(record["TimeLimit"]) == limit, record
 
 
 def test_cluster_check_passed_before_the_first_submission(cluster_run):
-    output = cluster_run["output"]
-    check = output.find("cluster_check: partitions 'cpu' (CPU) and 'gpu' (GPU, a6000 in gres) exist")
-    assert check != -1, output[-4000:]
-    assert check < output.find("has been submitted with SLURM jobid")
+    for run in cluster_run["runs"].values():
+        output = run["output"]
+        check = output.find("cluster_check: partitions 'cpu' (CPU) and 'gpu' (GPU, a6000 in gres) exist")
+        assert check != -1, output[-4000:]
+        assert check < output.find("has been submitted with SLURM jobid")
 
 
 @pytest.mark.parametrize(
@@ -228,7 +291,7 @@ def test_cluster_check_stops_a_wrong_site_before_any_submission(
     write_test_profile(workdir, slurm_profile)
     site = write_site(workdir, "wrong_site.yaml", **changes)
     started = time.monotonic()
-    proc = run_on_cluster(workdir, slurm_cluster, "resources/backbones/tiny-llama", site=site)
+    proc = run_on_cluster(workdir, slurm_cluster, BACKBONE, site=site)
     print(f"cluster_check of a wrong site: {time.monotonic() - started:.0f} s")
     assert proc.returncode != 0
     assert error in proc.stdout, proc.stdout[-4000:]
@@ -237,7 +300,7 @@ def test_cluster_check_stops_a_wrong_site_before_any_submission(
     assert f"    gpu|gpu:{TEST_SITE['gpu_model']}:2|2-00:00:00" in proc.stdout
     # ...and nothing was submitted.
     assert submissions(proc.stdout) == []
-    assert not (workdir / "resources" / "backbones" / "tiny-llama").exists()
+    assert not (workdir / BACKBONE).exists()
 
 
 def result_files(workdir: Path) -> list[Path]:
@@ -270,6 +333,22 @@ def test_outputs_equal_a_local_run(cluster_run, ci_run):
         assert json.loads((cluster_dir / best.relative_to(ci_run)).read_text()) == json.loads(
             best.read_text()
         )
+    # Among them, the tables the cluster jobs rewrote: the redone run's scores, and the summaries.
+    rebuilt = {Path(output) for job in cluster_run["jobs"] for output in job.outputs} & set(files)
+    assert any(path.parts[1] == "scores" for path in rebuilt), sorted(rebuilt)
+    assert any(path.parts[1] == "tables" for path in rebuilt), sorted(rebuilt)
+    redone_log = cluster_run["redone"][0]
+    assert (
+        json.loads((cluster_dir / redone_log).read_text())["curve"]
+        == json.loads((ci_run / redone_log).read_text())["curve"]
+    )
+    # The backbone built under sbatch is the locally built one, byte for byte.
+    built = cluster_run["runs"]["backbone"]["workdir"] / BACKBONE
+    local = sorted(path.relative_to(ci_run / BACKBONE) for path in (ci_run / BACKBONE).rglob("*"))
+    assert sorted(path.relative_to(built) for path in built.rglob("*")) == local
+    for relative in local:
+        if (built / relative).is_file():
+            assert (built / relative).read_bytes() == (ci_run / BACKBONE / relative).read_bytes(), relative
 
 
 def condition_with_fewest_runs(config: dict) -> str:
@@ -277,13 +356,6 @@ def condition_with_fewest_runs(config: dict) -> str:
     all_datasets = list(config["datasets"])
     return min(
         config["conditions"], key=lambda name: len(config["conditions"][name].get("datasets", all_datasets))
-    )
-
-
-def merged_config(workdir: Path) -> dict:
-    return deep_merge(
-        yaml.safe_load((workdir / "config.yaml").read_text()),
-        yaml.safe_load((workdir / CI_CONFIG).read_text()),
     )
 
 
