@@ -17,7 +17,9 @@ rule score:
         condition=_alternatives(TRAINED_CONDITIONS),
     conda:
         TRAIN_ENV
-    threads: 2
+    # One thread, as score_dev: on a CPU host a scoring job is mostly start-up (imports, model load), so two
+    # single-thread jobs beat one two-thread job (the rewards are bit-identical); on a cluster the GPU scores.
+    threads: 1
     resources:
         # Scoring the test pairs with the selected adapter: one GPU.
         **gpu_job_resources(

@@ -59,7 +59,7 @@ rule flag_score:
         "benchmarks/flag_score/{flag_set}.tsv"
     conda:
         TRAIN_ENV
-    threads: 2
+    threads: 1  # as rule score
     resources:
         # As rule score: one GPU.
         **gpu_job_resources(

@@ -4,6 +4,9 @@
   DAG outputs (tables, plots, flags, scores, logs) reads them here; a test that changes files or runs
   snakemake again works on `copy_of_ci_run` (a private copy, modification times kept), never on `ci_run`.
 - `rule_inventory`: every rule of the workflow on the CI config (tests/rule_inventory.py), read-only.
+- `DerivedRun`: a snakemake run in a copy of the completed CI run (another config on top of it), started in
+  the background as soon as the CI run is complete; the modules that read one run last, so that the other
+  tests, the SLURM ones waiting on the cluster's status polls above all, run meanwhile.
 """
 
 import json
@@ -149,6 +152,47 @@ def ci_run_copy(ci_run: Path, tmp_path: Path) -> Path:
     return copy_of_ci_run(ci_run, tmp_path / "run")
 
 
+class DerivedRun:
+    """A snakemake run in a private copy of the completed CI run, with `args` (e.g. another config file on
+    top), after `prepare(workdir)` added what it needs. Started in the background once the CI run is complete
+    (`pytest_runtest_setup`), if a selected test uses `fixture`; `wait` gives the workdir and what snakemake
+    printed, and fails every caller if the run failed."""
+
+    def __init__(self, fixture: str, prepare, *args: str, timeout: int = 1500) -> None:
+        self.fixture, self.prepare, self.args, self.timeout = fixture, prepare, args, timeout
+        self.workdir: Path | None = None
+        self.log: Path | None = None
+        self.proc: subprocess.Popen | None = None
+        DERIVED_RUNS[fixture] = self
+
+    def start(self, tmp_path_factory) -> None:
+        if self.proc is not None or CI_RUN.finish() != 0:
+            return  # a failed CI run fails the tests that read this run (`wait`)
+        self.workdir = copy_of_ci_run(CI_RUN.workdir, tmp_path_factory.mktemp(self.fixture) / "run")
+        self.prepare(self.workdir)
+        self.log = tmp_path_factory.mktemp(f"{self.fixture}_log") / "snakemake.log"
+        self.proc = snakemake_jobs.start_snakemake(
+            self.workdir, "--configfile", CI_CONFIG, *self.args, log=self.log, timeout=self.timeout
+        )
+
+    def wait(self, tmp_path_factory) -> tuple[Path, str]:
+        CI_RUN.wait(tmp_path_factory)
+        self.start(tmp_path_factory)
+        returncode = self.proc.wait()
+        output = self.log.read_text()
+        if returncode != 0:
+            pytest.fail(f"snakemake {' '.join(self.args)} exited {returncode}\n{output[-12000:]}")
+        return self.workdir, output
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
+DERIVED_RUNS: dict[str, DerivedRun] = {}
+
+
 # Fixtures that run the whole DAG (once per session): a test that uses one runs snakemake, so it is `slow`
 # (pyproject's markers) whether or not its module says so, and `make test-fast` leaves it out.
 DAG_RUN_FIXTURES = {"ci_run", "ci_run_copy"}
@@ -156,6 +200,10 @@ DAG_RUN_FIXTURES = {"ci_run", "ci_run_copy"}
 
 def reads_ci_run(item) -> bool:
     return bool(DAG_RUN_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def derived_runs_of(item) -> set[str]:
+    return set(DERIVED_RUNS) & set(getattr(item, "fixturenames", ()))
 
 
 def module_of(item) -> str:
@@ -169,25 +217,39 @@ def pytest_collection_modifyitems(config, items):
 
 
 LATE_MODULES: set[str] = set()
+LAST_MODULES: set[str] = set()
+NEEDED_DERIVED_RUNS: set[str] = set()
 
 
 def pytest_collection_finish(session):
     """Order the selected tests, and start the CI run in the background if one of them reads it."""
     LATE_MODULES.clear()
-    LATE_MODULES.update(module_of(item) for item in session.items if reads_ci_run(item))
-    # Modules with no test that reads the run first, then the others: each module stays whole and in order
-    # (a stable sort), so module-scoped fixtures are set up once, as before.
-    session.items.sort(key=lambda item: module_of(item) in LATE_MODULES)
+    LAST_MODULES.clear()
+    NEEDED_DERIVED_RUNS.clear()
+    for item in session.items:
+        NEEDED_DERIVED_RUNS.update(derived_runs_of(item))
+        if derived_runs_of(item):
+            LAST_MODULES.add(module_of(item))
+        if reads_ci_run(item):
+            LATE_MODULES.add(module_of(item))
+    # Modules with no test that reads the run first, then those that read it, then those that read a derived
+    # run: each module stays whole and in order (a stable sort), so module fixtures are set up once.
+    session.items.sort(key=lambda item: (module_of(item) in LATE_MODULES, module_of(item) in LAST_MODULES))
     if LATE_MODULES and not session.config.option.collectonly:
         CI_RUN.start(session.config._tmp_path_factory)
 
 
 def pytest_runtest_setup(item):
     """A module that reads the CI run starts after the run is complete, so that no other DAG run of that
-    module (its own snakemake runs, a cluster run) competes with the CI run for the 2 cores."""
+    module (its own snakemake runs, a cluster run) competes with the CI run for the 2 cores; then the derived
+    runs that selected tests read start in the background."""
     if module_of(item) in LATE_MODULES:
         CI_RUN.finish()  # a failed run fails the tests that read it (`ci_run`), not the others
+        for fixture in sorted(NEEDED_DERIVED_RUNS):
+            DERIVED_RUNS[fixture].start(item.config._tmp_path_factory)
 
 
 def pytest_sessionfinish(session):
+    for run in DERIVED_RUNS.values():
+        run.stop()
     CI_RUN.stop()

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import snakemake_jobs
 import yaml
-from conftest import CI_CONFIG, REPO, copy_workflow
+from conftest import CI_CONFIG, REPO, DerivedRun, copy_workflow
 from test_longformat import EXPECTED_AGREEMENT
 
 OWN_OVERLAY = "tests/config/own_data.yaml"
@@ -104,16 +104,20 @@ def test_unknown_method_and_missing_format_are_config_errors(workdir):
     assert proc.returncode != 0 and "datasets.prism.format: required" in proc.stdout
 
 
-@pytest.fixture(scope="module")
-def extended_run(ci_run, tmp_path_factory):
-    """A copy of the completed CI run, extended by tests/config/own_data.yaml and run to completion."""
-    workdir = tmp_path_factory.mktemp("extended") / "run"
-    # Not the locks: they belong to snakemake processes in ci_run's directory, never to this copy.
-    shutil.copytree(ci_run, workdir, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+def add_own_data_overlay(workdir: Path) -> None:
     shutil.copytree(REPO / "tests" / "extensions", workdir / "tests" / "extensions")
     shutil.copy2(REPO / OWN_OVERLAY, workdir / OWN_OVERLAY)
-    proc = snakemake(workdir, OWN_OVERLAY, "--cores", "2", timeout=1500)
-    return workdir, proc.stdout
+
+
+# A copy of the completed CI run, extended by tests/config/own_data.yaml and run to completion, in the
+# background while other modules run (conftest.DerivedRun).
+EXTENDED_RUN = DerivedRun("extended_run", add_own_data_overlay, OWN_OVERLAY, "--cores", "2")
+
+
+@pytest.fixture(scope="module")
+def extended_run(ci_run, tmp_path_factory):
+    """The workdir of the extended run and what snakemake printed."""
+    return EXTENDED_RUN.wait(tmp_path_factory)
 
 
 @pytest.mark.slow

@@ -88,6 +88,29 @@ def test_monitor_skips_steps_the_tracker_already_holds(tmp_path):
     assert monitor.tokens == 4 * 7
 
 
+def test_a_resumed_monitor_writes_each_tag_from_its_own_last_point(tmp_path):
+    """A job killed after the loss of step 8 reached the event file, but before that step's dev metrics did:
+    the resumed job writes no loss for step 8 and the dev metrics of step 8."""
+    folder = tmp_path / "tensorboard"
+    spec = {"backend": "tensorboard", "tensorboard_dir": str(folder)}
+    killed = tracking.TensorBoardBackend(spec, "fp", resumed=False, settings={})
+    monitor = tracking.RunMonitor(killed, "accuracy", total_steps=8, row_tokens=[3], start_step=0)
+    for step in range(1, 9):
+        monitor.on_step(step, 0.5, 1e-3, [0])
+        if step == 4:
+            monitor.on_eval({"step": 4, "epoch": 0.5, "accuracy": 0.5, "checkpoint": "step4"})
+    killed.close()
+    resumed = tracking.TensorBoardBackend(spec, "fp", resumed=True, settings={})
+    assert (resumed.last_logged(tracking.LOSS_TAG), resumed.last_logged("accuracy")) == (8, 4)
+    written = []
+    resumed.scalars = lambda step, values: written.append((step, sorted(values)))
+    monitor = tracking.RunMonitor(resumed, "accuracy", total_steps=8, row_tokens=[3], start_step=4)
+    for step in range(5, 9):
+        monitor.on_step(step, 0.5, 1e-3, [0])
+    monitor.on_eval({"step": 8, "epoch": 1.0, "accuracy": 0.75, "checkpoint": "step8"})
+    assert written == [(8, ["accuracy"])]
+
+
 def test_a_backend_that_is_not_installed_is_a_config_error(monkeypatch):
     monkeypatch.setattr(tracking.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ValueError, match=r"tracking.backend.*'mlflow'.*Python package 'mlflow'"):

@@ -12,9 +12,9 @@ What one run logs (rank 0 only; :class:`RunMonitor`):
 * the run's resolved settings once, as text (TensorBoard), as the run config (W&B) or as params (MLflow).
 
 One training run is one tracker run, named ``{dataset}/{condition}/seed{seed}`` and grouped by condition. A
-resumed job continues its tracker run: the steps the tracker already holds (also those the killed job logged
-after its last checkpoint) are not written again. A fresh start (a new fingerprint) starts the tracker run
-afresh.
+resumed job continues its tracker run: the points the tracker already holds, tag by tag (also those the
+killed job logged after its last checkpoint), are not written again. A fresh start (a new fingerprint) starts
+the tracker run afresh.
 
 No torch at module level: the Snakefile's config check imports this module.
 """
@@ -108,6 +108,13 @@ class Backend:
 
     logged_through = 0
 
+    def last_logged(self, tag: str) -> int:
+        """The last step of ``tag`` the tracker already holds. A job killed mid-run may have written the loss
+        of a step but not the dev metrics of its evaluation, so each tag counts on its own where the backend
+        can tell (TensorBoard, MLflow). W&B resumes a run at one step for all tags (its ``starting_step``):
+        a kill in that gap leaves that one evaluation out of the W&B run (never out of train_log.json)."""
+        return self.logged_through
+
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """Write ``values`` at ``step``."""
 
@@ -131,11 +138,15 @@ class TensorBoardBackend(Backend):
             shutil.rmtree(folder)  # a fresh start: the old run's points are not this run's
         folder.mkdir(parents=True, exist_ok=True)
         marker.write_text(fingerprint + "\n")
-        self.logged_through = last_logged_step(folder, LOSS_TAG) if same_run else 0
+        self.last_steps = last_logged_steps(folder) if same_run else {}
+        self.logged_through = self.last_steps.get(LOSS_TAG, 0)
         self.writer = SummaryWriter(log_dir=str(folder), flush_secs=30)
         if not same_run:
             text = json.dumps(settings, indent=2, default=str)
             self.writer.add_text("config", "```\n" + text + "\n```", global_step=0)
+
+    def last_logged(self, tag: str) -> int:
+        return self.last_steps.get(tag, 0)
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         for tag, value in values.items():
@@ -148,15 +159,16 @@ class TensorBoardBackend(Backend):
         self.writer.close()
 
 
-def last_logged_step(folder: Path, tag: str) -> int:
-    """The highest step of ``tag`` in the event files of ``folder`` (TensorBoard's reader; 0: none)."""
+def last_logged_steps(folder: Path) -> dict[str, int]:
+    """The highest step of every scalar tag in the event files of ``folder`` (TensorBoard's reader)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
     accumulator.Reload()
-    if tag not in accumulator.Tags().get("scalars", []):
-        return 0
-    return max((event.step for event in accumulator.Scalars(tag)), default=0)
+    return {
+        tag: max((event.step for event in accumulator.Scalars(tag)), default=0)
+        for tag in accumulator.Tags().get("scalars", [])
+    }
 
 
 def tracker_run_id(spec: Mapping[str, Any], fingerprint: str) -> str:
@@ -208,6 +220,7 @@ class MlflowBackend(Backend):
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri=uri)
+        self.last_steps: dict[str, int] = {}
         name = str(options.get("experiment", "divpref"))
         experiment = self.client.get_experiment_by_name(name)
         experiment_id = (
@@ -215,16 +228,24 @@ class MlflowBackend(Backend):
         )
         key = tracker_run_id(spec, fingerprint)
         found = self.client.search_runs([experiment_id], filter_string=f"tags.divpref_run = '{key}'")
+        self.continued = bool(found)
         if found:
             self.run_id = found[0].info.run_id
             self.client.update_run(self.run_id, status="RUNNING")
-            history = self.client.get_metric_history(self.run_id, LOSS_TAG)
-            self.logged_through = max((metric.step for metric in history), default=0)
+            self.logged_through = self.last_logged(LOSS_TAG)
         else:
             tags = {"divpref_run": key, "condition": spec["group"], "mlflow.runName": spec["name"]}
             self.run_id = self.client.create_run(experiment_id, run_name=spec["name"], tags=tags).info.run_id
             for param, value in flatten(settings).items():
                 self.client.log_param(self.run_id, param, str(value)[:6000])
+
+    def last_logged(self, tag: str) -> int:
+        if not self.continued:
+            return 0
+        if tag not in self.last_steps:
+            history = self.client.get_metric_history(self.run_id, tag)
+            self.last_steps[tag] = max((metric.step for metric in history), default=0)
+        return self.last_steps[tag]
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         stamp = int(time.time() * 1000)
@@ -294,14 +315,18 @@ class RunMonitor:
     def on_step(self, step: int, loss: float, lr: float, rows: Sequence[int]) -> None:
         """After optimisation step ``step`` (1-based): its loss and learning rate, and the rows it used."""
         self.tokens += int(sum(self.row_tokens[row] for row in rows))
-        if step > self.backend.logged_through:
-            self.backend.scalars(step, {LOSS_TAG: loss, LR_TAG: lr})
+        self.write_new(step, {LOSS_TAG: loss, LR_TAG: lr})
+
+    def write_new(self, step: int, values: Mapping[str, float]) -> None:
+        """Write the values of ``step`` that the tracker does not hold yet (a resumed job redoes steps)."""
+        new = {tag: value for tag, value in values.items() if step > self.backend.last_logged(tag)}
+        if new:
+            self.backend.scalars(step, new)
 
     def on_eval(self, entry: Mapping[str, Any]) -> None:
         """After an evaluation (its checkpoint written): the dev metrics, and the progress line."""
         step = int(entry["step"])
-        if step > self.backend.logged_through:
-            self.backend.scalars(step, dev_metrics(entry))
+        self.write_new(step, dev_metrics(entry))
         self.backend.flush()
         elapsed = time.perf_counter() - self.started
         done = step - self.start_step
