@@ -168,26 +168,54 @@ def cluster_invocation(workdir: Path, cluster: dict, *targets: str, forcerun: tu
 
 @pytest.fixture(scope="module")
 def cluster_run(tmp_path_factory, ci_run, slurm_cluster, slurm_profile):
-    """The CI-size DAG through the cluster profile, in two invocations at once on the test cluster:
+    """The CI-size DAG through the cluster profile: four invocations at once on the test cluster, each in its
+    own workdir (most of their time is spent waiting for the plugin's status polls, so they overlap well):
     - "grid": a copy of the completed local run (`ci_run`) run to its default targets with
       `jobs_to_redo_on_the_cluster` forced, so that one job of every rule that is not local runs under sbatch,
       and every table, figure and report that depends on them is rebuilt from their outputs;
-    - "backbone": a fresh workflow copy asked for the tiny backbone only.
+    - "backbone": a fresh workflow copy asked for the tiny backbone only;
+    - "changed": a copy of the local run after one condition's learning rate changed
+      (`changed_condition_run`);
+    - "cancelled": a copy of the local run whose training job is cancelled mid-run
+      (`cancelled_training_run`).
     The whole DAG runs locally once per session (`ci_run`); running its 45 sbatch jobs again here would prove
-    nothing more per rule and cost about 11 minutes (each sbatch job waits for the plugin's status polls)."""
+    nothing more per rule and cost about 11 minutes. The grid's outputs equal the local run's
+    (`test_outputs_equal_a_local_run`), so the other invocations start from copies of the local run."""
     grid = copy_of_ci_run(ci_run, tmp_path_factory.mktemp("slurm_run") / "run")
     redone = jobs_to_redo_on_the_cluster(grid)
     # The redone training starts from scratch, not from the local run's last checkpoint.
     shutil.rmtree(grid / "checkpoints" / Path(redone[0]).parent.relative_to("results/train"))
     backbone = copy_workflow(tmp_path_factory.mktemp("slurm_backbone"))
+    changed = copy_of_ci_run(ci_run, tmp_path_factory.mktemp("slurm_changed") / "run")
+    cancelled = copy_of_ci_run(ci_run, tmp_path_factory.mktemp("slurm_cancelled") / "run")
     test_profile = write_test_profile(grid, slurm_profile)
-    write_test_profile(backbone, slurm_profile)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        grid_run = pool.submit(cluster_invocation, grid, slurm_cluster, forcerun=tuple(redone))
-        backbone_run = pool.submit(cluster_invocation, backbone, slurm_cluster, BACKBONE)
-        runs = {"grid": grid_run.result(), "backbone": backbone_run.result()}
+    for workdir in (backbone, changed, cancelled):
+        write_test_profile(workdir, slurm_profile)
+    # The cancelled run is one that no other invocation trains: SLURM finds its job by the job's comment.
+    condition = condition_with_fewest_runs(merged_config(ci_run))
+    cancelled_log = next(
+        log.relative_to(ci_run)
+        for log in sorted((ci_run / "results" / "train").glob("*/*/seed*/train_log.json"))
+        if log.parent.parent.name != condition and str(log.relative_to(ci_run)) != redone[0]
+    )
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {
+            "grid": pool.submit(cluster_invocation, grid, slurm_cluster, forcerun=tuple(redone)),
+            "backbone": pool.submit(cluster_invocation, backbone, slurm_cluster, BACKBONE),
+            "changed": pool.submit(changed_condition_run, changed, slurm_cluster, condition),
+            "cancelled": pool.submit(cancelled_training_run, cancelled, slurm_cluster, cancelled_log),
+        }
+        runs = {name: future.result() for name, future in futures.items()}
     print("cluster runs: " + ", ".join(f"{name} {run['wall_s']:.0f} s" for name, run in runs.items()))
-    return {"runs": runs, "workdir": grid, "redone": redone, "profile": test_profile, **runs["grid"]}
+    return {
+        "runs": {name: runs[name] for name in ("grid", "backbone")},
+        "changed": runs["changed"],
+        "cancelled": runs["cancelled"],
+        "workdir": grid,
+        "redone": redone,
+        "profile": test_profile,
+        **runs["grid"],
+    }
 
 
 def local_rule_names(workdir: Path) -> set[str]:
@@ -359,27 +387,36 @@ def condition_with_fewest_runs(config: dict) -> str:
     )
 
 
-def test_rerun_after_one_condition_changes_submits_exactly_its_jobs(cluster_run, slurm_cluster, tmp_path):
-    workdir = tmp_path / "rerun"
-    shutil.copytree(cluster_run["workdir"], workdir, symlinks=True)
-    config = merged_config(workdir)
-    condition = condition_with_fewest_runs(config)
-    learning_rate = config["training"]["learning_rate"] * 2
+def changed_condition_run(workdir: Path, cluster: dict, condition: str) -> dict:
+    """`condition`'s learning rate doubled by an overlay config, then the cluster profile's run."""
+    learning_rate = merged_config(workdir)["training"]["learning_rate"] * 2
     overlay = workdir / "tests" / "config" / "changed_condition.yaml"
     overlay.write_text(
         yaml.safe_dump({"conditions": {condition: {"training": {"learning_rate": learning_rate}}}})
     )
-    proc = run_on_cluster(workdir, slurm_cluster, configfiles=(CI_CONFIG, str(overlay.relative_to(workdir))))
+    started = time.monotonic()
+    proc = run_on_cluster(workdir, cluster, configfiles=(CI_CONFIG, str(overlay.relative_to(workdir))))
     assert proc.returncode == 0, describe_failure(proc)
+    return {
+        "condition": condition,
+        "config": merged_config(workdir),
+        "output": proc.stdout,
+        "records": run_records(job_records(cluster), proc.stdout),
+        "wall_s": time.monotonic() - started,
+    }
 
-    jobs = parse_jobs(proc.stdout)
+
+def test_rerun_after_one_condition_changes_submits_exactly_its_jobs(cluster_run):
+    changed = cluster_run["changed"]
+    config, condition = changed["config"], changed["condition"]
+    jobs = parse_jobs(changed["output"])
     remote = [job for job in jobs if not job.local]
     # Exactly that condition's training runs were retrained, and only its per-run jobs went to SLURM.
     datasets = config["conditions"][condition].get("datasets", list(config["datasets"]))
     trained = sorted((job.wildcard("dataset"), job.wildcard("seed")) for job in jobs if job.rule == "train")
     assert trained == sorted((d, str(s)) for d in datasets for s in config["training"]["seeds"])
     assert remote and all(job.wildcard("condition") == condition for job in remote), remote
-    new_records = run_records(job_records(slurm_cluster), proc.stdout)
+    new_records = changed["records"]
     assert sorted(record["Comment"] for record in new_records.values()) == sorted(map(slurm_comment, remote))
     assert all(record["JobState"] == "COMPLETED" for record in new_records.values())
     assert not any(
@@ -415,19 +452,16 @@ def running_job_id(cluster: dict, comment: str) -> str:
     return ids[0]
 
 
-def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_identically(
-    cluster_run, slurm_cluster, tmp_path
-):
-    workdir = tmp_path / "cancel"
-    shutil.copytree(cluster_run["workdir"], workdir, symlinks=True)
-    train_job = next(job for job in cluster_run["jobs"] if job.rule == "train")
-    dataset, condition, seed = (train_job.wildcard(name) for name in ("dataset", "condition", "seed"))
-    train_log = Path(train_job.outputs[0])
-    run_dir = workdir / "checkpoints" / dataset / condition / f"seed{seed}"
+def cancelled_training_run(workdir: Path, cluster: dict, train_log: Path) -> dict:
+    """The training run of `train_log` from scratch through the cluster profile; its first SLURM attempt is
+    cancelled (scancel) as soon as it has written a checkpoint."""
+    dataset, condition, seed = train_log.parts[2:5]
+    wildcards = (("dataset", dataset), ("condition", condition), ("seed", seed.removeprefix("seed")))
+    job = Job("train", (str(train_log),), wildcards=wildcards)
+    run_dir = workdir / "checkpoints" / dataset / condition / seed
     # Start this training run from scratch: no output, no checkpoints.
     shutil.rmtree(run_dir)
     (workdir / train_log).unlink()
-
     command = [
         "timeout",
         "-k",
@@ -442,41 +476,56 @@ def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_ident
         "--",
         str(train_log),
     ]
+    started = time.monotonic()
     proc = subprocess.Popen(
         command,
         cwd=workdir,
-        env={**os.environ, **OFFLINE_ENV, **slurm_cluster["env"]},
+        env={**os.environ, **OFFLINE_ENV, **cluster["env"]},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
         first_checkpoint = wait_for_checkpoint(run_dir, proc, timeout=RUN_TIMEOUT)
-        slurm_id = running_job_id(slurm_cluster, slurm_comment(train_job))
-        subprocess.run(
-            ["scancel", slurm_id], env={**os.environ, **slurm_cluster["env"]}, check=True, timeout=30
-        )
+        slurm_id = running_job_id(cluster, slurm_comment(job))
+        subprocess.run(["scancel", slurm_id], env={**os.environ, **cluster["env"]}, check=True, timeout=30)
         output, _ = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, output[-6000:]
+    return {
+        "workdir": workdir,
+        "train_log": train_log,
+        "run_dir": run_dir,
+        "first_checkpoint": first_checkpoint,
+        "slurm_id": slurm_id,
+        "output": output,
+        "records": run_records(job_records(cluster), output),
+        "wall_s": time.monotonic() - started,
+    }
+
+
+def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_identically(cluster_run, ci_run):
+    cancelled = cluster_run["cancelled"]
+    workdir, train_log, run_dir = cancelled["workdir"], cancelled["train_log"], cancelled["run_dir"]
+    output, records = cancelled["output"], cancelled["records"]
 
     # SLURM saw the cancelled attempt and a second one asking for twice the memory and the same time limit:
     # the site's whole limit, with resume doing the rest.
     attempts = [slurm for _, slurm in submissions(output)]
-    assert attempts[0] == slurm_id and len(attempts) == 2, output[-4000:]
-    records = run_records(job_records(slurm_cluster), output)
+    assert attempts[0] == cancelled["slurm_id"] and len(attempts) == 2, output[-4000:]
     assert set(records) == set(attempts)
     first, second = records[attempts[0]], records[attempts[1]]
     assert (first["JobState"], second["JobState"]) == ("CANCELLED", "COMPLETED")
     assert megabytes(second["MinMemoryNode"]) == 2 * megabytes(first["MinMemoryNode"])
     assert minutes(second["TimeLimit"]) == minutes(first["TimeLimit"]) == TEST_SITE["max_runtime_minutes"]
 
-    # The retry resumed from a checkpoint of the cancelled attempt and ended where the uninterrupted run did.
+    # The retry resumed from a checkpoint of the cancelled attempt and ended where the uninterrupted (local)
+    # run did.
     resumed = json.loads((workdir / train_log).read_text())
-    uninterrupted = json.loads((cluster_run["workdir"] / train_log).read_text())
-    assert resumed["resumed_from_step"] >= int(first_checkpoint.name.removeprefix("step"))
+    uninterrupted = json.loads((ci_run / train_log).read_text())
+    assert resumed["resumed_from_step"] >= int(cancelled["first_checkpoint"].name.removeprefix("step"))
     assert resumed["curve"] == uninterrupted["curve"]
     # The killed attempt left no partial output behind (outputs and checkpoints are written atomically).
     leftovers = [
@@ -484,6 +533,6 @@ def test_cancelled_training_job_is_retried_with_more_resources_and_resumes_ident
     ]
     assert not leftovers, leftovers
     final = max(run_dir.glob("*/step*"))
-    reference = cluster_run["workdir"] / final.relative_to(workdir)
+    reference = ci_run / final.relative_to(workdir)
     for weights in sorted(final.rglob("*.safetensors")):
         assert weights.read_bytes() == (reference / weights.relative_to(final)).read_bytes(), weights
